@@ -1,0 +1,278 @@
+"""Multi-clip / multi-crop evaluation of one model on several sources.
+
+A test video arrives as ``(V, 3, T, H, W)`` with V = clips x crops (clip-major:
+all crops of clip 0, then of clip 1, ...); a test image as ``(3, H, W)`` (or
+``(V, 3, H, W)`` if the transform made several crops). Every view goes through
+the pathway of its modality, each view's logits become softmax probabilities,
+and the probabilities are averaged with equal weight over all V views
+(see `metrics.average_view_scores`). ``clip@1`` instead scores a single view:
+the centre crop of the clip nearest the middle of the video.
+
+The trainer validates through `evaluate`; this module never imports it.
+"""
+from __future__ import annotations
+
+import math
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from unidual.evaluate import metrics as M
+
+# The metric each modality is ranked by (what the paper's tables report first).
+PRIMARY_METRIC = {"image": "top1", "video": "video@1"}
+_BASE_DIMS = {"image": 3, "video": 4}
+
+
+@dataclass
+class SourceResult:
+    """Everything measured on one source; metrics are derived on demand."""
+
+    key: str
+    modality: str
+    classes: list[str]
+    scores: Tensor  # (N, C) averaged probabilities
+    labels: Tensor  # (N,)
+    indices: Tensor  # (N,) dataset index of each row
+    single_view: Tensor  # (N, C) probabilities of the single (centre) view
+    views: tuple[int, int]  # (clips, crops) per example
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def predictions(self) -> Tensor:
+        return self.scores.argmax(dim=1)
+
+    def confusion(self) -> Tensor:
+        return M.confusion_matrix(self.predictions, self.labels, len(self.classes))
+
+    def per_class(self) -> dict[str, float]:
+        return dict(zip(self.classes, M.per_class_accuracy(self.confusion())))
+
+    def metrics(self) -> dict[str, float]:
+        top = M.topk_accuracy(self.scores, self.labels, (1, 5))
+        out: dict[str, float] = {}
+        if self.modality == "video":
+            out["clip@1"] = M.topk_accuracy(self.single_view, self.labels, (1,))[1]
+            out["video@1"], out["video@5"] = top[1], top[5]
+        else:
+            out["top1"], out["top5"] = top[1], top[5]
+        out["mean_class@1"] = M.mean_class_accuracy(self.confusion())
+        out["nll"] = M.nll(self.scores, self.labels)
+        out["examples"] = float(len(self.labels))
+        out["skipped"] = float(len(self.skipped))
+        return out
+
+
+class _Guarded(Dataset):
+    """Returns None instead of raising for an unreadable example, so one bad file is skipped."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        try:
+            return self.dataset[index]
+        except Exception as exc:  # DataError and decoder errors alike
+            return {"error": f"{type(exc).__name__}: {exc}", "index": index}
+
+
+def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
+    good = [it for it in items if "error" not in it]
+    bad = [(str(it["index"]), it["error"]) for it in items if "error" in it]
+    batch: dict[str, Any] = {"skipped": bad, "size": len(good)}
+    if good:
+        batch["input"] = torch.stack([torch.as_tensor(it["input"]) for it in good])
+        batch["label"] = torch.as_tensor([int(it["label"]) for it in good])
+        batch["index"] = torch.as_tensor([int(it.get("index", -1)) for it in good])
+    return batch
+
+
+def view_layout(dataset: Any, views: int) -> tuple[int, int]:
+    """(clips, crops) of a test example with ``views`` views, read from the source spec if known."""
+    spec = getattr(dataset, "spec", None)
+    crops = getattr(getattr(spec, "transform", None), "test_crops", None)
+    if isinstance(crops, int) and crops > 0 and views % crops == 0:
+        return views // crops, crops
+    clips = getattr(getattr(spec, "clip", None), "num_clips", None)
+    if isinstance(clips, int) and clips > 0 and views % clips == 0:
+        return clips, views // clips
+    return views, 1
+
+
+def centre_view(clips: int, crops: int) -> int:
+    """Index of the centre crop of the middle clip (clip-major view order)."""
+    return (clips // 2) * crops + crops // 2
+
+
+def head_name(model: nn.Module, key: str, modality: str) -> str:
+    """The head a sample of source ``key`` uses on its own pathway."""
+    if hasattr(model, "head_for"):
+        return model.head_for(key, modality)
+    return key
+
+
+def iterate_views(x: Tensor, chunk: int) -> Iterator[Tensor]:
+    """Split a flat batch of views into forward passes of at most ``chunk``."""
+    for start in range(0, x.shape[0], max(1, chunk)):
+        yield x[start : start + chunk]
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="ex", disable=not enabled, file=sys.stderr, leave=False)
+
+
+@torch.no_grad()
+def evaluate_source(
+    model: nn.Module,
+    dataset: Dataset,
+    key: str,
+    modality: str,
+    *,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    progress: bool = False,
+) -> SourceResult:
+    """Run ``dataset`` (a test split) through the model; ``batch_size`` caps views per forward."""
+    net = getattr(model, "module", model)  # unwrap DDP: validation needs no gradient sync
+    device = torch.device(device)
+    head = head_name(net, key, modality)
+    classes = list(getattr(dataset, "classes", []))
+    first = None
+    n = len(dataset)  # type: ignore[arg-type]
+    # One item tells us how many views an example has; size loader batches by views.
+    probe = _Guarded(dataset)[0] if n else None
+    if probe is not None and "error" not in probe:
+        first = torch.as_tensor(probe["input"])
+    views = 1 if first is None or first.dim() == _BASE_DIMS[modality] else first.shape[0]
+    per_batch = max(1, batch_size // views)
+    loader = DataLoader(
+        _Guarded(dataset), batch_size=per_batch, shuffle=False, num_workers=num_workers, collate_fn=_collate
+    )
+    clips, crops = view_layout(dataset, views)
+    single = centre_view(clips, crops)
+    scores, singles, labels, indices, skipped = [], [], [], [], []
+    files = getattr(dataset, "files", None) or getattr(dataset, "paths", None)
+    with _progress(n, f"eval {key}", progress) as bar:
+        for batch in loader:
+            for index, reason in batch["skipped"]:
+                name = files[int(index)] if files is not None else f"#{index}"
+                skipped.append((str(name), reason))
+            bar.update(batch["size"] + len(batch["skipped"]))
+            if not batch["size"]:
+                continue
+            x = batch["input"]
+            if x.dim() == _BASE_DIMS[modality] + 1:
+                x = x.unsqueeze(1)  # one view per example
+            b, v = x.shape[:2]
+            flat = x.reshape(b * v, *x.shape[2:])
+            logits = []
+            for part in iterate_views(flat, batch_size):
+                out = net(part.to(device, non_blocking=True))
+                if head not in out:
+                    raise KeyError(f"model has no head {head!r} for source {key!r}; heads: {sorted(out)}")
+                logits.append(out[head].float().cpu())
+            logits_t = torch.cat(logits).view(b, v, -1)
+            if classes and logits_t.shape[-1] != len(classes):
+                raise ValueError(
+                    f"source {key!r}: head {head!r} has {logits_t.shape[-1]} classes but the label map "
+                    f"has {len(classes)}; evaluate with the run's label map"
+                )
+            scores.append(M.average_view_scores(logits_t))
+            singles.append(logits_t[:, min(single, v - 1)].softmax(-1))
+            labels.append(batch["label"])
+            indices.append(batch["index"])
+    num_classes = len(classes) if classes else (scores[0].shape[1] if scores else 0)
+    if not classes:
+        classes = [str(i) for i in range(num_classes)]
+    empty = torch.zeros(0, num_classes)
+    return SourceResult(
+        key=key,
+        modality=modality,
+        classes=classes,
+        scores=torch.cat(scores) if scores else empty,
+        labels=torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long),
+        indices=torch.cat(indices) if indices else torch.zeros(0, dtype=torch.long),
+        single_view=torch.cat(singles) if singles else empty,
+        views=(clips, crops),
+        skipped=skipped,
+    )
+
+
+def evaluate_sources(
+    model: nn.Module,
+    datasets: Mapping[str, Dataset],
+    modalities: Mapping[str, str],
+    *,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    progress: bool = False,
+) -> dict[str, SourceResult]:
+    """Full results (scores, labels, confusion, per-class) per source key."""
+    was_training = model.training
+    model.eval()
+    try:
+        return {
+            key: evaluate_source(
+                model, ds, key, modalities[key],
+                batch_size=batch_size, device=device, num_workers=num_workers, progress=progress,
+            )
+            for key, ds in datasets.items()
+        }
+    finally:
+        model.train(was_training)
+
+
+def evaluate(
+    model: nn.Module,
+    datasets: Mapping[str, Dataset],
+    modalities: Mapping[str, str],
+    *,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+    num_workers: int = 0,
+    progress: bool = False,
+) -> dict[str, dict[str, float]]:
+    """``{source key: {metric: value}}``; accuracies in percent. The trainer's validation entry point.
+
+    Video metrics: ``clip@1``, ``video@1``, ``video@5``; image metrics: ``top1``,
+    ``top5``; both: ``mean_class@1``, ``nll``, ``examples``, ``skipped``.
+    """
+    results = evaluate_sources(
+        model, datasets, modalities,
+        batch_size=batch_size, device=device, num_workers=num_workers, progress=progress,
+    )
+    return {key: r.metrics() for key, r in results.items()}
+
+
+def format_table(results: Mapping[str, Mapping[str, float]], columns: Sequence[str] | None = None) -> str:
+    """A readable fixed-width table of ``evaluate`` output (one row per source)."""
+    if columns is None:
+        columns = []
+        for row in results.values():
+            columns += [c for c in row if c not in columns]
+    header = ["source", *columns]
+    rows = [[key, *(_fmt(row.get(c)) for c in columns)] for key, row in results.items()]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
+    lines = ["  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(r, widths)))
+             for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if float(value).is_integer() and abs(value) >= 1:
+        return str(int(value))
+    return f"{value:.2f}"
