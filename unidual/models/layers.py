@@ -1,0 +1,168 @@
+"""Building layers: convolutions and norms that run on images *and* clips.
+
+Every convolution is stored as an ``nn.Conv3d`` (weight ``(O, I, t, kh, kw)``).
+When its temporal kernel is 1 it also accepts an image batch ``(N, C, H, W)``
+and then runs a real ``F.conv2d`` on ``weight[:, :, 0]`` -- a *view* of the
+same parameter, not a copy. That is how the image pathway of UniDual shares
+its spatial filters with the video pathway while costing ~1/L of an L-frame
+clip, and how deflated (t = 1) networks run frames as 2D images.
+
+A module that exists once per pathway is a :class:`Dual` (``.video`` /
+``.image``); a shared module is a plain layer. Both are called as
+``run(module, x, pathway)``.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+PATHWAYS = ("image", "video")
+
+
+def _triple(v: int | Sequence[int]) -> tuple[int, int, int]:
+    return (v, v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
+
+
+class Conv(nn.Conv3d):
+    """A bias-free Conv3d that also runs on ``(N, C, H, W)`` when its temporal kernel is 1."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: int | Sequence[int],
+        stride: int | Sequence[int] = 1,
+        padding: int | Sequence[int] = 0,
+    ) -> None:
+        super().__init__(in_channels, out_channels, _triple(kernel), _triple(stride), _triple(padding), bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 5:
+            return super().forward(x)
+        if x.dim() == 4:
+            if self.kernel_size[0] != 1:
+                raise ValueError(
+                    f"a {tuple(self.kernel_size)} convolution needs a clip (N,C,T,H,W); got an image batch {tuple(x.shape)}"
+                )
+            return F.conv2d(
+                x, self.weight[:, :, 0], self.bias, self.stride[1:], self.padding[1:], self.dilation[1:], self.groups
+            )
+        raise ValueError(f"expected (N,C,H,W) or (N,C,T,H,W), got shape {tuple(x.shape)}")
+
+
+class Norm(nn.BatchNorm3d):
+    """BatchNorm over channels for images (4D) and clips (5D) alike; running stats are shared by both."""
+
+    def _check_input_dim(self, input: Tensor) -> None:
+        if input.dim() not in (4, 5):
+            raise ValueError(f"expected a 4D or 5D input, got shape {tuple(input.shape)}")
+
+
+class Dual(nn.ModuleDict):
+    """One module per pathway (``.video`` / ``.image``); the pathway picks which one runs."""
+
+    def forward(self, x: Tensor, pathway: str) -> Tensor:  # type: ignore[override]
+        if pathway not in self:
+            raise ValueError(f"no {pathway!r} pathway here (have {list(self.keys())})")
+        return self[pathway](x)
+
+
+def run(module: nn.Module, x: Tensor, pathway: str) -> Tensor:
+    """Call a shared layer, or the ``pathway`` branch of a :class:`Dual`."""
+    return module(x, pathway) if isinstance(module, (Dual, PathwayModule)) else module(x)
+
+
+class PathwayModule(nn.Module):
+    """Base for composite modules whose forward takes ``(x, pathway)``."""
+
+
+def pointwise_kernel(pathway: str, t: int) -> tuple[int, int, int]:
+    """t×1×1 for the video pathway, 1×1(×1) for the image pathway."""
+    return (t, 1, 1) if pathway == "video" else (1, 1, 1)
+
+
+def make_norm(channels: int, pathways: Sequence[str], per_pathway: bool) -> nn.Module:
+    """A shared BN, or one BN per pathway when ``per_pathway`` and there are two pathways."""
+    if per_pathway and len(pathways) > 1:
+        return Dual({p: Norm(channels) for p in pathways})
+    return Norm(channels)
+
+
+def midplanes(in_ch: int, out_ch: int, t: int = 3, d: int = 3) -> int:
+    """Intermediate width M of a (2+1)D conv: same parameter count as the t×d×d 3D conv it replaces.
+
+    M = floor(t·d²·N_in·N_out / (d²·N_in + t·N_out)), as in the R(2+1)D paper and VMZ code.
+    """
+    return (t * d * d * in_ch * out_ch) // (d * d * in_ch + t * out_ch)
+
+
+class Conv2Plus1d(PathwayModule):
+    """(2+1)D convolution: shared spatial 1×d×d conv -> BN -> ReLU -> point-wise conv per pathway.
+
+    ``pathways`` lists the point-wise convs this layer has: ``("video",)`` is
+    R(2+1)D (t×1×1), ``("image",)`` is R2D (1×1), both is the UniDual layer.
+    Spatial stride goes to the spatial conv; the temporal stride only to the
+    video point-wise conv. The BN after the spatial conv follows a shared conv
+    so it is shared, unless ``per_pathway_bn``.
+    """
+
+    def __init__(
+        self,
+        in_ch: int,
+        out_ch: int,
+        mid_ch: int,
+        *,
+        pathways: Sequence[str],
+        t: int = 3,
+        d: int = 3,
+        stride: int = 1,
+        temporal_stride: int = 1,
+        per_pathway_bn: bool = False,
+    ) -> None:
+        super().__init__()
+        self.spatial = Conv(in_ch, mid_ch, (1, d, d), (1, stride, stride), (0, d // 2, d // 2))
+        self.norm = make_norm(mid_ch, pathways, per_pathway_bn)
+        self.relu = nn.ReLU(inplace=True)
+        convs = {p: self._pointwise(p, mid_ch, out_ch, t, temporal_stride) for p in pathways}
+        self.pointwise: nn.Module = Dual(convs) if len(convs) > 1 else next(iter(convs.values()))
+
+    @staticmethod
+    def _pointwise(pathway: str, mid_ch: int, out_ch: int, t: int, temporal_stride: int) -> Conv:
+        if pathway == "video":
+            return Conv(mid_ch, out_ch, (t, 1, 1), (temporal_stride, 1, 1), (t // 2, 0, 0))
+        return Conv(mid_ch, out_ch, 1)
+
+    def forward(self, x: Tensor, pathway: str) -> Tensor:
+        x = self.relu(run(self.norm, self.spatial(x), pathway))
+        return run(self.pointwise, x, pathway)
+
+    def pointwise_for(self, pathway: str) -> nn.Module:
+        return self.pointwise[pathway] if isinstance(self.pointwise, Dual) else self.pointwise
+
+
+class SpatialMaxPool(nn.Module):
+    """1×3×3 max-pool, spatial stride 2, temporal stride 1 (the paper's 224-px UniDual-152 stem)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 5:
+            return F.max_pool3d(x, (1, 3, 3), (1, 2, 2), (0, 1, 1))
+        return F.max_pool2d(x, 3, 2, 1)
+
+
+def global_pool(x: Tensor) -> Tensor:
+    """Average over space (images) or space-time (clips): (N, C, ...) -> (N, C)."""
+    return torch.flatten(x, 2).mean(-1)
+
+
+def inflate_image(x: Tensor, frames: int) -> Tensor:
+    """(N,C,H,W) -> static clip (N,C,T,H,W) without copying (an expanded view)."""
+    return x.unsqueeze(2).expand(-1, -1, frames, -1, -1)
+
+
+def clip_to_frames(x: Tensor) -> Tensor:
+    """(N,C,T,H,W) -> (N·T,C,H,W): frames become independent images (a view for NTHWC memory)."""
+    n, c, t, h, w = x.shape
+    return x.transpose(1, 2).reshape(n * t, c, h, w)

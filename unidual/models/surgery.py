@@ -1,0 +1,213 @@
+"""Weight surgery between R2D, R(2+1)D, UniDual and torchvision's r2plus1d_18.
+
+* :func:`deflate` -- t×1×1 -> 1×1 by summing over t (the paper's R2D-finetuned).
+  On a *static* clip a t×1×1 conv then gives the deflated 1×1 conv's output
+  exactly -- except on the first and last t//2 frames, where the zero temporal
+  padding hides taps that the sum counted. Each temporal conv moves that
+  border effect one frame inwards, so a deep network only agrees in the
+  middle of a long clip.
+* :func:`inflate` -- 1×1 -> t×1×1. Default ``"center"``: the 1×1 weight goes to
+  the centre tap, the others are zero, so the inflated network on *any* clip
+  equals the 2D network run frame by frame (exactly, borders included).
+  ``"mean"`` spreads it as w/t over the taps (I3D-style, sum preserving):
+  equal on static clips away from the borders only.
+* :func:`export_pathway` -- one pathway of a UniDual(-Aux) model as a standalone
+  R2D (``"image"``) or R(2+1)D (``"video"``) with identical outputs.
+* :func:`load_backbone` -- copy backbone weights between any two models of the
+  zoo (same depth / width / layout), converting point-wise filters on request.
+* :func:`from_torchvision` / :func:`unidual_from_torchvision` -- load a
+  torchvision ``r2plus1d_18`` state_dict (strictly) and start UniDual from it.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+from torch import Tensor
+
+from unidual.models.layers import PATHWAYS
+from unidual.models.registry import create_model
+from unidual.models.zoo import UniDualNet
+
+INFLATE_MODES = ("center", "mean")
+_SEGMENT = re.compile(r"\.(video|image)(?=\.)")
+# keys that belong to the top of a network (fresh when transferring a backbone)
+TOP_PREFIXES = ("heads.", "temporal.")
+
+
+def deflate(weight: Tensor) -> Tensor:
+    """(O, I, t, 1, 1) temporal filters -> (O, I, 1, 1, 1) by summing over t."""
+    _check_pointwise(weight)
+    return weight.sum(dim=2, keepdim=True)
+
+
+def inflate(weight: Tensor, t: int, mode: str = "center") -> Tensor:
+    """(O, I, 1, 1, 1) filters -> (O, I, t, 1, 1); see the module docstring for ``mode``."""
+    _check_pointwise(weight)
+    if weight.shape[2] != 1:
+        raise ValueError(f"inflate needs 1×1 filters, got temporal size {weight.shape[2]}")
+    if mode not in INFLATE_MODES:
+        raise ValueError(f"inflate mode must be one of {INFLATE_MODES}, got {mode!r}")
+    if mode == "mean":
+        return weight.expand(-1, -1, t, -1, -1) / t
+    out = weight.new_zeros(weight.shape[0], weight.shape[1], t, 1, 1)
+    out[:, :, t // 2] = weight[:, :, 0]
+    return out
+
+
+def _check_pointwise(weight: Tensor) -> None:
+    if weight.dim() != 5 or weight.shape[3:] != (1, 1):
+        raise ValueError(f"expected point-wise conv weights (O, I, t, 1, 1), got shape {tuple(weight.shape)}")
+
+
+def _split(key: str) -> tuple[str, str | None]:
+    """'a.pointwise.video.weight' -> ('a.pointwise.weight', 'video'); shared keys -> (key, None)."""
+    m = _SEGMENT.search(key)
+    if m is None:
+        return key, None
+    return key[: m.start()] + key[m.end():], m.group(1)
+
+
+def _converted(key: str, src: Tensor, dst: Tensor, convert: str | None, mode: str) -> Tensor:
+    if src.shape == dst.shape:
+        return src
+    is_pw = src.dim() == 5 and src.shape[:2] == dst.shape[:2] and src.shape[3:] == dst.shape[3:] == (1, 1)
+    if is_pw and convert == "deflate" and dst.shape[2] == 1:
+        return deflate(src)
+    if is_pw and convert == "inflate" and src.shape[2] == 1:
+        return inflate(src, dst.shape[2], mode)
+    hint = "" if convert else " (pass convert='deflate' or 'inflate' to convert point-wise filters)"
+    raise ValueError(f"{key}: source shape {tuple(src.shape)} does not fit {tuple(dst.shape)}{hint}")
+
+
+def load_backbone(
+    dst: UniDualNet,
+    src_state_dict: Mapping[str, Tensor],
+    convert: str | None = None,
+    *,
+    inflate_mode: str = "center",
+) -> list[str]:
+    """Copy every backbone tensor of ``src_state_dict`` into ``dst``; return the keys left untouched.
+
+    Pathway branches are matched by name: a single-pathway source feeds both
+    branches of a UniDual destination, a UniDual source feeds a single-pathway
+    destination from the same pathway -- or from the other one when
+    converting (``"deflate"``: video -> image filters; ``"inflate"``: image ->
+    video). Heads (and the LSTM) are never copied: the returned missing keys
+    are exactly those, and anything else missing raises ``ValueError``.
+    """
+    if convert not in (None, "deflate", "inflate"):
+        raise ValueError(f"convert must be None, 'deflate' or 'inflate', got {convert!r}")
+    source: dict[tuple[str, str | None], Tensor] = {}
+    for key, value in src_state_dict.items():
+        if not key.startswith(TOP_PREFIXES):
+            source[_split(key)] = value
+    dst_pathway = dst.backbone.pathways[0] if len(dst.backbone.pathways) == 1 else None
+    wanted_from = {None: None, "deflate": "video", "inflate": "image"}[convert]
+
+    new_state, missing = {}, []
+    for key, target in dst.state_dict().items():
+        if key.startswith(TOP_PREFIXES):
+            missing.append(key)
+            continue
+        base, pathway = _split(key)
+        prefer = pathway or dst_pathway
+        order = [(base, wanted_from), (base, prefer), (base, None)] if convert else [(base, prefer), (base, None)]
+        found = next((source[c] for c in order if c in source), None)
+        if found is None:
+            missing.append(key)
+            continue
+        new_state[key] = _converted(key, found, target, convert, inflate_mode)
+    bad = [k for k in missing if not k.startswith(TOP_PREFIXES)]
+    if bad:
+        raise ValueError(f"source state_dict lacks {len(bad)} backbone tensor(s), e.g. {bad[:3]}")
+    dst.load_state_dict(new_state, strict=False)
+    return missing
+
+
+def export_pathway(model: UniDualNet, pathway: str) -> UniDualNet:
+    """A standalone R2D ("image") or R(2+1)D ("video") equal to ``model``'s pathway, heads included."""
+    if pathway not in PATHWAYS:
+        raise ValueError(f"pathway must be 'image' or 'video', got {pathway!r}")
+    if model.backbone.pathways != ("video", "image"):
+        raise ValueError(f"export_pathway needs a unidual / unidual_aux model, got {model.name!r}")
+    spec = model.spec
+    heads = {n: model.heads[n].out_features for n in model.heads.on(pathway)}
+    options = {k: v for k, v in spec["options"].items() if k not in ("modalities", "deployed", "per_pathway_bn")}
+    name = "r2d" if pathway == "image" else "r2plus1d"
+    out = create_model(name, depth=spec["depth"], width=spec["width"], heads=heads, **options)
+    state = {}
+    for key, value in model.state_dict().items():
+        base, branch = _split(key)
+        if branch in (None, pathway) and base in out.state_dict():
+            state[base] = value
+    out.load_state_dict(state)  # strict: every tensor of the exported network is accounted for
+    return out.train(model.training)
+
+
+# -- torchvision ------------------------------------------------------------
+_TV_BLOCK = {
+    "conv1.0.0": "conv1.spatial",
+    "conv1.0.1": "conv1.norm",
+    "conv1.0.3": "conv1.pointwise",
+    "conv1.1": "bn1",
+    "conv2.0.0": "conv2.spatial",
+    "conv2.0.1": "conv2.norm",
+    "conv2.0.3": "conv2.pointwise",
+    "conv2.1": "bn2",
+    "downsample.0": "shortcut.conv",
+    "downsample.1": "shortcut.norm",
+}
+_TV_STEM = {"stem.0": "stem.conv.spatial", "stem.1": "stem.conv.norm", "stem.3": "stem.conv.pointwise", "stem.4": "stem.bn"}
+
+
+def _tv_key(key: str, head: str) -> str:
+    if key.startswith("fc."):
+        return f"heads.{head}.{key[3:]}"
+    for old, new in _TV_STEM.items():
+        if key.startswith(old + "."):
+            return "backbone." + new + key[len(old):]
+    m = re.match(r"(layer\d\.\d+)\.(.+)\.(\w+)$", key)
+    if m and m.group(2) in _TV_BLOCK:
+        return f"backbone.{m.group(1)}.{_TV_BLOCK[m.group(2)]}.{m.group(3)}"
+    raise ValueError(f"{key}: not a key of torchvision's r2plus1d_18")
+
+
+def from_torchvision(state_dict: Mapping[str, Tensor], *, head: str = "kinetics", frames: int = 16) -> UniDualNet:
+    """torchvision ``r2plus1d_18`` weights -> ``r2plus1d`` (depth 18, layout="torchvision"), loaded strictly.
+
+    The classifier becomes head ``head``; outputs equal torchvision's.
+    """
+    if "fc.weight" not in state_dict:
+        raise ValueError("not a torchvision r2plus1d_18 state_dict: it has no 'fc.weight'")
+    classes = int(state_dict["fc.weight"].shape[0])
+    model = create_model("r2plus1d", depth=18, heads={head: classes}, layout="torchvision", frames=frames)
+    mapped = {_tv_key(k, head): v for k, v in state_dict.items()}
+    model.load_state_dict(mapped, strict=True)
+    return model
+
+
+def unidual_from_torchvision(
+    state_dict: Mapping[str, Tensor],
+    *,
+    name: str = "unidual_aux",
+    heads: dict[str, int],
+    modalities: dict[str, str],
+    **options: Any,
+) -> UniDualNet:
+    """A UniDual(-Aux) R(2+1)D-18 whose video pathway is torchvision's network and whose 1×1
+    image filters are its deflated temporal filters; heads are fresh."""
+    source = from_torchvision(state_dict)
+    model = create_model(name, depth=18, heads=heads, modalities=modalities, layout="torchvision", **options)
+    load_backbone(model, source.state_dict(), convert="deflate")
+    return model
+
+
+__all__ = [
+    "deflate",
+    "inflate",
+    "load_backbone",
+    "export_pathway",
+    "from_torchvision",
+    "unidual_from_torchvision",
+]

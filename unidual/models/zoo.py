@@ -1,0 +1,160 @@
+"""The models of the paper's Table 1, as one class with a routing table.
+
+A model has *model pathways* (where its heads live, what ``forward(x,
+pathway=...)`` accepts) and a backbone with *backbone pathways* (which
+point-wise convs exist). ``route`` maps the first onto the second:
+
+=====================  ==================  ======================================
+name                   route               what an input goes through
+=====================  ==================  ======================================
+r2d                    image -> image      images 2D; clips frame by frame, mean over time
+r2plus1d               video -> video      clips 3D; images inflated to static clips
+r2d_multitask          video -> image      clips frame by frame + mean; images inflated first
+r2plus1d_multitask     video -> video      as r2plus1d, one head per task
+r2d_lstm_multitask     video -> image      frame features -> LSTM(512) -> heads; images inflated
+unidual(_aux)          image -> image,     images on the 1×1 pathway, clips on the t×1×1 pathway
+                       video -> video
+=====================  ==================  ======================================
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from torch import Tensor, nn
+
+from unidual.models.heads import AUX_SUFFIX, Heads
+from unidual.models.layers import clip_to_frames, global_pool, inflate_image
+from unidual.models.resnet import ResNet2Plus1d
+
+
+class MeanOverTime(nn.Module):
+    """(N, T, C) per-frame features -> (N, C)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.mean(1)
+
+
+class LSTMOverTime(nn.Module):
+    """Single-layer LSTM over per-frame features; the last hidden state summarises the clip."""
+
+    def __init__(self, in_features: int, hidden: int) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(in_features, hidden, num_layers=1, batch_first=True)
+        self.out_features = hidden
+
+    def forward(self, x: Tensor) -> Tensor:
+        _, (h, _) = self.lstm(x)
+        return h[-1]
+
+
+class UniDualNet(nn.Module):
+    """Backbone + temporal aggregation + per-source heads; see the module docstring for ``route``."""
+
+    def __init__(
+        self,
+        spec: dict[str, Any],
+        backbone: ResNet2Plus1d,
+        route: dict[str, str],
+        heads: dict[str, int],
+        head_pathways: dict[str, str],
+        *,
+        frames: int,
+        lstm_hidden: int | None = None,
+    ) -> None:
+        super().__init__()
+        self._spec = copy.deepcopy(spec)
+        self.backbone = backbone
+        self.route = dict(route)
+        self.frames = frames
+        self.temporal: nn.Module = (
+            LSTMOverTime(backbone.out_channels, lstm_hidden) if lstm_hidden else MeanOverTime()
+        )
+        features = lstm_hidden or backbone.out_channels
+        self.num_features = features
+        self.heads = Heads(features, heads, head_pathways)
+
+    # -- description -----------------------------------------------------
+    @property
+    def spec(self) -> dict[str, Any]:
+        """``{"name","depth","width","heads","options"}``: ``create_model(**spec-ish)`` rebuilds this model."""
+        return copy.deepcopy(self._spec)
+
+    @property
+    def name(self) -> str:
+        return self._spec["name"]
+
+    @property
+    def pathways(self) -> tuple[str, ...]:
+        """Pathways the model has (its heads live on them), in the order (image, video)."""
+        return tuple(p for p in ("image", "video") if p in self.route)
+
+    def default_pathway(self, x: Tensor) -> str:
+        preferred = "image" if x.dim() == 4 else "video"
+        return preferred if preferred in self.route else next(iter(self.route))
+
+    def head_for(self, key: str, pathway: str) -> str:
+        """The head that a sample of source ``key`` uses when it runs on ``pathway``.
+
+        A model without that pathway routes the sample to its only one, so the
+        answer there is simply ``key``.
+        """
+        if pathway not in ("image", "video"):
+            raise ValueError(f"pathway must be 'image' or 'video', got {pathway!r}")
+        if key not in self.heads:
+            raise KeyError(f"{self.name} has no head for source {key!r} (heads: {list(self.heads.keys())})")
+        if pathway not in self.route:
+            return key
+        for name in (key, key + AUX_SUFFIX):
+            if name in self.heads and self.heads.pathway_of[name] == pathway:
+                return name
+        raise KeyError(f"{self.name} has no head for source {key!r} on the {pathway} pathway")
+
+    # -- forward ---------------------------------------------------------
+    def _check(self, x: Tensor, pathway: str | None) -> str:
+        if not isinstance(x, Tensor) or x.dim() not in (4, 5):
+            shape = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+            raise ValueError(f"{self.name}: expected (N,3,H,W) images or (N,3,T,H,W) clips, got {shape}")
+        pathway = pathway or self.default_pathway(x)
+        if pathway not in self.route:
+            raise ValueError(f"{self.name} has no {pathway!r} pathway (has {tuple(self.route)})")
+        return pathway
+
+    def forward_features(self, x: Tensor, pathway: str | None = None) -> Tensor:
+        """Pooled features (N, C) of the pathway that runs (default: 4D -> image, 5D -> video)."""
+        pathway = self._check(x, pathway)
+        if x.dim() == 4 and pathway == "video":
+            x = inflate_image(x, self.frames)  # images as static clips, as the paper's baselines do
+        if self.route[pathway] == "video":
+            return global_pool(self.backbone(x, "video"))
+        if x.dim() == 4:
+            return global_pool(self.backbone(x, "image"))
+        n, t = x.shape[0], x.shape[2]
+        per_frame = global_pool(self.backbone(clip_to_frames(x), "image")).reshape(n, t, -1)
+        return self.temporal(per_frame)
+
+    def forward_head(self, features: Tensor, pathway: str) -> dict[str, Tensor]:
+        """Logits of every head attached to ``pathway``."""
+        return self.heads(features, pathway)
+
+    def forward(self, x: Tensor, pathway: str | None = None) -> dict[str, Tensor]:
+        pathway = self._check(x, pathway)
+        return self.forward_head(self.forward_features(x, pathway), pathway)
+
+    # -- inference -------------------------------------------------------
+    def deploy(self) -> "UniDualNet":
+        """Drop the auxiliary heads in place (the paper removes them after training)."""
+        if "deployed" not in self._spec["options"]:  # only unidual_aux has auxiliary heads
+            return self
+        for name in [n for n in self.heads.keys() if n.endswith(AUX_SUFFIX)]:
+            self.heads.remove(name)
+        self._spec["options"]["deployed"] = True
+        return self
+
+    def pointwise_layers(self, pathway: str) -> list[nn.Module]:
+        if pathway in self.backbone.pathways:
+            return self.backbone.pointwise_layers(pathway)
+        if pathway in self.route:
+            return self.backbone.pointwise_layers(self.route[pathway])
+        raise ValueError(f"{self.name} has no {pathway!r} pathway (has {tuple(self.route)})")
+
