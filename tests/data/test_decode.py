@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from unidual.data.decode import load_image, probe_video, read_frames, read_video
+from unidual.data.errors import DataError
+from tests.data.conftest import frame_ids
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".avi", ".webm"])
+def test_generated_containers_decode_exact_frames(make_video, suffix):
+    path = make_video("clip" + suffix, n=24, fps=12)
+    info = probe_video(path)
+    assert info.num_frames == 24 and info.fps == pytest.approx(12)
+    assert frame_ids(read_frames(path, [2, 13, 20], info)) == [2, 13, 20]
+
+
+def test_seek_matches_full_decode_on_real_video(kinetics_clip):
+    info = probe_video(kinetics_clip)
+    assert info.num_frames == 280 and (info.width, info.height) == (340, 256)
+    full = read_video(kinetics_clip)
+    wanted = [200, 204, 208, 212]  # far from the start: the seek path
+    clip = read_frames(kinetics_clip, wanted, info)
+    assert np.array_equal(clip, full[wanted])
+
+
+def test_real_avi_and_gif_and_mkv(shared_data):
+    avi = shared_data / "videos" / "kinetics-samples" / "test.avi"
+    full = read_video(avi)
+    assert np.array_equal(read_frames(avi, [100, 101]), full[[99, 100]])  # AVI pts start at 1
+    gif = shared_data / "videos" / "intel-samples" / "people-detection.gif"
+    assert probe_video(gif).num_frames == read_video(gif).shape[0] == 23
+    mkv = sorted((shared_data / "videos" / "intel-samples" / "asl_gestures").glob("*.mkv"))[0]
+    info = probe_video(mkv)
+    assert info.num_frames >= 60 and read_frames(mkv, [0, info.num_frames - 1]).shape[0] == 2
+
+
+def test_index_past_end_repeats_last_frame(make_video):
+    path = make_video(n=10)
+    assert frame_ids(read_frames(path, [8, 9, 12])) == [8, 9, 9]
+
+
+def _image_bytes(img: Image.Image, fmt: str, **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("mode", ["L", "P", "RGBA", "CMYK", "I;16", "1", "LA"])
+def test_every_image_mode_becomes_rgb(mode):
+    img = Image.new("RGB", (20, 10), (200, 30, 30)).convert(mode)
+    fmt = {"CMYK": "JPEG", "I;16": "PNG"}.get(mode, "PNG" if mode != "1" else "BMP")
+    out = load_image(_image_bytes(img, fmt))
+    assert out.mode == "RGB" and out.size == (20, 10)
+
+
+def test_16bit_image_is_rescaled_not_clipped():
+    arr = np.full((8, 8), 40000, np.uint16)
+    out = np.asarray(load_image(_image_bytes(Image.fromarray(arr), "PNG")))
+    assert out.max() == round(40000 / 65535 * 255)  # not saturated to 255
+
+
+def test_rgba_transparent_pixels_become_white():
+    img = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    assert np.asarray(load_image(_image_bytes(img, "PNG"))).min() == 255
+
+
+def test_exif_rotation_is_applied():
+    img = Image.new("RGB", (30, 10), (0, 255, 0))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    out = load_image(_image_bytes(img, "JPEG", exif=exif.tobytes()))
+    assert out.size == (10, 30)
+
+
+def test_real_cifar_jpeg_from_archive(shared_data):
+    from unidual.data.archive import open_archive
+
+    arch = open_archive(shared_data / "images" / "cifar10-jpeg.tar.gz")
+    img = load_image(arch.read("test/cat/0000.jpg"))
+    assert img.size == (32, 32) and img.mode == "RGB"

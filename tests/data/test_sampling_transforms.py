@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from unidual.data import sampling
+from unidual.data.sources import TransformSpec
+from unidual.data.transforms import apply_plan, clip_to_frame, image_to_clip
+
+
+def test_random_clip_consecutive_with_stride():
+    rng = random.Random(0)
+    for _ in range(50):
+        clip = sampling.random_clip(100, 16, 4.0, rng)
+        assert len(clip) == 16 and all(b - a == 4 for a, b in zip(clip, clip[1:])) and clip[-1] < 100
+
+
+def test_short_video_loops_or_pads():
+    assert sampling.clip_indices(0, 8, 1.0, 5, loop=True) == [0, 1, 2, 3, 4, 0, 1, 2]
+    assert sampling.clip_indices(0, 8, 1.0, 5, loop=False) == [0, 1, 2, 3, 4, 4, 4, 4]
+
+
+def test_uniform_clips_cover_the_video():
+    clips = sampling.uniform_clips(300, 8, 1.0, 10)
+    starts = [c[0] for c in clips]
+    assert len(clips) == 10 and starts == sorted(starts)
+    assert starts[0] < 30 and starts[-1] > 250 and clips[-1][-1] < 300
+
+
+def test_target_fps_sets_the_step():
+    assert sampling.frame_step(1, 30.0, 15.0) == 2.0
+    assert sampling.frame_step(4, 25.0, None) == 4.0
+
+
+def _frames(t=4, h=240, w=320):
+    return np.random.default_rng(0).integers(0, 255, (t, h, w, 3), dtype=np.uint8)
+
+
+def test_protocol_a_sizes():
+    spec = TransformSpec("A")
+    train = apply_plan(_frames(), spec.plan("video", "train"), random.Random(0))
+    test = apply_plan(_frames(), spec.plan("video", "test"), random.Random(0))
+    assert [v.shape for v in train] == [(4, 3, 112, 112)] and [v.shape for v in test] == [(4, 3, 112, 112)]
+
+
+def test_protocol_b_sizes():
+    spec = TransformSpec("B")
+    train = apply_plan(_frames(), spec.plan("video", "train"), random.Random(0))
+    test = apply_plan(_frames(), spec.plan("video", "test"), random.Random(0))
+    image = apply_plan(_frames(1), spec.plan("image", "test"), random.Random(0))
+    assert train[0].shape == (4, 3, 224, 224)
+    assert len(test) == 3 and all(v.shape == (4, 3, 256, 256) for v in test)
+    assert not torch.equal(test[0], test[2])  # different positions along the longer side
+    assert image[0].shape == (1, 3, 224, 224)
+
+
+def test_one_crop_and_flip_for_all_frames():
+    frame = _frames(1)
+    clip = np.repeat(frame, 4, axis=0)  # identical frames stay identical after the clip transform
+    spec = TransformSpec("A")
+    for seed in range(5):
+        (v,) = apply_plan(clip, spec.plan("video", "train"), random.Random(seed))
+        assert all(torch.equal(v[0], v[t]) for t in range(4))
+
+
+def test_normalisation_uses_mean_std():
+    spec = TransformSpec("custom", mean=[0.5, 0.5, 0.5], std=[0.5, 0.5, 0.5], flip=False)
+    white = np.full((1, 8, 8, 3), 255, np.uint8)
+    (v,) = apply_plan(white, spec.plan("image", "train"), random.Random(0))
+    assert torch.allclose(v, torch.ones_like(v))
+
+
+def test_image_to_clip_and_back():
+    x = torch.randn(2, 3, 8, 8)
+    clip = image_to_clip(x, 4)
+    assert clip.shape == (2, 3, 4, 8, 8)
+    assert torch.equal(clip_to_frame(clip, "middle"), x)
+    assert torch.equal(clip_to_frame(clip, "random"), x)
+    y = torch.arange(2 * 3 * 5).float().view(2, 3, 5, 1, 1).expand(-1, -1, -1, 2, 2)
+    frames = clip_to_frame(y, "random", generator=torch.Generator().manual_seed(0))
+    assert frames.shape == (2, 3, 2, 2)
+    with pytest.raises(ValueError):
+        clip_to_frame(x)

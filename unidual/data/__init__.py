@@ -1,0 +1,30 @@
+"""Data: PyAV decoding, clip sampling, the paper's transforms, dataset sources, mixing, built-ins.
+
+See docs/data.md. Submodules are imported lazily so ``import unidual.data`` stays light.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from unidual.data.errors import DataError
+from unidual.data.paths import shared_data_dir
+
+_EXPORTS = {
+    "ClipSpec": "sources", "TransformSpec": "sources", "SourceSpec": "sources", "SourceDataset": "sources",
+    "build_dataset": "sources", "save_label_maps": "sources", "load_label_maps": "sources",
+    "image_to_clip": "transforms", "clip_to_frame": "transforms",
+    "IMAGENET_MEAN": "transforms", "IMAGENET_STD": "transforms",
+    "load_image": "decode", "probe_video": "decode", "read_frames": "decode", "VideoInfo": "decode",
+    "MixedSampler": "mixing", "MixedDataset": "mixing", "collate_mixed": "mixing",
+    "make_default_dataset": "builtin", "build_motion_dataset": "builtin",
+    "check_dataset": "check",
+}
+
+__all__ = ["DataError", "shared_data_dir", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"unidual.data.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'unidual.data' has no attribute {name!r}")

@@ -1,0 +1,337 @@
+"""Built-in datasets, generated locally (nothing is downloaded).
+
+- ``make_default_dataset``: tiny synthetic shapes. Images: 6 shape classes. Videos:
+  4 of those shapes x 4 motion directions (16 classes), so a video label needs the
+  shape (appearance, shared with the images) *and* the direction (motion: every
+  frame alone, or the average of the frames, is ambiguous about it).
+- ``build_motion_dataset``: "CIFAR-motion" from any image class folder / archive:
+  real photos that pan, zoom or rotate; label = image class x motion. Image and
+  video examples come from disjoint photo pools.
+
+Both write real files (JPEG images or list files, MP4 videos encoded with PyAV, a
+Kinetics-format CSV), a ``sources.yaml`` with the matching source dicts and a marker
+file; calling again with the same settings reuses the finished dataset.
+"""
+from __future__ import annotations
+
+import json
+import math
+import random
+import shutil
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import yaml
+from PIL import Image, ImageDraw
+
+from unidual.data.encode import write_video
+from unidual.data.errors import DataError
+from unidual.data.sources import SourceDataset, SourceSpec
+
+DEFAULT_VERSION = 2
+MOTION_VERSION = 1
+SHAPES = ("circle", "square", "triangle", "cross", "ring", "diamond")
+VIDEO_SHAPES = SHAPES[:4]
+DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
+CSV_HEADER = "label,youtube_id,time_start,time_end,split\n"
+
+
+# --------------------------------------------------------------------------- caching
+
+def _marker_ok(path: Path, expected: dict[str, Any]) -> bool:
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text()).get("settings") == expected
+    except (json.JSONDecodeError, AttributeError):
+        return False
+
+
+def _specs_from_yaml(path: Path) -> dict[str, SourceSpec]:
+    return {d["key"]: SourceSpec.from_dict(d) for d in yaml.safe_load(path.read_text())}
+
+
+def _finish(root: Path, marker: str, settings: dict[str, Any], specs: dict[str, SourceSpec], counts: dict) -> None:
+    (root / "sources.yaml").write_text(yaml.safe_dump([s.to_dict() for s in specs.values()], sort_keys=False))
+    (root / marker).write_text(json.dumps({"settings": settings, "counts": counts}, indent=2))  # written last
+
+
+def _clean(root: Path, names: Sequence[str]) -> None:
+    for name in names:
+        target = root / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+
+
+def _video_name(index: int, duration: int) -> str:
+    return f"v{index:05d}_{0:06d}_{duration:06d}"
+
+
+# --------------------------------------------------------------------------- default (shapes)
+
+_SUPER = 4  # supersampling factor: shapes are drawn 4x larger then downsampled (smooth sub-pixel motion)
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, colour: tuple) -> None:
+    s = _SUPER
+    cx, cy, r = cx * s, cy * s, r * s
+    if shape == "circle":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=colour)
+    elif shape == "square":
+        q = r * 0.85
+        draw.rectangle((cx - q, cy - q, cx + q, cy + q), fill=colour)
+    elif shape == "triangle":
+        draw.polygon([(cx, cy - r), (cx + r * 0.95, cy + r * 0.8), (cx - r * 0.95, cy + r * 0.8)], fill=colour)
+    elif shape == "cross":
+        w = r * 0.35
+        draw.rectangle((cx - r, cy - w, cx + r, cy + w), fill=colour)
+        draw.rectangle((cx - w, cy - r, cx + w, cy + r), fill=colour)
+    elif shape == "ring":
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), outline=colour, width=max(1, int(r * 0.4)))
+    elif shape == "diamond":
+        draw.polygon([(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)], fill=colour)
+    else:
+        raise ValueError(shape)
+
+
+def _background(rng: np.random.Generator, size: int) -> np.ndarray:
+    """A low-contrast textured background (so the shape, not a flat field, carries the class)."""
+    level = rng.uniform(40, 200, size=3)
+    coarse = rng.normal(0, 8, size=(size // 4, size // 4, 3))
+    texture = np.kron(coarse, np.ones((4, 4, 1)))
+    noise = rng.normal(0, 4, size=(size, size, 3))
+    return np.clip(level + texture + noise, 0, 255)
+
+
+def _colour(rng: np.random.Generator, background: np.ndarray) -> tuple[int, int, int]:
+    """A random colour that stands out from the background's mean."""
+    mean = background.reshape(-1, 3).mean(0)
+    while True:
+        c = rng.integers(0, 256, size=3)
+        if np.abs(c - mean).sum() > 180:
+            return tuple(int(v) for v in c)
+
+
+def _render(shape: str, centres: Sequence[tuple[float, float]], r: float, colour: tuple, background: np.ndarray) -> np.ndarray:
+    """``(T, H, W, 3)`` uint8 frames: the shape at each centre over a fixed background."""
+    size = background.shape[0]
+    frames = []
+    for cx, cy in centres:
+        mask = Image.new("L", (size * _SUPER, size * _SUPER), 0)
+        _draw_shape(ImageDraw.Draw(mask), shape, cx, cy, r, 255)
+        alpha = np.asarray(mask.resize((size, size), Image.BOX), dtype=np.float64)[..., None] / 255.0
+        frames.append(background * (1 - alpha) + np.array(colour, dtype=np.float64) * alpha)
+    return np.clip(np.stack(frames) + 0.5, 0, 255).astype(np.uint8)
+
+
+def _moving_centres(rng: np.random.Generator, direction: str, frames: int, size: int, r: float) -> list[tuple[float, float]]:
+    """A straight path with a random start, fully inside the frame."""
+    dx, dy = DIRECTIONS[direction]
+    speed = rng.uniform(1.0, 1.5)
+    travel = speed * (frames - 1)
+    lo, hi = r + 1.0, size - r - 1.0
+    along0 = rng.uniform(lo, hi - travel)  # start position on the motion axis, random
+    across = rng.uniform(lo, hi)
+    path = []
+    for t in range(frames):
+        along = along0 + speed * t if (dx + dy) > 0 else (hi - (along0 - lo)) - speed * t
+        path.append((along, across) if dx else (across, along))
+    return path
+
+
+def make_default_dataset(root: str | Path, seed: int = 0, *, size: int = 32, frames: int = 8,
+                         images_per_class: tuple[int, int] = (150, 30),
+                         videos_per_class: tuple[int, int] = (60, 12)) -> dict[str, SourceSpec]:
+    """Write (or reuse) the demo dataset under ``root``; returns ``{"shapes": image spec, "motion": video spec}``."""
+    root = Path(root)
+    settings = {"version": DEFAULT_VERSION, "seed": seed, "size": size, "frames": frames,
+                "images_per_class": list(images_per_class), "videos_per_class": list(videos_per_class)}
+    if _marker_ok(root / "unidual-default.json", settings) and (root / "sources.yaml").is_file():
+        return _specs_from_yaml(root / "sources.yaml")
+    if size % 2 or size < 16 or frames < 2:
+        raise DataError(f"make_default_dataset: size must be even and >= 16, frames >= 2 (got {size}, {frames})")
+    root.mkdir(parents=True, exist_ok=True)
+    _clean(root, ("shapes", "motion", "sources.yaml", "unidual-default.json"))
+    rng = np.random.default_rng(seed)
+    counts: dict[str, int] = {}
+    for split, n in zip(("train", "test"), images_per_class):
+        for shape in SHAPES:
+            folder = root / "shapes" / split / shape
+            folder.mkdir(parents=True)
+            for i in range(n):
+                bg = _background(rng, size)
+                r = rng.uniform(5.5, 8.5)
+                centre = (rng.uniform(r + 1, size - r - 1), rng.uniform(r + 1, size - r - 1))
+                img = _render(shape, [centre], r, _colour(rng, bg), bg)[0]
+                Image.fromarray(img).save(folder / f"{i:04d}.jpg", quality=95)
+        counts[f"images/{split}"] = n * len(SHAPES)
+    video_classes = [f"{s} {d}" for s in VIDEO_SHAPES for d in DIRECTIONS]
+    fps = frames  # every video lasts one second
+    number = 0
+    for split, n in zip(("train", "test"), videos_per_class):
+        rows = []
+        for label in video_classes:
+            shape, direction = label.split(" ")
+            for _ in range(n):
+                bg = _background(rng, size)
+                r = rng.uniform(5.5, 7.0)
+                path = _moving_centres(rng, direction, frames, size, r)
+                name = _video_name(number, 1)
+                write_video(root / "motion" / split / label / f"{name}.mp4", _render(shape, path, r, _colour(rng, bg), bg), fps=fps)
+                rows.append(f"{label},{name.split('_')[0]},0,1,{split}\n")
+                number += 1
+        (root / "motion" / f"{split}.csv").write_text(CSV_HEADER + "".join(rows))
+        counts[f"videos/{split}"] = len(rows)
+    specs = {
+        "shapes": SourceSpec(key="shapes", modality="image", format="folder", root=str(root / "shapes"),
+                             train="train", test="test", classes=list(SHAPES),
+                             transform={"protocol": "custom", "flip": True}),
+        "motion": SourceSpec(key="motion", modality="video", format="kinetics_csv", root=str(root / "motion"),
+                             train="train.csv", test="test.csv", classes=video_classes,
+                             clip={"frames": frames, "num_clips": 1},
+                             transform={"protocol": "custom", "flip": False}),
+    }
+    _finish(root, "unidual-default.json", settings, specs, counts)
+    return specs
+
+
+# --------------------------------------------------------------------------- CIFAR-motion
+
+MOTIONS = ("left", "right", "up", "down", "zoom_in", "zoom_out", "rotate_cw", "rotate_ccw")
+DEFAULT_MOTIONS = ("left", "right", "zoom_in")
+
+
+def _motion_frames(photo: Image.Image, motion: str, frames: int, size: int, rng: random.Random) -> np.ndarray:
+    """The photo seen through a moving ``size`` window: content pans, zooms or rotates."""
+    big = photo.resize((size * 3 // 2, size * 3 // 2), Image.BICUBIC)
+    extent = big.width - size  # room for the window to move
+    out = []
+    across = rng.uniform(0, extent)
+    for t in range(frames):
+        u = t / (frames - 1)
+        if motion in ("left", "right", "up", "down"):
+            along = u * extent if motion in ("left", "up") else (1 - u) * extent  # content moves opposite the window
+            x0, y0 = (along, across) if motion in ("left", "right") else (across, along)
+            frame = big.resize((size, size), Image.BILINEAR, box=(x0, y0, x0 + size, y0 + size))
+        elif motion in ("zoom_in", "zoom_out"):
+            scale = u if motion == "zoom_in" else 1 - u
+            w = big.width - scale * extent
+            c = big.width / 2
+            frame = big.resize((size, size), Image.BILINEAR, box=(c - w / 2, c - w / 2, c + w / 2, c + w / 2))
+        elif motion in ("rotate_cw", "rotate_ccw"):
+            angle = (u - 0.5) * 40.0 * (-1 if motion == "rotate_cw" else 1)  # PIL rotates counter-clockwise
+            turned = big.rotate(angle, resample=Image.BILINEAR)
+            off = extent / 2
+            frame = turned.resize((size, size), Image.BILINEAR, box=(off, off, off + size, off + size))
+        else:
+            raise DataError(f"unknown motion {motion!r}; choose from {MOTIONS}")
+        out.append(np.asarray(frame, dtype=np.uint8))
+    return np.stack(out)
+
+
+def _photo_pools(image_root: str | Path) -> tuple[SourceDataset, SourceDataset]:
+    spec = SourceSpec(key="photos", modality="image", format="folder", root=str(image_root))
+    try:
+        return SourceDataset(spec, "train"), SourceDataset(spec, "test")
+    except DataError as exc:
+        raise DataError(f"{image_root}: need train/<class>/ and test/<class>/ image folders ({exc})") from exc
+
+
+def _split_pool(ds: SourceDataset, per_video_class: int, image_limit: int | None, seed: int) -> tuple[dict[int, list[int]], list[int]]:
+    """Per class: indices reserved for videos, and the remaining indices for the image split."""
+    rng = random.Random(seed)
+    by_class: dict[int, list[int]] = {}
+    for i, label in enumerate(ds.labels):
+        by_class.setdefault(label, []).append(i)
+    video, image = {}, []
+    for label, indices in sorted(by_class.items()):
+        rng.shuffle(indices)
+        if len(indices) <= per_video_class:
+            raise DataError(f"{ds.spec.root}: class {ds.classes[label]!r} has {len(indices)} photos in "
+                            f"{ds.split!r}, need more than {per_video_class} for the videos")
+        video[label] = indices[:per_video_class]
+        image += indices[per_video_class:]
+    image.sort()
+    if image_limit is not None:
+        keep = sorted(random.Random(seed + 1).sample(image, min(image_limit, len(image))))
+        image = keep
+    return video, image
+
+
+def build_motion_dataset(image_root: str | Path, out: str | Path, *, motions: Sequence[str] = DEFAULT_MOTIONS,
+                         frames: int = 8, size: int = 32, train_videos: int = 3000, test_videos: int = 600,
+                         image_train: int | None = None, image_test: int | None = None, seed: int = 0,
+                         image_key: str = "cifar", video_key: str = "motion",
+                         progress: Callable[[int, int], None] | None = None) -> dict[str, SourceSpec]:
+    """Turn an image class folder (or archive) into image splits + a labelled motion-video dataset.
+
+    ``train_videos``/``test_videos`` are totals spread evenly over the ``classes x motions``
+    labels; each video uses its own photo, and the image splits (list files over
+    ``image_root``) hold only photos no video uses. Returns ``{image_key, video_key}`` specs.
+    """
+    out = Path(out)
+    motions = tuple(motions)
+    bad = [m for m in motions if m not in MOTIONS]
+    if bad or not motions or len(set(motions)) != len(motions):
+        raise DataError(f"motions {list(motions)}: choose distinct values from {list(MOTIONS)}")
+    if size % 2 or size < 8 or frames < 2:
+        raise DataError(f"build_motion_dataset: size must be even and >= 8, frames >= 2 (got {size}, {frames})")
+    settings = {"version": MOTION_VERSION, "image_root": str(Path(image_root).resolve()), "motions": list(motions),
+                "frames": frames, "size": size, "train_videos": train_videos, "test_videos": test_videos,
+                "image_train": image_train, "image_test": image_test, "seed": seed,
+                "keys": [image_key, video_key]}
+    if _marker_ok(out / "unidual-motion.json", settings) and (out / "sources.yaml").is_file():
+        return _specs_from_yaml(out / "sources.yaml")
+    train_pool, test_pool = _photo_pools(image_root)
+    classes = train_pool.classes
+    if test_pool.classes != classes:
+        raise DataError(f"{image_root}: train and test class folders differ")
+    labels = [f"{c} {m}" for c in classes for m in motions]
+    out.mkdir(parents=True, exist_ok=True)
+    _clean(out, ("images", "videos", "sources.yaml", "unidual-motion.json"))
+    (out / "images").mkdir()
+    counts: dict[str, int] = {}
+    total = sum(max(1, math.ceil(n / len(labels))) * len(labels) for n in (train_videos, test_videos))
+    done = 0
+    for split, pool, n_videos, limit in (("train", train_pool, train_videos, image_train),
+                                         ("test", test_pool, test_videos, image_test)):
+        per_label = max(1, math.ceil(n_videos / len(labels)))
+        video_idx, image_idx = _split_pool(pool, per_label * len(motions), limit, seed + (0 if split == "train" else 7))
+        root_text = str(Path(image_root))
+        lines = []
+        for i in image_idx:
+            member = pool.files[i].split("::", 1)[1] if "::" in pool.files[i] else str(Path(pool.files[i]).relative_to(root_text))
+            lines.append(f"{member} {classes[pool.labels[i]]}\n")
+        (out / "images" / f"{split}.txt").write_text("".join(lines))
+        counts[f"images/{split}"] = len(lines)
+        rng = random.Random(seed * 31 + (0 if split == "train" else 1))
+        rows = []
+        for label, indices in video_idx.items():
+            for k, photo_index in enumerate(indices):
+                motion = motions[k % len(motions)]
+                name = f"{label:02d}{photo_index:06d}"
+                clip = _motion_frames(train_pool.read_image(photo_index) if split == "train" else test_pool.read_image(photo_index),
+                                      motion, frames, size, rng)
+                text = f"{classes[label]} {motion}"
+                write_video(out / "videos" / split / text / f"{name}_{0:06d}_{1:06d}.mp4", clip, fps=frames)
+                rows.append(f"{text},{name},0,1,{split}\n")
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+        (out / "videos" / f"{split}.csv").write_text(CSV_HEADER + "".join(rows))
+        counts[f"videos/{split}"] = len(rows)
+    specs = {
+        image_key: SourceSpec(key=image_key, modality="image", format="list", root=str(Path(image_root).resolve()),
+                              train=str((out / "images" / "train.txt").resolve()),
+                              test=str((out / "images" / "test.txt").resolve()),
+                              classes=list(classes), transform={"protocol": "custom", "flip": True}),
+        video_key: SourceSpec(key=video_key, modality="video", format="kinetics_csv", root=str((out / "videos").resolve()),
+                              train="train.csv", test="test.csv", classes=labels,
+                              clip={"frames": frames, "num_clips": 1},
+                              transform={"protocol": "custom", "flip": False}),
+    }
+    _finish(out, "unidual-motion.json", settings, specs, counts)
+    return specs

@@ -1,0 +1,253 @@
+"""Reading pixels: PyAV video decoding (seek + decode forward) and robust image opening.
+
+Containers are opened per call and closed before returning, so nothing here holds a
+file handle across calls; that keeps the functions safe in DataLoader worker processes.
+"""
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Sequence
+
+import av
+import numpy as np
+from PIL import Image, ImageOps
+
+from unidual.data.errors import DataError
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".gif", ".mpg", ".mpeg", ".ogv")
+
+#: Images with more pixels than this are refused (decompression-bomb guard), ~ 12k x 8k.
+MAX_IMAGE_PIXELS = 100_000_000
+
+# Below this many seconds into the video we decode from the start instead of seeking.
+_SEEK_THRESHOLD_S = 0.5
+# Frames decoded past the last wanted one, to catch frames emitted out of display order.
+_REORDER_SLACK = 3
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a clip sampler needs to know about a video."""
+
+    num_frames: int
+    fps: float
+    duration: float  # seconds
+    width: int
+    height: int
+
+
+# --------------------------------------------------------------------------- video
+
+def _open(path: str | Path) -> av.container.InputContainer:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: file not found")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: empty file (0 bytes)")
+    try:
+        return av.open(str(path), mode="r")
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable video ({exc})") from exc
+
+
+def _video_stream(container, path: str | Path):
+    if not container.streams.video:
+        raise DataError(f"{path}: no video stream")
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return stream
+
+
+def _stream_fps(stream) -> float:
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    fps = float(rate) if rate else 0.0
+    return fps if math.isfinite(fps) and fps > 0 else 25.0
+
+
+def probe_video(path: str | Path) -> VideoInfo:
+    """Frame count, frame rate, duration and size; counts packets when the header has no count."""
+    container = _open(path)
+    try:
+        stream = _video_stream(container, path)
+        fps = _stream_fps(stream)
+        frames = int(stream.frames or 0)
+        if frames <= 0:  # mkv/webm/gif headers often carry no count: demux (no decoding) and count
+            try:
+                frames = sum(1 for p in container.demux(stream) if p.size > 0)
+            except av.FFmpegError as exc:
+                raise DataError(f"{path}: cannot read packets ({exc})") from exc
+        if stream.duration and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration = container.duration / 1_000_000
+        else:
+            duration = frames / fps
+        width, height = stream.codec_context.width, stream.codec_context.height
+    finally:
+        container.close()
+    if frames <= 0:
+        raise DataError(f"{path}: video has no frames")
+    return VideoInfo(num_frames=frames, fps=fps, duration=duration, width=width, height=height)
+
+
+def _frame_index(frame, start: float, fps: float) -> int:
+    t = frame.time if frame.time is not None else 0.0
+    return int(round((t - start) * fps))
+
+
+def _decode_range(container, stream, first: int, last: int, fps: float, seek: bool) -> dict[int, np.ndarray]:
+    """Frames up to native index ``last`` keyed by index, from the one shown at ``first`` on."""
+    start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
+    if seek:
+        target = start + first / fps
+        container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
+    out: dict[int, np.ndarray] = {}
+    before: tuple[int, object] | None = None  # last frame shown before `first` (decoded lazily)
+    overrun = 0
+    for counter, frame in enumerate(container.decode(stream)):
+        index = _frame_index(frame, start, fps) if frame.time is not None else counter
+        if seek and counter == 0 and index > first:
+            raise _SeekOvershoot()
+        if index < first:
+            before = (index, frame)
+            continue
+        if before is not None and index > first and not out:
+            out[before[0]] = before[1].to_ndarray(format="rgb24")
+        out[index] = frame.to_ndarray(format="rgb24")
+        if index >= last:
+            overrun += 1  # some codecs (mpeg4 in AVI) emit frames slightly out of display order
+            if overrun > _REORDER_SLACK:
+                break
+    if not out and before is not None:  # every wanted index lies past the last frame
+        out[before[0]] = before[1].to_ndarray(format="rgb24")
+    return out
+
+
+class _SeekOvershoot(Exception):
+    pass
+
+
+def read_frames(path: str | Path, indices: Sequence[int], info: VideoInfo | None = None) -> np.ndarray:
+    """The frames at native ``indices`` as a ``(T, H, W, 3)`` uint8 array.
+
+    Seeks to the keyframe before the first wanted frame and decodes forward only up
+    to the last one. Each index takes the frame on screen at that time, so gaps of a
+    variable frame rate repeat the previous frame and an index past the decodable end
+    repeats the last one (header frame counts are sometimes slightly too high).
+    """
+    if len(indices) == 0:
+        raise ValueError("read_frames needs at least one index")
+    info = info or probe_video(path)
+    first, last = int(min(indices)), int(max(indices))
+    seek = first / info.fps > _SEEK_THRESHOLD_S
+    frames: dict[int, np.ndarray] = {}
+    for attempt_seek in ((True, False) if seek else (False,)):
+        container = _open(path)
+        try:
+            stream = _video_stream(container, path)
+            frames = _decode_range(container, stream, first, last, info.fps, attempt_seek)
+            break
+        except _SeekOvershoot:
+            continue  # the seek landed after the wanted frame: decode from the start instead
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise DataError(f"{path}: decoding failed ({exc})") from exc
+        finally:
+            container.close()
+    if not frames:
+        raise DataError(f"{path}: no decodable frames (header says {info.num_frames})")
+    available = np.array(sorted(frames))
+    picked = []
+    for i in indices:
+        pos = int(np.searchsorted(available, i, side="right")) - 1
+        picked.append(frames[int(available[max(pos, 0)])])
+    return np.stack(picked)
+
+
+def read_video(path: str | Path) -> np.ndarray:
+    """Every frame in display order, decoded from the start (``(T, H, W, 3)`` uint8); for checks and benchmarks."""
+    container = _open(path)
+    try:
+        stream = _video_stream(container, path)
+        decoded = [(f.pts if f.pts is not None else i, f.to_ndarray(format="rgb24"))
+                   for i, f in enumerate(container.decode(stream))]
+        frames = [rgb for _, rgb in sorted(decoded, key=lambda pair: pair[0])]  # display order
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise DataError(f"{path}: decoding failed ({exc})") from exc
+    finally:
+        container.close()
+    if not frames:
+        raise DataError(f"{path}: video has no frames")
+    return np.stack(frames)
+
+
+# --------------------------------------------------------------------------- images
+
+def _to_8bit_rgb(img: Image.Image) -> Image.Image:
+    """Any PIL mode -> RGB; alpha is composited over white, 16/32-bit and float are rescaled."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        hi = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
+        if img.mode == "F" and arr.max(initial=0) <= 1.0:
+            hi = 1.0
+        arr = np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        return Image.fromarray(arr, mode="L").convert("RGB")
+    if img.mode == "P" and "transparency" in img.info:
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if img.mode != "RGB":
+        return img.convert("RGB")  # L, 1, P, CMYK, YCbCr, LAB, HSV
+    return img
+
+
+def load_image(source: str | Path | bytes | BinaryIO, name: str | None = None,
+               max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """Open an image file (or its bytes) as an upright RGB PIL image.
+
+    EXIF orientation is applied; every mode becomes 8-bit RGB; images larger than
+    ``max_pixels`` are refused before their pixels are decoded.
+    """
+    label = name or str(source if isinstance(source, (str, Path)) else "<bytes>")
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise DataError(f"{label}: file not found")
+        if path.stat().st_size == 0:
+            raise DataError(f"{label}: empty file (0 bytes)")
+        fp: BinaryIO = open(path, "rb")
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        if len(source) == 0:
+            raise DataError(f"{label}: empty file (0 bytes)")
+        fp = io.BytesIO(bytes(source))
+    else:
+        fp = source
+    try:
+        with fp, warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies below
+            img = Image.open(fp)
+            w, h = img.size
+            if w * h > max_pixels:
+                raise DataError(f"{label}: image is {w}x{h} = {w * h} pixels, above the limit of {max_pixels}")
+            if w == 0 or h == 0:
+                raise DataError(f"{label}: image has zero size {w}x{h}")
+            img.load()
+            img = ImageOps.exif_transpose(img)
+            return _to_8bit_rgb(img)
+    except DataError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{label}: image too large ({exc})") from exc
+    except (OSError, ValueError, SyntaxError, Image.UnidentifiedImageError) as exc:
+        raise DataError(f"{label}: not a readable image ({exc})") from exc
+
+
+def image_array(img: Image.Image) -> np.ndarray:
+    """``(H, W, 3)`` uint8 view of an RGB image."""
+    return np.array(img, dtype=np.uint8)  # a writable copy (torch.from_numpy needs one)

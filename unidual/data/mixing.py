@@ -1,0 +1,171 @@
+"""Mixing several sources into mini-batches.
+
+``MixedSampler`` is a batch sampler: every step it yields a list of ``(key, index)``.
+Each source gets a fixed share of every mini-batch (equal shares by default, whatever
+the source sizes), fractional shares are spread over steps by smooth weighted
+round-robin so the long-run proportions are exact. An epoch is a number of examples
+(global, over all ranks). Within a source, indices follow seeded random permutations
+that are consumed in order and renewed when exhausted, so every example of a source
+is seen once before any is repeated. Rank ``r`` of ``w`` takes the ``r``-th slice of
+every step's draw, so ranks never overlap.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator, Mapping
+
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from unidual.data.errors import DataError
+
+
+def batch_shares(weights: Mapping[str, float], batch_size: int, steps: int) -> list[dict[str, int]]:
+    """Examples per source for each of ``steps`` batches (smooth weighted round-robin)."""
+    total = float(sum(weights.values()))
+    exact = {k: batch_size * w / total for k, w in weights.items()}
+    base = {k: int(math.floor(v)) for k, v in exact.items()}
+    credit = {k: 0.0 for k in weights}
+    plan = []
+    for _ in range(steps):
+        counts = dict(base)
+        extra = batch_size - sum(base.values())
+        for k in credit:
+            credit[k] += exact[k] - base[k]
+        for k in sorted(credit, key=lambda k: (-credit[k], list(weights).index(k)))[:extra]:
+            counts[k] += 1
+            credit[k] -= 1.0
+        plan.append(counts)
+    return plan
+
+
+class _Stream:
+    """An endless sequence of seeded permutations of range(size)."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.pass_no, self.pos = size, seed, 0, 0
+        self._perm = self._make()
+
+    def _make(self) -> list[int]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.pass_no)
+        return torch.randperm(self.size, generator=g).tolist()
+
+    def take(self, n: int) -> list[int]:
+        out: list[int] = []
+        while len(out) < n:
+            if self.pos == self.size:
+                self.pass_no, self.pos = self.pass_no + 1, 0
+                self._perm = self._make()
+            k = min(n - len(out), self.size - self.pos)
+            out += self._perm[self.pos:self.pos + k]
+            self.pos += k
+        return out
+
+
+class MixedSampler(Sampler[list[tuple[str, int]]]):
+    """Per-step lists of ``(key, index)``; deterministic for ``seed``, resumable mid-epoch."""
+
+    def __init__(self, sizes: Mapping[str, int], batch_size: int, epoch_size: int,
+                 weights: Mapping[str, float] | None = None, seed: int = 0,
+                 rank: int = 0, world_size: int = 1) -> None:
+        if not sizes:
+            raise DataError("MixedSampler needs at least one source")
+        bad = {k: n for k, n in sizes.items() if n < 1}
+        if bad:
+            raise DataError(f"MixedSampler: sources without examples: {bad}")
+        if batch_size < 1 or epoch_size < 1 or world_size < 1 or not 0 <= rank < world_size:
+            raise DataError(f"MixedSampler: bad batch_size={batch_size}, epoch_size={epoch_size}, rank={rank}, world_size={world_size}")
+        weights = dict(weights) if weights else {k: 1.0 for k in sizes}
+        unknown = set(weights) - set(sizes)
+        if unknown or any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
+            raise DataError(f"MixedSampler: weights {weights} must be >= 0, sum > 0, over the sources {sorted(sizes)}")
+        self.sizes = dict(sizes)
+        self.weights = {k: float(weights.get(k, 0.0)) for k in sizes}
+        self.batch_size, self.epoch_size, self.seed = batch_size, epoch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+        self.start_step = 0  # first step the next iteration yields (mid-epoch resume)
+        self.steps_done = 0  # steps yielded so far in the current epoch
+
+    def __len__(self) -> int:
+        """Steps per epoch: epoch_size examples over global batches of batch_size * world_size."""
+        return max(self.epoch_size // (self.batch_size * self.world_size), 1)
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.epoch, self.start_step, self.steps_done = epoch, 0, 0
+
+    def _batches(self) -> Iterator[list[tuple[str, int]]]:
+        plan = batch_shares({k: w for k, w in self.weights.items() if w > 0}, self.batch_size, len(self))
+        keys = list(self.sizes)
+        streams = {k: _Stream(self.sizes[k], (self.seed * 7919 + self.epoch) * 1009 + keys.index(k)) for k in self.sizes}
+        for counts in plan:
+            batch: list[tuple[str, int]] = []
+            for key, n in counts.items():
+                if n:
+                    drawn = streams[key].take(n * self.world_size)  # every rank draws, each keeps its slice
+                    batch += [(key, i) for i in drawn[self.rank * n:(self.rank + 1) * n]]
+            yield batch
+
+    def __iter__(self) -> Iterator[list[tuple[str, int]]]:
+        start = self.start_step
+        self.steps_done = start
+        for step, batch in enumerate(self._batches()):
+            if step < start:
+                continue
+            self.steps_done = step + 1
+            yield batch
+        self.start_step = 0  # a finished epoch restarts from its beginning unless set_epoch moves on
+
+    def state_dict(self, steps_done: int | None = None) -> dict[str, Any]:
+        """Position to resume from. With DataLoader prefetching, pass the batches actually consumed."""
+        return {"epoch": self.epoch, "step": self.steps_done if steps_done is None else int(steps_done),
+                "seed": self.seed, "sizes": dict(self.sizes), "batch_size": self.batch_size,
+                "world_size": self.world_size}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for name in ("seed", "sizes", "batch_size", "world_size"):
+            if name in state and state[name] != getattr(self, name):
+                raise DataError(f"MixedSampler state was saved with {name}={state[name]!r}, now {getattr(self, name)!r}")
+        self.epoch = int(state["epoch"])
+        self.start_step = self.steps_done = int(state["step"])
+
+
+class MixedDataset(Dataset):
+    """Reads ``(key, index)`` from the source datasets; a bad example becomes a skip marker."""
+
+    def __init__(self, datasets: Mapping[str, Dataset]) -> None:
+        self.datasets = dict(datasets)
+
+    def __len__(self) -> int:
+        return sum(len(d) for d in self.datasets.values())  # type: ignore[arg-type]
+
+    def __getitem__(self, item: tuple[str, int]) -> dict[str, Any]:
+        key, index = item
+        dataset = self.datasets[key]
+        try:
+            return dataset[index]
+        except Exception as exc:  # noqa: BLE001 - any unreadable file becomes a counted skip
+            files = getattr(dataset, "files", None)
+            path = files[index] if files is not None and 0 <= index < len(files) else f"{key}[{index}]"
+            return {"skipped": (str(path), f"{type(exc).__name__}: {exc}"), "source": key, "index": index}
+
+
+def collate_mixed(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """``{"sub": {key: {"input", "label", "index"}}, "skipped": [(path, reason)]}``: one dense tensor per source."""
+    sub: dict[str, dict[str, list]] = {}
+    skipped: list[tuple[str, str]] = []
+    for item in items:
+        if "skipped" in item:
+            skipped.append(item["skipped"])
+            continue
+        group = sub.setdefault(item["source"], {"input": [], "label": [], "index": []})
+        group["input"].append(item["input"])
+        group["label"].append(item["label"])
+        group["index"].append(item["index"])
+    out = {
+        key: {"input": torch.stack(g["input"]), "label": torch.tensor(g["label"], dtype=torch.long),
+              "index": torch.tensor(g["index"], dtype=torch.long)}
+        for key, g in sub.items()
+    }
+    return {"sub": out, "skipped": skipped}

@@ -1,0 +1,138 @@
+"""Spatial transforms of the paper's two protocols, on uint8 frames, plus image <-> clip helpers.
+
+Protocol A (comparative study): resize every frame/image to 128x171, random 112x112
+crop for training, centre crop for testing. Protocol B (R(2+1)D-152): shorter side
+randomly 256 or 320, random 224 crop; testing videos: shorter side 256 and three
+256x256 crops along the longer side; testing images: shorter side 256, centre 224.
+One crop position and one flip decision is drawn per clip and used for all its frames.
+Normalisation defaults to the ImageNet mean/std on [0, 1] pixels (the paper is silent).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A resolved transform for one modality and split."""
+
+    resize: tuple[int, ...] | None  # (h, w) exact size; (s,) shorter side; None keeps the size
+    scales: tuple[int, ...] = ()  # training: shorter side drawn from these (overrides resize)
+    crop: int | None = None  # square crop side; None keeps the full frame
+    crops: int = 1  # 1 = centre (or random in training), 3 = three crops along the longer side
+    random_crop: bool = False
+    flip: bool = False
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+
+def to_tensor(frames: np.ndarray) -> Tensor:
+    """``(T, H, W, 3)`` or ``(H, W, 3)`` uint8 -> ``(T, 3, H, W)`` float in [0, 1]."""
+    if frames.ndim == 3:
+        frames = frames[None]
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float().div_(255.0)
+
+
+def resize(x: Tensor, size: Sequence[int]) -> Tensor:
+    """``(T, 3, H, W)`` -> resized; ``size`` is (h, w) or (shorter side,)."""
+    h, w = x.shape[-2:]
+    if len(size) == 1:
+        s = int(size[0])
+        oh, ow = (s, max(1, round(w * s / h))) if h <= w else (max(1, round(h * s / w)), s)
+    else:
+        oh, ow = int(size[0]), int(size[1])
+    if (oh, ow) == (h, w):
+        return x
+    return F.interpolate(x, size=(oh, ow), mode="bilinear", align_corners=False, antialias=True).clamp_(0, 1)
+
+
+def _ensure_min(x: Tensor, side: int) -> Tensor:
+    """Upscale so the shorter side is at least ``side`` (a crop never reads outside the frame)."""
+    if min(x.shape[-2:]) < side:
+        return resize(x, (side,))
+    return x
+
+
+def crop_at(x: Tensor, top: int, left: int, size: int) -> Tensor:
+    return x[..., top:top + size, left:left + size]
+
+
+def random_crop(x: Tensor, size: int, rng: random.Random) -> Tensor:
+    x = _ensure_min(x, size)
+    h, w = x.shape[-2:]
+    return crop_at(x, rng.randint(0, h - size), rng.randint(0, w - size), size)
+
+
+def centre_crop(x: Tensor, size: int) -> Tensor:
+    x = _ensure_min(x, size)
+    h, w = x.shape[-2:]
+    return crop_at(x, (h - size) // 2, (w - size) // 2, size)
+
+
+def three_crops(x: Tensor, size: int) -> list[Tensor]:
+    """Start, centre and end crops along the longer side (fully-convolutional testing)."""
+    x = _ensure_min(x, size)
+    h, w = x.shape[-2:]
+    if w >= h:
+        top = (h - size) // 2
+        return [crop_at(x, top, left, size) for left in (0, (w - size) // 2, w - size)]
+    left = (w - size) // 2
+    return [crop_at(x, top, left, size) for top in (0, (h - size) // 2, h - size)]
+
+
+def normalise(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    m = torch.tensor(mean, dtype=x.dtype).view(1, 3, 1, 1)
+    s = torch.tensor(std, dtype=x.dtype).view(1, 3, 1, 1)
+    return (x - m) / s
+
+
+def apply_plan(frames: np.ndarray, plan: Plan, rng: random.Random) -> list[Tensor]:
+    """uint8 frames of one clip -> list of views, each ``(T, 3, h, w)`` normalised float."""
+    x = to_tensor(frames)
+    if plan.scales:
+        x = resize(x, (rng.choice(plan.scales),))
+    elif plan.resize is not None:
+        x = resize(x, plan.resize)
+    if plan.crop is None:
+        views = [x]
+    elif plan.random_crop:
+        views = [random_crop(x, plan.crop, rng)]
+    elif plan.crops == 3:
+        views = three_crops(x, plan.crop)
+    else:
+        views = [centre_crop(x, plan.crop)]
+    if plan.flip and rng.random() < 0.5:
+        views = [v.flip(-1) for v in views]
+    return [normalise(v.contiguous(), plan.mean, plan.std) for v in views]
+
+
+def image_to_clip(x: Tensor, frames: int) -> Tensor:
+    """``(N, 3, H, W)`` images -> ``(N, 3, T, H, W)`` static clips (the image repeated T times)."""
+    if x.dim() != 4:
+        raise ValueError(f"image_to_clip expects (N, 3, H, W), got shape {tuple(x.shape)}")
+    return x.unsqueeze(2).expand(-1, -1, frames, -1, -1).contiguous()
+
+
+def clip_to_frame(x: Tensor, index: str | int = "middle", generator: torch.Generator | None = None) -> Tensor:
+    """``(N, 3, T, H, W)`` clips -> ``(N, 3, H, W)``: the middle frame, a random frame per sample, or frame ``index``."""
+    if x.dim() != 5:
+        raise ValueError(f"clip_to_frame expects (N, 3, T, H, W), got shape {tuple(x.shape)}")
+    t = x.shape[2]
+    if index == "middle":
+        return x[:, :, t // 2]
+    if index == "random":
+        picks = torch.randint(0, t, (x.shape[0],), generator=generator, device="cpu").to(x.device)
+        return x[torch.arange(x.shape[0], device=x.device), :, picks]
+    if isinstance(index, int):
+        return x[:, :, index]
+    raise ValueError(f"index must be 'middle', 'random' or an int, got {index!r}")
