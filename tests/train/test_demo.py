@@ -1,0 +1,31 @@
+"""`unidual demo` end to end on a shrunken dataset and schedule (the pipeline, not the accuracy)."""
+from __future__ import annotations
+
+import pytest
+
+from unidual import checkpoint as ckpt
+from unidual.cli import main as cli
+from unidual.train.demo import format_results
+
+
+def test_results_table_layout():
+    text = format_results([["UniDual-Aux", "50.0", "40.0", "45.0"]], ["16.7", "6.2", "6.2"])
+    lines = text.splitlines()
+    assert lines[0].split()[:2] == ["model", "image"] and lines[-1].split() == ["chance", "16.7", "6.2", "6.2"]
+
+
+@pytest.mark.slow
+def test_demo_runs_both_models_and_prints_table(tmp_path, capsys):
+    code = cli(["demo", "schedule.epochs=1", "data.epoch_size=32", "model.width=0.125", "optim.batch_size=8",
+                "run.progress=false", "--small", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "demo")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "UniDual-Aux" in out and "R(2+1)D" in out and "chance" in out
+    assert f"run directory: {tmp_path / 'demo'}" in out
+    chance = out.splitlines()[-2].split()
+    assert chance == ["chance", "16.7", "6.2", "6.2"]  # 6 shape classes, 16 motion classes
+    joint, _ = ckpt.load_model(tmp_path / "demo" / "unidual_aux")
+    video, _ = ckpt.load_model(tmp_path / "demo" / "r2plus1d")
+    assert joint.spec["name"] == "unidual_aux" and set(joint.spec["heads"]) == {"shapes", "motion"}
+    assert video.spec["name"] == "r2plus1d" and set(video.spec["heads"]) == {"motion"}
+    assert (tmp_path / "data" / "shapes").is_dir()  # generated once, reused by later demos

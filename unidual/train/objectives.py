@@ -1,0 +1,217 @@
+"""Training losses: which pathway each example runs on, which head scores it, how terms are weighted.
+
+Every example of source ``k`` (modality ``m``) runs on the pathway of its modality
+and is scored by head ``k`` with cross-entropy (the *task* loss). UniDual-Aux adds
+the *auxiliary* losses of the paper (section 2.2, Fig. 1d):
+
+* images inflated to static clips -> video pathway -> head ``{k}_aux``;
+* one frame of each clip -> image pathway -> head ``{k}_aux``.
+
+Routing: ``"both"`` sends every example through both pathways (task + aux loss);
+``"random"`` sends each example to exactly one of them, the other pathway with
+probability ``p``. Inputs headed for the same pathway are concatenated into one
+forward pass (images inflated to the clips' length), so BatchNorm sees the mixed
+batch as in the paper's mixed mini-batches, and a step costs one forward per pathway.
+
+The loss is a per-example mean: ``(Σ task CE + w_aux · Σ aux CE) / N`` with N the
+examples in the batch. With equal-proportion sampling that gives the paper's equal
+task weights on average, and under DDP the averaged gradient equals the global-batch one.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+ROUTINGS = ("both", "random")
+
+
+@dataclass
+class Segment:
+    """A slice of a batch on its way to one head."""
+
+    pathway: str
+    input: Tensor
+    label: Tensor
+    head: str
+    term: str  # name of the loss term in the stats: the source key, or "{key}_aux"
+    weight: float
+
+
+@dataclass
+class LossOutput:
+    loss: Tensor  # scalar to backpropagate
+    examples: int  # distinct examples in the batch
+    loss_sum: dict[str, float] = field(default_factory=dict)  # term -> Σ CE (unweighted)
+    count: dict[str, int] = field(default_factory=dict)  # term -> examples scored
+    correct: dict[str, int] = field(default_factory=dict)  # term -> top-1 hits
+
+
+def pathway_for(model: nn.Module, modality: str) -> str:
+    """The pathway an example of ``modality`` takes: its own if the model has it, else the only one."""
+    pathways = tuple(getattr(model, "pathways", ()))
+    if modality in pathways:
+        return modality
+    if not pathways:
+        raise ValueError(f"model {type(model).__name__} exposes no pathways")
+    return pathways[0]
+
+
+def other(modality: str) -> str:
+    return "video" if modality == "image" else "image"
+
+
+def pick_frame(clips: Tensor, how: str = "random", generator: torch.Generator | None = None) -> Tensor:
+    """One frame per clip, (N,3,T,H,W) -> (N,3,H,W): the middle one, or a random one per example."""
+    n, t = clips.shape[0], clips.shape[2]
+    if how == "middle":
+        return clips[:, :, t // 2]
+    if how != "random":
+        raise ValueError(f"frame must be 'random' or 'middle', got {how!r}")
+    index = torch.randint(t, (n,), generator=generator).to(clips.device)
+    return clips[torch.arange(n, device=clips.device), :, index]
+
+
+class Objective:
+    """Builds the loss of one mixed batch for a regime (``aux`` only matters for ``unidual_aux``)."""
+
+    def __init__(
+        self,
+        regime: str,
+        modalities: Mapping[str, str],
+        *,
+        aux_weight: float = 1.0,
+        routing: str = "both",
+        p: float = 0.5,
+        frame: str = "random",
+    ) -> None:
+        if routing not in ROUTINGS:
+            raise ValueError(f"aux routing must be one of {ROUTINGS}, got {routing!r}")
+        if not 0 <= p <= 1:
+            raise ValueError(f"aux routing probability p must be in [0, 1], got {p}")
+        self.regime = regime
+        self.modalities = dict(modalities)
+        self.aux = regime == "unidual_aux" and aux_weight > 0
+        self.aux_weight = float(aux_weight)
+        self.routing = routing
+        self.p = float(p)
+        self.frame = frame
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "Objective":  # cfg: TrainConfig
+        return cls(cfg.regime, cfg.modalities, aux_weight=cfg.aux.weight, routing=cfg.aux.routing,
+                   p=cfg.aux.p, frame=cfg.aux.frame)
+
+    # -- planning --------------------------------------------------------
+    def segments(
+        self, model: nn.Module, sub: Mapping[str, Mapping[str, Tensor]], generator: torch.Generator | None = None
+    ) -> list[Segment]:
+        """Where every example of the batch goes (task and auxiliary segments)."""
+        out: list[Segment] = []
+        for key, part in sub.items():
+            if key not in self.modalities:
+                raise KeyError(f"batch has source {key!r} the objective does not know ({sorted(self.modalities)})")
+            x, y = part["input"], part["label"]
+            if len(y) == 0:
+                continue
+            modality = self.modalities[key]
+            own = pathway_for(model, modality)
+            if not self.aux:
+                out.append(Segment(own, x, y, model.head_for(key, own), key, 1.0))
+                continue
+            aux_pathway = other(modality)
+            if self.routing == "both":
+                task_mask = torch.ones(len(y), dtype=torch.bool)
+                aux_mask = task_mask
+            else:
+                aux_mask = torch.rand(len(y), generator=generator) < self.p
+                task_mask = ~aux_mask
+            if task_mask.any():
+                sel = task_mask.to(y.device)
+                out.append(Segment(own, x[sel], y[sel], model.head_for(key, own), key, 1.0))
+            if aux_mask.any():
+                sel = aux_mask.to(y.device)
+                xa = x[sel]
+                if modality == "video":
+                    xa = pick_frame(xa, self.frame, generator)  # image pathway sees single frames
+                # images stay 4D: they are inflated below (or by the model) on the video pathway
+                out.append(Segment(aux_pathway, xa, y[sel], model.head_for(key, aux_pathway),
+                                   f"{key}_aux", self.aux_weight))
+        return out
+
+    # -- loss ------------------------------------------------------------
+    def __call__(
+        self, model: nn.Module, sub: Mapping[str, Mapping[str, Tensor]], generator: torch.Generator | None = None
+    ) -> LossOutput:
+        examples = sum(len(part["label"]) for part in sub.values())
+        if examples == 0:
+            raise ValueError("empty batch: every example was skipped")
+        segments = self.segments(model, sub, generator)
+        total: Tensor | None = None
+        stats = LossOutput(loss=torch.zeros(()), examples=examples)
+        for group in group_segments(segments):
+            x = torch.cat([s.input for s in group])
+            out = model(x, pathway=group[0].pathway)
+            start = 0
+            for s in group:
+                n = len(s.label)
+                logits = out[s.head][start:start + n].float()
+                start += n
+                ce = F.cross_entropy(logits, s.label, reduction="sum")
+                term = ce * s.weight
+                total = term if total is None else total + term
+                stats.loss_sum[s.term] = stats.loss_sum.get(s.term, 0.0) + float(ce.detach())
+                stats.count[s.term] = stats.count.get(s.term, 0) + n
+                hits = int((logits.detach().argmax(1) == s.label).sum())
+                stats.correct[s.term] = stats.correct.get(s.term, 0) + hits
+        assert total is not None
+        stats.loss = total / examples
+        return stats
+
+
+class LossModule(nn.Module):
+    """``model`` + objective behind one ``forward``, so DDP sees exactly one forward per step.
+
+    Returns ``(loss, stats)`` with ``stats`` made of plain numbers only.
+    """
+
+    def __init__(self, model: nn.Module, objective: Objective) -> None:
+        super().__init__()
+        self.model = model
+        self.objective = objective
+
+    def forward(  # type: ignore[override]
+        self, sub: Mapping[str, Mapping[str, Tensor]], generator: torch.Generator | None = None
+    ) -> tuple[Tensor, dict[str, Any]]:
+        out = self.objective(self.model, sub, generator)
+        stats = {"examples": out.examples, "loss_sum": out.loss_sum, "count": out.count, "correct": out.correct}
+        return out.loss, stats
+
+
+def group_segments(segments: list[Segment]) -> list[list[Segment]]:
+    """Segments that can share one forward pass: same pathway, same input shape after inflation.
+
+    On the video pathway, images are inflated to the length of the clips they join
+    (to the model's own ``frames`` when there are no clips, by the model itself).
+    """
+    by_pathway: dict[str, list[Segment]] = {}
+    for s in segments:
+        by_pathway.setdefault(s.pathway, []).append(s)
+    groups: list[list[Segment]] = []
+    for pathway, segs in by_pathway.items():
+        clip_len = next((s.input.shape[2] for s in segs if s.input.dim() == 5), None)
+        if pathway == "video" and clip_len is not None:
+            segs = [_inflated(s, clip_len) if s.input.dim() == 4 else s for s in segs]
+        by_shape: dict[tuple[int, ...], list[Segment]] = {}
+        for s in segs:
+            by_shape.setdefault(tuple(s.input.shape[1:]), []).append(s)
+        groups.extend(by_shape.values())
+    return groups
+
+
+def _inflated(s: Segment, frames: int) -> Segment:
+    clip = s.input.unsqueeze(2).expand(-1, -1, frames, -1, -1)
+    return Segment(s.pathway, clip, s.label, s.head, s.term, s.weight)

@@ -1,0 +1,65 @@
+"""PNG curves of a run's metrics.jsonl (loss and accuracy), drawn with matplotlib's Agg backend."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    path = Path(path)
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_metrics(metrics_path: str | Path, out_dir: str | Path) -> list[Path]:
+    """Write loss.png (training loss per term) and accuracy.png (train and validation); return the files."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    records = read_metrics(metrics_path)
+    train = [r for r in records if r.get("type") == "train"]
+    val = [r for r in records if r.get("type") == "val"]
+    out_dir = Path(out_dir)
+    written: list[Path] = []
+    if train:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        steps = [r["step"] for r in train]
+        ax.plot(steps, [r["loss"] for r in train], label="total", linewidth=2)
+        for name in _series(train, "loss/"):
+            ax.plot(steps, [r.get(name) for r in train], label=name[5:], alpha=0.7)
+        ax.set(xlabel="update", ylabel="cross-entropy", title="training loss")
+        ax.legend(fontsize=8)
+        written.append(_save(fig, out_dir / "loss.png"))
+    if train or val:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for name in _series(train, "acc/"):
+            ax.plot([r["step"] for r in train], [r.get(name) for r in train], alpha=0.5, label=f"train {name[4:]}")
+        for name in _series(val, "", suffixes=("/top1", "/video@1", "/clip@1")):
+            ax.plot([r["step"] for r in val], [r.get(name) for r in val], marker="o", label=f"val {name}")
+        ax.set(xlabel="update", ylabel="accuracy (%)", title="accuracy", ylim=(0, 100))
+        ax.legend(fontsize=8)
+        written.append(_save(fig, out_dir / "accuracy.png"))
+    return written
+
+
+def _series(records: list[dict[str, Any]], prefix: str, suffixes: tuple[str, ...] = ("",)) -> list[str]:
+    names: list[str] = []
+    for r in records:
+        for k in r:
+            if k.startswith(prefix) and k.endswith(suffixes) and k not in names and k not in ("type", "step"):
+                if prefix or "/" in k:
+                    names.append(k)
+    return names
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
