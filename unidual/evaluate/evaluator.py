@@ -273,6 +273,6 @@ def format_table(results: Mapping[str, Mapping[str, float]], columns: Sequence[s
 def _fmt(value: float | None) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "-"
-    if float(value).is_integer() and abs(value) >= 1:
+    if float(value).is_integer():
         return str(int(value))
     return f"{value:.2f}"

@@ -1,0 +1,77 @@
+"""`unidual export`: ONNX (onnxruntime) and TorchScript outputs equal PyTorch's, with a dynamic batch."""
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from unidual.cli import main as cli
+from unidual.evaluate.export import export
+
+
+def _reference(tiny_run, pathway: str, x: torch.Tensor) -> torch.Tensor:
+    head = "shapes" if pathway == "image" else "moves"
+    with torch.no_grad():
+        return tiny_run["model"](x, pathway=pathway)[head]
+
+
+def _inputs(pathway: str, batch: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed(batch)
+    shape = (batch, 3, 32, 32) if pathway == "image" else (batch, 3, 4, 32, 32)
+    return torch.randn(*shape, generator=g)
+
+
+@pytest.mark.parametrize("pathway", ["image", "video"])
+def test_onnx_matches_pytorch(tiny_run, tmp_path, pathway):
+    import onnx
+    import onnxruntime as ort
+
+    out = tmp_path / f"{pathway}.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        meta = export(tiny_run["checkpoint"], pathway, "onnx", out)
+    graph = onnx.load(str(out)).graph
+    assert not any(n.op_type == "BatchNormalization" for n in graph.node)  # conv+BN folded
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    assert convs
+    assert meta["folded_conv_bn"] > 0
+    sidecar = json.loads(out.with_name(out.name + ".json").read_text())
+    assert sidecar["layout"] == ("N,3,H,W" if pathway == "image" else "N,3,T,H,W")
+    assert sidecar["size"] == [32, 32] and len(sidecar["mean"]) == 3
+    assert sidecar["outputs"] == (["shapes"] if pathway == "image" else ["moves"])  # aux head dropped
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert len(session.get_inputs()[0].shape) == (4 if pathway == "image" else 5)
+    for batch in (1, 3):  # dynamic batch
+        x = _inputs(pathway, batch)
+        (got,) = session.run(None, {"input": x.numpy()})
+        np.testing.assert_allclose(got, _reference(tiny_run, pathway, x).numpy(), atol=1e-4, rtol=1e-3)
+
+
+@pytest.mark.parametrize("pathway", ["image", "video"])
+def test_torchscript_matches_pytorch(tiny_run, tmp_path, pathway):
+    out = tmp_path / f"{pathway}.pt"
+    assert cli(["export", str(tiny_run["checkpoint"]), "--pathway", pathway, "--format", "torchscript",
+                "--out", str(out)]) == 0
+    scripted = torch.jit.load(str(out))
+    for batch in (1, 3):
+        x = _inputs(pathway, batch)
+        with torch.no_grad():
+            (got,) = scripted(x)
+        torch.testing.assert_close(got, _reference(tiny_run, pathway, x), atol=1e-4, rtol=1e-3)
+    names = {m.original_name for m in scripted.modules()}
+    assert "Conv" in names and "Identity" in names and "Norm" not in names  # every BN folded away
+
+
+def test_export_of_missing_pathway_is_a_clear_error(tmp_path, capsys):
+    from unidual.checkpoint import save_checkpoint
+    from unidual.models import create_model
+
+    model = create_model("r2plus1d", depth=10, width=0.125, heads={"moves": 2}, frames=4)
+    ckpt = save_checkpoint(tmp_path / "video_only.pt", {
+        "model": model.state_dict(), "model_spec": model.spec,
+        "sources": {"moves": {"modality": "video", "classes": ["a", "b"]}}})
+    assert cli(["export", str(ckpt), "--pathway", "image", "--out", str(tmp_path / "x.onnx")]) == 2
+    assert "no image pathway" in capsys.readouterr().err

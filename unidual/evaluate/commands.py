@@ -1,0 +1,128 @@
+"""`unidual eval RUN_OR_CHECKPOINT`: multi-clip evaluation with the run's label maps.
+
+The sources come from the checkpoint's ``config["sources"]`` (the run's own
+source specs) and their label maps from ``sources[key]["classes"]``, so class
+indices always mean what they meant in training. ``--data KEY=PATH`` points a
+source at another root (and restricts evaluation to the named keys); a key the
+checkpoint knows but its config does not becomes a ``folder`` source (protocol
+A transform); PATH is either ``root`` (with ``test/<class>/``) or the class
+folders themselves.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from unidual.evaluate import metrics as M
+from unidual.evaluate.evaluator import SourceResult, evaluate_sources, format_table
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT", help="run directory (best.pt/last.pt) or .pt file")
+    parser.add_argument("--data", action="append", default=[], metavar="KEY=PATH",
+                        help="evaluate source KEY from PATH (repeatable; default: every source of the run)")
+    parser.add_argument("--clips", type=int, default=None, help="clips per test video (default: the source's)")
+    parser.add_argument("--three-crop", action="store_true", help="three spatial crops per clip instead of one")
+    parser.add_argument("--batch-size", type=int, default=32, help="views per forward pass")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print metrics as JSON")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="write metrics.json, per-class CSV and confusion CSV/PNG per source here")
+
+
+def parse_data_args(items: Sequence[str]) -> dict[str, str]:
+    """``["k=/p", ...]`` -> ``{"k": "/p"}`` with a clear error for a malformed item."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, path = item.partition("=")
+        if not sep or not key or not path:
+            raise ValueError(f"--data {item!r}: expected KEY=PATH")
+        out[key] = path
+    return out
+
+
+def source_specs(
+    payload: Mapping[str, Any],
+    data: Mapping[str, str] | None = None,
+    *,
+    clips: int | None = None,
+    three_crop: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """SourceSpec dicts to evaluate: the run's config sources, overridden by ``data`` (key -> root)."""
+    known = payload.get("sources", {})
+    config = payload.get("config") or {}
+    specs = {s["key"]: copy.deepcopy(s) for s in config.get("sources", [])}
+    if data:
+        chosen = {}
+        for key, root in data.items():
+            if key not in known:
+                raise KeyError(f"--data {key}=...: the checkpoint has no source {key!r} (sources: {sorted(known)})")
+            spec = specs.get(key) or {"key": key, "modality": known[key]["modality"], "format": "folder"}
+            spec["root"] = root
+            if spec["format"] == "folder" and Path(root).is_dir() and not (Path(root) / "test").is_dir():
+                spec["test"] = "."  # PATH itself holds the <class>/ folders
+            chosen[key] = spec
+        specs = chosen
+    if not specs:
+        raise ValueError("the checkpoint has no config sources; name the test data with --data KEY=PATH")
+    for spec in specs.values():
+        if clips is not None:
+            spec.setdefault("clip", {})
+            spec["clip"] = {**spec["clip"], "num_clips": clips}
+        if three_crop:
+            spec["transform"] = {**spec.get("transform", {}), "test_crops": 3}
+    return specs
+
+
+def build_test_datasets(payload: Mapping[str, Any], specs: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """Test split of every spec, labelled with the checkpoint's label map."""
+    from unidual.data import build_dataset
+
+    known = payload.get("sources", {})
+    return {key: build_dataset(spec, "test", classes=known.get(key, {}).get("classes")) for key, spec in specs.items()}
+
+
+def write_reports(results: Mapping[str, SourceResult], out: Path) -> dict[str, dict[str, float]]:
+    """metrics.json plus ``<key>_per_class.csv`` and ``<key>_confusion.{csv,png}``."""
+    out.mkdir(parents=True, exist_ok=True)
+    table = {key: r.metrics() for key, r in results.items()}
+    (out / "metrics.json").write_text(json.dumps(table, indent=2) + "\n")
+    for key, r in results.items():
+        conf = r.confusion()
+        M.write_confusion_csv(conf, r.classes, out / f"{key}_confusion.csv")
+        M.plot_confusion(conf, r.classes, out / f"{key}_confusion.png", title=f"{key} ({r.modality})")
+        with (out / f"{key}_per_class.csv").open("w") as f:
+            f.write("class,accuracy,examples\n")
+            for name, acc, n in zip(r.classes, r.per_class().values(), conf.sum(dim=1).tolist()):
+                f.write(f"{json.dumps(name)},{acc:.4f},{n}\n")
+        if r.skipped:
+            (out / f"{key}_skipped.txt").write_text("".join(f"{p}\t{why}\n" for p, why in r.skipped))
+    return table
+
+
+def main(args: argparse.Namespace) -> int:
+    from unidual.checkpoint import CheckpointError, load_model
+    from unidual.data import DataError
+
+    try:
+        model, payload = load_model(args.checkpoint, deploy=True, map_location="cpu")
+        specs = source_specs(payload, parse_data_args(args.data), clips=args.clips, three_crop=args.three_crop)
+        datasets = build_test_datasets(payload, specs)
+    except (CheckpointError, DataError, KeyError, ValueError) as exc:
+        print(f"unidual eval: {exc}", file=sys.stderr)
+        return 2
+    model.to(args.device)
+    modalities = {key: spec["modality"] for key, spec in specs.items()}
+    results = evaluate_sources(model, datasets, modalities, batch_size=args.batch_size, device=args.device,
+                               num_workers=args.workers, progress=sys.stderr.isatty())
+    table = write_reports(results, args.out) if args.out else {k: r.metrics() for k, r in results.items()}
+    print(json.dumps(table, indent=2) if args.json else format_table(table))
+    for key, r in results.items():
+        for path, why in r.skipped:
+            print(f"skipped {key}: {path}: {why}", file=sys.stderr)
+    return 0

@@ -1,0 +1,159 @@
+"""`unidual export CHECKPOINT --pathway image|video --format onnx|torchscript --out FILE`.
+
+One pathway becomes a standalone network, as the paper deploys it: the image
+pathway is an R2D (input ``(N, 3, H, W)``; every temporal kernel is 1 so it
+runs as 2D convolutions), the video pathway an R(2+1)D (input
+``(N, 3, T, H, W)``). Auxiliary heads are dropped, every conv+BN pair is folded
+into one convolution, and the batch dimension is dynamic. Outputs are the
+logits of the pathway's heads, in the order listed in the JSON sidecar
+(``FILE.json``) that also records the preprocessing: pixels in [0, 1], resized
+and cropped as the run's test transform, normalised with ``mean``/``std``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from unidual.evaluate.fold import fold_batchnorm
+
+FORMATS = ("onnx", "torchscript")
+PATHWAYS = ("image", "video")
+
+
+class ExportedPathway(nn.Module):
+    """A single-pathway network returning a tuple of head logits (tracers want tensors, not dicts)."""
+
+    def __init__(self, net: nn.Module, heads: list[str]) -> None:
+        super().__init__()
+        self.net = net
+        self.heads = list(heads)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, ...]:
+        out = self.net(x)
+        return tuple(out[h] for h in self.heads)
+
+
+def standalone_pathway(model: nn.Module, pathway: str) -> nn.Module:
+    """The deployed network of one pathway: ``surgery.export_pathway`` for UniDual, the model itself otherwise."""
+    from unidual.models.surgery import export_pathway
+
+    if pathway not in PATHWAYS:
+        raise ValueError(f"pathway must be one of {PATHWAYS}, got {pathway!r}")
+    pathways = tuple(getattr(model, "pathways", ()))
+    if hasattr(model, "deploy"):
+        model.deploy()
+    if pathway not in pathways:
+        raise ValueError(f"model {model.spec['name']!r} has no {pathway} pathway (it has {pathways})")
+    net = model if pathways == (pathway,) else export_pathway(model, pathway)
+    return net.eval()
+
+
+def example_input(pathway: str, size: int, frames: int, batch: int = 2) -> Tensor:
+    shape = (batch, 3, size, size) if pathway == "image" else (batch, 3, frames, size, size)
+    return torch.randn(*shape)
+
+
+def input_description(payload: Mapping[str, Any], pathway: str, heads: list[str]) -> dict[str, Any]:
+    """The sidecar: layout, size, frames, normalisation and the label map of every output."""
+    from unidual.evaluate.predict import spec_for
+
+    spec = spec_for(payload, pathway)
+    t = spec.transform
+    plan = t.plan(pathway, "test")
+    size = plan.crop or (plan.resize[-1] if plan.resize else 112)
+    sources = payload.get("sources", {})
+    return {
+        "pathway": pathway,
+        "layout": "N,3,H,W" if pathway == "image" else "N,3,T,H,W",
+        "size": [size, size],
+        "frames": None if pathway == "image" else spec.clip.frames,
+        "resize": list(plan.resize) if plan.resize else None,
+        "pixel_range": [0.0, 1.0],
+        "channel_order": "RGB",
+        "mean": list(plan.mean),
+        "std": list(plan.std),
+        "outputs": heads,
+        "output_kind": "logits (apply softmax for probabilities)",
+        "classes": {h: list(sources.get(h, {}).get("classes", [])) for h in heads},
+    }
+
+
+def prepare(model: nn.Module, payload: Mapping[str, Any], pathway: str) -> tuple[ExportedPathway, Tensor, dict[str, Any]]:
+    """(folded single-pathway wrapper, example input, sidecar dict)."""
+    net = standalone_pathway(model, pathway)
+    heads = sorted(net.heads.on(pathway)) if hasattr(net.heads, "on") else sorted(net.spec["heads"])
+    meta = input_description(payload, pathway, heads)
+    example = example_input(pathway, meta["size"][0], meta["frames"] or 1)
+    folded, pairs = fold_batchnorm(net, example)
+    meta["folded_conv_bn"] = len(pairs)
+    return ExportedPathway(folded, heads).eval(), example, meta
+
+
+def to_onnx(module: nn.Module, example: Tensor, out: Path, outputs: list[str]) -> None:
+    import onnx
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)  # layout checks are constant here
+        torch.onnx.export(
+            module, (example,), str(out), input_names=["input"], output_names=outputs,
+            dynamic_axes={"input": {0: "batch"}, **{name: {0: "batch"} for name in outputs}},
+            opset_version=17, dynamo=False,
+        )
+    onnx.checker.check_model(str(out))
+
+
+def to_torchscript(module: nn.Module, example: Tensor, out: Path) -> None:
+    with torch.no_grad(), warnings.catch_warnings():
+        # the input-shape checks in the backbone are constant for a fixed layout; the
+        # deprecation notice is about TorchScript itself, which is the requested format
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        traced = torch.jit.trace(module, example, check_trace=False)
+    traced.save(str(out))
+
+
+def export(checkpoint: str | Path, pathway: str, fmt: str, out: str | Path) -> dict[str, Any]:
+    """Python API: write ``out`` and ``out.json``; returns the sidecar dict."""
+    from unidual.checkpoint import load_model
+
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model, payload = load_model(checkpoint, deploy=True)
+    module, example, meta = prepare(model, payload, pathway)
+    if fmt == "onnx":
+        to_onnx(module, example, out, meta["outputs"])
+    else:
+        to_torchscript(module, example, out)
+    meta["format"] = fmt
+    sidecar = out.with_name(out.name + ".json")
+    sidecar.write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", metavar="CHECKPOINT")
+    parser.add_argument("--pathway", choices=PATHWAYS, required=True)
+    parser.add_argument("--format", choices=FORMATS, default="onnx")
+    parser.add_argument("--out", type=Path, required=True, help="model file; FILE.json gets the input description")
+
+
+def main(args: argparse.Namespace) -> int:
+    from unidual.checkpoint import CheckpointError
+
+    try:
+        meta = export(args.checkpoint, args.pathway, args.format, args.out)
+    except (CheckpointError, ValueError) as exc:
+        print(f"unidual export: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out} ({meta['layout']}, outputs {meta['outputs']}, "
+          f"{meta['folded_conv_bn']} conv+BN folded) and {args.out}.json")
+    return 0

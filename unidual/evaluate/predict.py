@@ -1,0 +1,265 @@
+"""`unidual predict CHECKPOINT FILE_OR_DIR...`: top-k class names for image and video files.
+
+Each file's modality is decided by its extension, and for an unknown (or
+ambiguous, e.g. ``.gif``) extension by trying Pillow and then PyAV. The file is
+preprocessed exactly like the test split of the run's first source of that
+modality (same resize/crop/normalisation, same number of uniform clips), runs
+through that modality's pathway, and every head on the pathway is reported with
+the label map of its source. Multi-view scores are averaged softmax
+probabilities, as in `unidual eval`. Unreadable files are reported and skipped;
+the exit status is 1 if any file failed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from unidual.evaluate import metrics as M
+
+_AUX = "_aux"
+
+
+@dataclass
+class Prediction:
+    """Top-k result for one file; ``error`` is set (and ``top`` empty) if it could not be read."""
+
+    path: str
+    modality: str | None = None
+    top: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # source key -> [(class, prob)]
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "modality": self.modality, "error": self.error,
+                "top": {k: [{"class": c, "score": s} for c, s in v] for k, v in self.top.items()}}
+
+
+# --------------------------------------------------------------------------- reading files
+
+def detect_modality(path: str | Path) -> str:
+    """"image" or "video" from the extension, else by trying Pillow then PyAV; DataError if neither."""
+    from unidual.data import DataError
+    from unidual.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    suffix = Path(path).suffix.lower()
+    image_ext, video_ext = suffix in IMAGE_EXTENSIONS, suffix in VIDEO_EXTENSIONS
+    if image_ext != video_ext:
+        return "image" if image_ext else "video"
+    if _opens_with_pillow(path):
+        if not _is_animated(path):
+            return "image"
+    if _opens_with_pyav(path):
+        return "video"
+    raise DataError(f"{path}: neither an image Pillow can read nor a video PyAV can decode")
+
+
+def _opens_with_pillow(path: str | Path) -> bool:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img.verify()
+        return True
+    except Exception:
+        return False
+
+
+def _is_animated(path: str | Path) -> bool:
+    from PIL import Image
+
+    with Image.open(path) as img:
+        return getattr(img, "n_frames", 1) > 1
+
+
+def _opens_with_pyav(path: str | Path) -> bool:
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            return bool(container.streams.video)
+    except Exception:
+        return False
+
+
+def default_spec(modality: str, frames: int = 8) -> dict[str, Any]:
+    """Test-time settings used when the checkpoint's config has no source of that modality (protocol A)."""
+    return {"key": "_", "modality": modality, "format": "folder", "root": ".",
+            "clip": {"frames": frames, "num_clips": 10}, "transform": {"protocol": "A"}}
+
+
+def spec_for(payload: Mapping[str, Any], modality: str) -> Any:
+    """SourceSpec of the run's first source of ``modality`` (its test transform and clip sampling)."""
+    from unidual.data import SourceSpec
+
+    for src in (payload.get("config") or {}).get("sources", []):
+        if src.get("modality") == modality:
+            return SourceSpec.from_dict(src)
+    frames = int(payload.get("model_spec", {}).get("options", {}).get("frames") or 8)
+    return SourceSpec.from_dict(default_spec(modality, frames))
+
+
+def load_views(path: str | Path, modality: str, spec: Any) -> Tensor:
+    """A file as test views: image ``(V, 3, H, W)``, video ``(V, 3, T, H, W)`` (V = clips x crops)."""
+    from unidual.data import sampling
+    from unidual.data.decode import image_array, load_image, probe_video, read_frames
+    from unidual.data.transforms import apply_plan
+
+    plan = spec.transform.plan(modality, "test")
+    rng = random.Random(0)  # test plans are deterministic; rng is only a required argument
+    if modality == "image":
+        return torch.stack([v[0] for v in apply_plan(image_array(load_image(path)), plan, rng)])
+    info = probe_video(path)
+    c = spec.clip
+    clips = sampling.uniform_clips(info.num_frames, c.frames, sampling.frame_step(c.stride, info.fps, c.fps),
+                                   c.num_clips, c.loop)
+    wanted = sorted(set(sampling.flatten(clips)))
+    by_index = dict(zip(wanted, read_frames(path, wanted, info)))
+    views = []
+    for clip in clips:
+        views += apply_plan(np.stack([by_index[i] for i in clip]), plan, rng)
+    return torch.stack([v.permute(1, 0, 2, 3) for v in views])
+
+
+def expand_inputs(items: Iterable[str | Path]) -> list[Path]:
+    """Files as given, folders walked recursively (sorted; hidden files skipped)."""
+    out: list[Path] = []
+    for item in items:
+        p = Path(item)
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
+        else:
+            out.append(p)
+    return out
+
+
+# --------------------------------------------------------------------------- predicting
+
+def label_maps(payload: Mapping[str, Any]) -> dict[str, list[str]]:
+    return {k: list(v["classes"]) for k, v in payload.get("sources", {}).items()}
+
+
+def _top(scores: Tensor, classes: Sequence[str], k: int) -> list[tuple[str, float]]:
+    values, idx = scores.topk(min(k, scores.numel()))
+    return [(classes[i] if i < len(classes) else str(i), float(v)) for v, i in zip(values.tolist(), idx.tolist())]
+
+
+@torch.no_grad()
+def predict_views(model: nn.Module, views: Tensor, modality: str, device: str | torch.device = "cpu") -> dict[str, Tensor]:
+    """Logits per head for a flat batch of views, run on the pathway of ``modality``."""
+    pathway = modality if modality in getattr(model, "pathways", (modality,)) else None
+    out = model(views.to(device), pathway=pathway) if pathway else model(views.to(device))
+    return {name: logits.float().cpu() for name, logits in out.items()}
+
+
+def _run_group(model: nn.Module, group: list[tuple[Prediction, Tensor]], maps: Mapping[str, list[str]],
+               topk: int, device: str | torch.device) -> None:
+    """One forward pass for files of the same modality and view shape; fills each ``Prediction.top``."""
+    modality = group[0][0].modality
+    counts = [views.shape[0] for _, views in group]
+    logits = predict_views(model, torch.cat([views for _, views in group]), modality, device)
+    for head, values in logits.items():
+        key = head[: -len(_AUX)] if head.endswith(_AUX) else head
+        for (result, _), part in zip(group, values.split(counts)):
+            probs = M.average_view_scores(part.unsqueeze(0))[0]
+            result.top[head] = _top(probs, maps.get(key, []), topk)
+
+
+def predict_files(
+    model: nn.Module,
+    payload: Mapping[str, Any],
+    paths: Iterable[str | Path],
+    *,
+    topk: int = 5,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+    progress: bool = False,
+) -> list[Prediction]:
+    """Top-k per head for every file (in order); unreadable files come back with ``error`` set.
+
+    Files are read ``batch_size`` at a time and those sharing modality and view
+    shape go through the network together.
+    """
+    from tqdm import tqdm
+
+    model.eval().to(device)
+    maps = label_maps(payload)
+    specs: dict[str, Any] = {}
+    files = list(paths)
+    results = [Prediction(str(p)) for p in files]
+    with tqdm(total=len(files), desc="predict", unit="file", disable=not progress, file=sys.stderr) as bar:
+        for start in range(0, len(files), max(1, batch_size)):
+            groups: dict[tuple, list[tuple[Prediction, Tensor]]] = {}
+            for path, result in zip(files[start : start + batch_size], results[start : start + batch_size]):
+                try:
+                    result.modality = detect_modality(path)
+                    spec = specs.setdefault(result.modality, spec_for(payload, result.modality))
+                    views = load_views(path, result.modality, spec)
+                except Exception as exc:  # one unreadable file is reported, never stops the rest
+                    result.error = f"{type(exc).__name__}: {exc}"
+                    continue
+                groups.setdefault((result.modality, tuple(views.shape[1:])), []).append((result, views))
+            for group in groups.values():
+                _run_group(model, group, maps, topk, device)
+            bar.update(min(batch_size, len(files) - start))
+    return results
+
+
+def predict(checkpoint: str | Path, paths: Iterable[str | Path], *, topk: int = 5, batch_size: int = 8,
+            device: str | torch.device = "cpu") -> list[Prediction]:
+    """Python API: ``predict("run/best.pt", ["cat.jpg", "clips/"])``."""
+    from unidual.checkpoint import load_model
+
+    model, payload = load_model(checkpoint, deploy=True)
+    return predict_files(model, payload, expand_inputs(paths), topk=topk, batch_size=batch_size, device=device)
+
+
+# --------------------------------------------------------------------------- CLI
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run directory")
+    parser.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="images, videos or folders of them")
+    parser.add_argument("--topk", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=8, help="files read per forward pass")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", action="store_true", help="one JSON list on stdout")
+
+
+def _print_text(results: Sequence[Prediction]) -> None:
+    for r in results:
+        if r.error:
+            continue
+        for head, top in r.top.items():
+            best = ", ".join(f"{c} {s:.3f}" for c, s in top)
+            print(f"{r.path} [{r.modality} -> {head}]: {best}")
+
+
+def main(args: argparse.Namespace) -> int:
+    from unidual.checkpoint import CheckpointError, load_model
+
+    if args.topk < 1:
+        print("unidual predict: --topk must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        model, payload = load_model(args.checkpoint, deploy=True)
+    except CheckpointError as exc:
+        print(f"unidual predict: {exc}", file=sys.stderr)
+        return 2
+    files = expand_inputs(args.inputs)
+    results = predict_files(model, payload, files, topk=args.topk, batch_size=args.batch_size, device=args.device,
+                            progress=len(files) > 1 and sys.stderr.isatty())
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        _print_text(results)
+    failed = [r for r in results if r.error]
+    for r in failed:
+        print(f"unidual predict: skipped {r.path}: {r.error}", file=sys.stderr)
+    return 1 if failed else 0
