@@ -26,26 +26,39 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _parser(selected: str | None) -> argparse.ArgumentParser:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="unidual", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        if name == selected:
-            importlib.import_module(module).add_arguments(p)
+    for name, (_, help_text) in COMMANDS.items():
+        sub.add_parser(name, help=help_text, description=help_text)
     return parser
+
+
+def _command_parser(name: str) -> argparse.ArgumentParser:
+    help_text = COMMANDS[name][1]
+    parser = argparse.ArgumentParser(prog=f"unidual {name}", description=help_text)
+    importlib.import_module(COMMANDS[name][0]).add_arguments(parser)
+    return parser
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """Options may come before or after ``key=value`` overrides (``train C x=1 --out D y=2``)."""
+    try:
+        return parser.parse_intermixed_args(argv)
+    except TypeError:  # commands with their own sub-commands (``unidual data ...``)
+        return parser.parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    selected = next((a for a in argv if not a.startswith("-")), None)
-    if selected not in COMMANDS:
-        selected = None
-    args = _parser(selected).parse_args(argv)
-    if args.command is None:
-        _parser(None).print_help()
+    if not argv or argv[0] not in COMMANDS:
+        args = _parser().parse_args(argv)  # --help, or an error naming the valid commands
+        _parser().print_help()
         return 2
-    module = importlib.import_module(COMMANDS[args.command][0])
+    name = argv[0]
+    args = _parse(_command_parser(name), argv[1:])
+    args.command = name
+    module = importlib.import_module(COMMANDS[name][0])
     return int(module.main(args) or 0)
 
 
