@@ -9,7 +9,7 @@ from unidual.models import list_models
 from unidual.train.config import load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-ALL = sorted(CONFIGS.rglob("*.yaml"))
+ALL = sorted(p for p in CONFIGS.rglob("*.yaml") if p.name != "study.yaml")  # study files: tests/study
 TABLE1 = ["r2d", "r2plus1d", "r2d_finetuned", "r2plus1d_finetuned", "r2d_multitask", "r2plus1d_multitask",
           "r2d_lstm_multitask", "unidual", "unidual_aux"]
 

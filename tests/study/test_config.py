@@ -1,0 +1,90 @@
+"""Study files: validation errors name the key; dependency order; the shipped studies resolve."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tinystudy import write_tiny_study
+from unidual.study.config import StudyError, load_study
+from unidual.study.runner import Task, plan, resolve_config
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "cpu"
+
+
+def edit(path: Path, **changes) -> Path:
+    raw = yaml.safe_load(path.read_text())
+    raw.update(changes)
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_dependency_order_and_only(tmp_path, photos):
+    models = [{"id": "ft", "row": "FT", "config": "r2plus1d_finetuned.yaml", "pretrained": "pre"},
+              {"id": "joint", "row": "J", "config": "unidual_aux.yaml"},
+              {"id": "pre", "row": "P", "config": "r2d.yaml"}]
+    study = load_study(write_tiny_study(tmp_path, photos, models=models))
+    assert [m.id for m in study.ordered()] == ["joint", "pre", "ft"]  # pretraining before finetuning
+    assert [m.id for m in study.ordered(["ft"])] == ["pre", "ft"]  # --only pulls in the dependency
+    tasks = plan(study, tmp_path / "out", [3, 4], ["ft"])
+    assert [(t.seed, t.model.id) for t in tasks] == [(3, "pre"), (3, "ft"), (4, "pre"), (4, "ft")]
+    assert tasks[1].pretrained_dir == tmp_path / "out" / "seed3" / "pre"
+    with pytest.raises(StudyError, match="no such model id"):
+        study.ordered(["nope"])
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"colour": 1}, "unknown key"),
+    ({"name": "has space"}, "name"),
+    ({"seeds": [0, 0]}, "distinct"),
+    ({"models": [{"id": "x", "row": "X", "config": "missing.yaml"}]}, "training config not found"),
+    ({"models": [{"id": "x", "row": "X", "config": "r2d.yaml", "pretrained": "y"}]}, "not a model id"),
+    ({"models": [{"id": "x", "row": "X", "config": "r2d.yaml", "pretrained": "x"}]}, "cycle"),
+    ({"models": [{"id": "x", "row": "X", "config": "r2d.yaml", "report": ["other"]}]}, "not table columns"),
+    ({"eval": {"clips": 0}}, "eval.clips"),
+])
+def test_bad_study_files_name_the_problem(tmp_path, photos, change, message):
+    path = edit(write_tiny_study(tmp_path, photos), **change)
+    with pytest.raises(StudyError, match=message) as info:
+        load_study(path)
+    assert str(path) in str(info.value)
+
+
+def test_finetune_needs_a_pretrained_run(tmp_path, photos):
+    from unidual.train.config import ConfigError
+
+    models = [{"id": "ft", "row": "FT", "config": "r2plus1d_finetuned.yaml"}]
+    study = load_study(write_tiny_study(tmp_path, photos, models=models))
+    task = Task(0, study.models[0], tmp_path / "out" / "seed0" / "ft", None)
+    with pytest.raises(ConfigError, match="pretrained"):
+        resolve_config(study, task, None)
+
+
+@pytest.mark.parametrize("folder, rows", [
+    ("study", ["R2D", "R(2+1)D", "R2D-finetuned", "R(2+1)D-finetuned", "R2D-multitask", "R(2+1)D-multitask",
+               "R2D-LSTM-multitask", "UniDual", "UniDual-Aux"]),
+    ("study3", ["R2D", "R(2+1)D", "UniDual-Aux"]),
+])
+def test_shipped_studies_resolve(tmp_path, folder, rows):
+    """Every run of the shipped studies resolves (seed, finetune link) with the same budget recipe."""
+    study = load_study(CONFIGS / folder / "study.yaml")
+    assert list(dict.fromkeys(m.row for m in study.models)) == rows
+    tasks = plan(study, tmp_path, [7])
+    configs = {t.model.id: resolve_config(study, t, None) for t in tasks}
+    for task in tasks:
+        cfg = configs[task.model.id]
+        assert cfg.run.seed == 7
+        assert (cfg.model.depth, cfg.model.width, cfg.optim.batch_size, cfg.schedule.epochs) == (10, 0.25, 32, 9)
+        assert cfg.data.epoch_size == 2500 * len(cfg.sources)  # joint epochs: one share per source
+        for src in cfg.sources:
+            if src["modality"] == "video":
+                assert (src["clip"]["frames"], src["clip"]["stride"]) == (8, 2)
+        if task.pretrained_dir is not None:
+            assert cfg.finetune.checkpoint == str(tmp_path / "seed7" / task.model.pretrained / "last.pt")
+    if folder == "study":
+        assert configs["r2d_finetuned"].finetune.convert == "deflate"
+        assert configs["r2plus1d_finetuned"].finetune.convert == "inflate"
+        order = [m.id for m in study.ordered()]
+        assert order.index("r2plus1d") < order.index("r2d_finetuned") and order.index("r2d") < order.index(
+            "r2plus1d_finetuned")

@@ -1,0 +1,214 @@
+"""``unidual study CONFIG [key=value ...] [--out DIR] [--seeds S ...] [--doc FILE] ...``.
+
+Exit codes: 0 done, 1 data / training / checkpoint error, 2 bad study or training config,
+130 interrupted (checkpoints saved; rerun the same command to continue).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from unidual.study.config import Study, StudyError, load_study
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="study YAML (e.g. configs/cpu/study/study.yaml)")
+    parser.add_argument("overrides", nargs="*", metavar="key=value",
+                        help="training-config overrides applied to every run, e.g. schedule.epochs=1")
+    parser.add_argument("--out", help="study directory (default: the study's out:)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: the study's seeds:)")
+    parser.add_argument("--only", nargs="+", metavar="ID", help="run only these model ids (plus what they finetune)")
+    parser.add_argument("--doc", type=Path, metavar="FILE",
+                        help="write the table, command, machine and wall time between the study's markers in FILE")
+    parser.add_argument("--eval-limit", type=int, metavar="N",
+                        help="evaluate only N test examples per source (smoke runs; not for reported numbers)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan (order, run dirs, status) and exit")
+    parser.add_argument("--calibrate", type=int, metavar="N",
+                        help="time N updates of every run and extrapolate the training time, then exit")
+    parser.add_argument("--data-only", action="store_true", help="build (or check) the study's data and exit")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rebuild table/chart (and --doc) from finished runs, train nothing")
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The command as the user would retype it (for the generated docs)."""
+    parts = ["unidual", "study", args.config, *args.overrides]
+    if args.out:
+        parts += ["--out", args.out]
+    if args.seeds:
+        parts += ["--seeds", *map(str, args.seeds)]
+    if args.only:
+        parts += ["--only", *args.only]
+    if args.eval_limit:
+        parts += ["--eval-limit", str(args.eval_limit)]
+    if args.doc:
+        parts += ["--doc", str(args.doc)]
+    return shlex.join(parts)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+
+    def __str__(self) -> str:
+        s = int(time.perf_counter() - self.start)
+        return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+    @property
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def log(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def write_outputs(study: Study, out: Path, args: argparse.Namespace, clock: Clock,
+                  data_seconds: float | None, modalities: dict[str, str]) -> dict[str, Any]:
+    """table.md/csv, runs.csv, chart.png, results.json from every finished run; --doc section."""
+    from unidual.study import report
+    from unidual.study.chart import plot_table
+    from unidual.study.runner import collect, expected_reports
+    from unidual.study.table import build_table, to_markdown, write_csv, write_runs_csv
+
+    seeds = args.seeds or study.seeds
+    results, missing = collect(study, out, seeds)
+    for r in results:
+        for key, modality in r.get("modalities", {}).items():
+            modalities.setdefault(key, modality)
+    unknown = [c.source for c in study.columns if c.source not in modalities]
+    if unknown:
+        raise StudyError(f"{study.path}: no finished run reports {unknown} yet, nothing to tabulate")
+    table = build_table(study, results, modalities, expected_reports(study))
+    md = to_markdown(table)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.md").write_text(f"# {study.title}\n\n{md}")
+    write_csv(table, out / "table.csv")
+    write_runs_csv(results, out / "runs.csv")
+    if results:
+        plot_table(table, out / "chart.png", study.title)
+    summary = {
+        "name": study.name, "title": study.title, "config": str(study.path), "command": command_line(args),
+        "machine": report.machine(), "seeds": list(seeds), "out": str(out),
+        "runs_done": len(results), "missing": missing,
+        "run_seconds": sum(r.get("train_seconds", 0.0) + r.get("eval_seconds", 0.0) for r in results),
+        "invocation_seconds": clock.seconds, "data_seconds": data_seconds,
+    }
+    (out / "results.json").write_text(json.dumps({"summary": summary, "results": results}, indent=1) + "\n")
+    if args.doc:
+        report.update_markdown(args.doc, study.name, report.section(summary, md))
+    return {"summary": summary, "markdown": md}
+
+
+def _data_progress():
+    from tqdm import tqdm
+
+    bar = tqdm(unit="video", desc="data", disable=not sys.stderr.isatty(), file=sys.stderr)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return bar, progress
+
+
+def _prepare_data(study: Study, *, dry_run: bool) -> tuple[dict[str, Any] | None, float | None]:
+    """The study's built sources and the seconds it took (a dry run only looks, never builds)."""
+    from unidual.study.data import built_sources, prepare_data
+
+    if study.data is None:
+        return None, None
+    if dry_run:
+        built = built_sources(study)
+        log(f"[study] data: {'built' if built is not None else 'not built yet (the study builds it first)'}")
+        return built, None
+    log(f"[study] data: {study.data.get('build', 'sources')} -> {study.data.get('out', study.data.get('sources'))}")
+    start = time.perf_counter()
+    bar, progress = _data_progress()
+    with bar:
+        built = prepare_data(study, progress)
+    seconds = time.perf_counter() - start
+    log(f"[study] data ready in {seconds:.1f} s (sources: {', '.join(built or {})})")
+    return built, seconds
+
+
+def run_study(args: argparse.Namespace) -> int:
+    from unidual.study.runner import plan, resolve_config, run_task, status
+
+    clock = Clock()
+    misplaced = [o for o in args.only or [] if "=" in o]
+    if misplaced:
+        raise StudyError(f"--only {' '.join(args.only)}: {misplaced} look like overrides; put key=value "
+                         "overrides before the --options")
+    study = load_study(args.config)
+    if args.eval_limit:
+        study.eval.limit = args.eval_limit
+    out = Path(args.out) if args.out else study.out
+    seeds = args.seeds or study.seeds
+    if len(set(seeds)) != len(seeds):
+        raise StudyError(f"--seeds {seeds}: seeds must be distinct")
+    if args.report_only:
+        result = write_outputs(study, out, args, clock, None, {})
+        print(result["markdown"], end="")
+        return 0
+
+    built, data_seconds = _prepare_data(study, dry_run=args.dry_run)
+    if args.data_only:
+        return 0
+
+    tasks = plan(study, out, seeds, args.only)
+    configs = [resolve_config(study, t, built, args.overrides) for t in tasks]  # every config error before training
+    modalities: dict[str, str] = {}
+    for cfg in configs:
+        modalities.update(cfg.modalities)
+    if args.calibrate:
+        from unidual.study.calibrate import calibrate
+
+        seeds_first = [(t, c) for t, c in zip(tasks, configs) if t.seed == seeds[0]]
+        calibrate([t for t, _ in seeds_first], [c for _, c in seeds_first], args.calibrate, log)
+        return 0
+    if args.dry_run:
+        for i, (task, cfg) in enumerate(zip(tasks, configs), 1):
+            after = f", finetunes {task.pretrained_dir}" if task.pretrained_dir else ""
+            print(f"{i}/{len(tasks)} {task.label}: {status(task)}, {cfg.regime}/{cfg.model.name} "
+                  f"on {cfg.source_keys} -> {task.run_dir}{after}")
+        return 0
+
+    for i, (task, cfg) in enumerate(zip(tasks, configs), 1):
+        log(f"[study {i}/{len(tasks)} | elapsed {clock}] {task.label}")
+        result = run_task(study, task, cfg, log=log)
+        shown = "; ".join(f"{k}: " + ", ".join(f"{m} {v:.1f}" for m, v in result["metrics"][k].items()
+                                                if m in ("clip@1", "video@1", "top1", "top5"))
+                          for k in result["report"])
+        log(f"  done ({(result['train_seconds'] + result['eval_seconds']) / 60:.1f} min): {shown}")
+        write_outputs(study, out, args, clock, data_seconds, dict(modalities))
+    final = write_outputs(study, out, args, clock, data_seconds, dict(modalities))
+    print(final["markdown"], end="")
+    log(f"[study] {len(tasks)} run(s) in {clock}; tables in {out} (table.md, table.csv, runs.csv, chart.png)"
+        + (f"; {args.doc} updated" if args.doc else ""))
+    return 0
+
+
+def main(args: argparse.Namespace) -> int:
+    from unidual.checkpoint import CheckpointError
+    from unidual.data.errors import DataError
+    from unidual.train.config import ConfigError
+    from unidual.train.trainer import Interrupted, TrainingError
+
+    try:
+        return run_study(args)
+    except (StudyError, ConfigError) as exc:
+        print(f"unidual study: {exc}", file=sys.stderr)
+        return 2
+    except (DataError, TrainingError, CheckpointError) as exc:
+        print(f"unidual study: {exc}", file=sys.stderr)
+        return 1
+    except (Interrupted, KeyboardInterrupt) as exc:
+        print(f"unidual study: interrupted ({exc or 'Ctrl-C'}); rerun the same command to continue — finished "
+              "runs are kept, an interrupted run resumes from its last checkpoint", file=sys.stderr)
+        return 130

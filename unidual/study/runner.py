@@ -1,0 +1,294 @@
+"""Run a study: resolve each run's training config, train (or resume, or skip), evaluate, collect.
+
+Run directory of model ``id`` and seed ``s``: ``<out>/seed<s>/<id>/`` (a normal training run
+directory plus two study files):
+
+- ``study_result.json`` — written last, after the evaluation: the run is finished and is
+  never retrained (its stored config must still match the study's, else an error);
+- ``study_time.json`` — training seconds accumulated over sessions (a resumed run adds up).
+
+A run with ``last.pt`` but no result resumes through the trainer's exact resume; a
+finetuned run reads the *final* checkpoint (``last.pt``) of its pretraining run, which the
+dependency order has finished first. Evaluation uses the final weights too: the
+trainer's ``best.pt`` is chosen on test data, so it would flatter the model.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import yaml
+from torch.utils.data import Dataset
+
+from unidual.study.config import ModelRun, Study, StudyError
+from unidual.study.data import fill_sources
+
+RESULT_FILE = "study_result.json"
+TIME_FILE = "study_time.json"
+# Keys that may differ between sessions without changing what is trained.
+COSMETIC_KEYS = {"run.progress", "run.out", "run.name", "run.plots", "run.tensorboard"}
+
+
+@dataclass
+class Task:
+    seed: int
+    model: ModelRun
+    run_dir: Path
+    pretrained_dir: Path | None
+
+    @property
+    def label(self) -> str:
+        return f"seed {self.seed} · {self.model.row} ({self.model.id})"
+
+
+def run_dir(out: Path, seed: int, run_id: str) -> Path:
+    return out / f"seed{seed}" / run_id
+
+
+def plan(study: Study, out: Path, seeds: Sequence[int], only: list[str] | None = None) -> list[Task]:
+    """Every (seed, model) in order: seeds outermost (a one-seed table is ready early), dependencies first."""
+    order = study.ordered(only)
+    return [Task(seed, m, run_dir(out, seed, m.id), run_dir(out, seed, m.pretrained) if m.pretrained else None)
+            for seed in seeds for m in order]
+
+
+def status(task: Task) -> str:
+    if (task.run_dir / RESULT_FILE).is_file():
+        return "done"
+    if (task.run_dir / "last.pt").is_file():
+        return "partial"
+    return "new"
+
+
+# --------------------------------------------------------------------------- configs
+
+def resolve_config(study: Study, task: Task, built: Mapping[str, Mapping[str, Any]] | None,
+                   overrides: Sequence[str] = ()):
+    """The TrainConfig of one run: its file, data locations filled in, study + CLI overrides, seed, pretraining."""
+    from unidual.train.config import ConfigError, apply_override, from_dict, read_yaml, validate
+
+    where = str(task.model.config)
+    raw = read_yaml(task.model.config)
+    if built is not None:
+        raw["sources"] = fill_sources(raw.get("sources") or [], built, where)
+    for text in [*study.overrides, *overrides]:
+        apply_override(raw, text)
+    raw.setdefault("run", {})["seed"] = task.seed
+    if task.pretrained_dir is not None:
+        raw.setdefault("finetune", {})["checkpoint"] = str(task.pretrained_dir / "last.pt")
+    elif raw.get("regime") == "finetune":
+        raise ConfigError(f"{where}: regime 'finetune' in a study needs 'pretrained: <model id>' in "
+                          f"{study.path} (models entry {task.model.id!r}), so the real pretrained run is used")
+    cfg = from_dict(raw, where)
+    validate(cfg, where)
+    missing = [k for k in reported_sources(study, task.model, cfg.source_keys) if k not in cfg.source_keys]
+    if missing:
+        raise StudyError(f"{study.path}: model {task.model.id!r} reports {missing}, which its config "
+                         f"{where} does not train on ({cfg.source_keys})")
+    return cfg
+
+
+def reported_sources(study: Study, model: ModelRun, keys: Sequence[str]) -> list[str]:
+    """Sources shown in the table for this run: ``report:``, else every column source it trains on."""
+    if model.report is not None:
+        return list(model.report)
+    return [c.source for c in study.columns if c.source in keys]
+
+
+def expected_reports(study: Study) -> dict[str, set[str]]:
+    """Row -> the sources its runs will report (from the config files alone: no data needed)."""
+    from unidual.train.config import read_yaml
+
+    out: dict[str, set[str]] = {}
+    for m in study.models:
+        keys = [s.get("key") for s in read_yaml(m.config).get("sources") or [] if isinstance(s, dict)]
+        out.setdefault(m.row, set()).update(reported_sources(study, m, keys))
+    return out
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(d, dict):
+        out: dict[str, Any] = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: d}
+
+
+def config_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """Dotted keys whose values differ (YAML round trip first, so tuples/lists and floats compare alike).
+
+    Only keys both configs have are compared: both are fully resolved, so a key on one side
+    only was added (with its default) or removed by a newer version of the code.
+    """
+    a = _flatten(yaml.safe_load(yaml.safe_dump(dict(stored))))
+    b = _flatten(yaml.safe_load(yaml.safe_dump(dict(current))))
+    return sorted(k for k in set(a) & set(b) if k not in COSMETIC_KEYS and a[k] != b[k])
+
+
+def check_same_config(task: Task, cfg) -> None:
+    """A finished or half-trained run must have been trained with the config we would use now."""
+    stored = None
+    if (task.run_dir / RESULT_FILE).is_file():
+        stored = read_result(task.run_dir).get("config")
+    elif (task.run_dir / "config.yaml").is_file() and (task.run_dir / "last.pt").is_file():
+        stored = yaml.safe_load((task.run_dir / "config.yaml").read_text())
+    if stored is None:
+        return
+    diff = config_differences(stored, cfg.to_dict())
+    if diff:
+        shown = ", ".join(diff[:6]) + (" ..." if len(diff) > 6 else "")
+        raise StudyError(f"{task.run_dir}: was trained with a different config ({shown}); move it away or "
+                         f"use another --out to retrain, or undo the config change")
+
+
+# --------------------------------------------------------------------------- results
+
+def read_result(directory: Path) -> dict[str, Any]:
+    path = directory / RESULT_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise StudyError(f"{path}: unreadable study result ({exc}); delete it to re-evaluate the run") from exc
+
+
+def _write_json(path: Path, data: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    os.replace(tmp, path)
+
+
+def _add_train_time(directory: Path, seconds: float) -> float:
+    path = directory / TIME_FILE
+    total = seconds
+    if path.is_file():
+        try:
+            total += float(json.loads(path.read_text()).get("train_seconds", 0.0))
+        except (json.JSONDecodeError, ValueError):
+            pass
+    directory.mkdir(parents=True, exist_ok=True)
+    _write_json(path, {"train_seconds": total})
+    return total
+
+
+def collect(study: Study, out: Path, seeds: Sequence[int]) -> tuple[list[dict[str, Any]], list[str]]:
+    """Finished results of every model and seed of the study, and the (seed, id) still missing."""
+    results, missing = [], []
+    for seed in seeds:
+        for m in study.models:
+            directory = run_dir(out, seed, m.id)
+            if (directory / RESULT_FILE).is_file():
+                r = read_result(directory)
+                r.update(row=m.row, group=m.group)  # the table layout follows the study file, not the record
+                results.append(r)
+            else:
+                missing.append(f"seed {seed} {m.id}")
+    return results, missing
+
+
+# --------------------------------------------------------------------------- evaluation
+
+class Spread(Dataset):
+    """``count`` test examples spread evenly over a dataset (smoke runs); keeps classes/spec/files."""
+
+    def __init__(self, dataset: Any, count: int) -> None:
+        self.dataset = dataset
+        n = len(dataset)
+        self.indices = sorted({int(i) for i in np.linspace(0, n - 1, num=min(count, n))}) if n else []
+        self.classes, self.spec = dataset.classes, dataset.spec
+        self.files = [dataset.files[i] for i in self.indices]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, i: int) -> Any:
+        return self.dataset[self.indices[i]]
+
+
+def evaluate_run(directory: Path, sources: Sequence[str], settings, device_name: str = "auto",
+                 progress: bool = False) -> tuple[dict[str, dict[str, float]], dict[str, int], dict[str, str]]:
+    """Final weights, the run's label maps, ``settings.clips`` clips per video: ``(metrics, classes, modalities)``."""
+    import torch
+
+    from unidual.checkpoint import load_model
+    from unidual.evaluate.commands import build_test_datasets, source_specs
+    from unidual.evaluate.evaluator import evaluate
+
+    model, payload = load_model(directory / "last.pt", deploy=True, map_location="cpu")
+    specs = source_specs(payload, clips=settings.clips)
+    specs = {k: specs[k] for k in sources}
+    datasets = build_test_datasets(payload, specs)
+    if settings.limit:
+        datasets = {k: Spread(ds, settings.limit) for k, ds in datasets.items()}
+    if device_name == "auto":
+        device_name = "cuda" if torch.cuda.is_available() else "cpu"
+    model.to(device_name)
+    modalities = {k: s["modality"] for k, s in specs.items()}
+    metrics = evaluate(model, datasets, modalities, batch_size=settings.batch_size, device=device_name,
+                       num_workers=settings.workers, progress=progress)
+    classes = {k: len(payload["sources"][k]["classes"]) for k in sources}
+    return metrics, classes, modalities
+
+
+# --------------------------------------------------------------------------- one run
+
+def eval_record(study: Study) -> dict[str, Any]:
+    """What makes two evaluations comparable (a finished run evaluated otherwise is evaluated again)."""
+    return {"clips": study.eval.clips, "limit": study.eval.limit, "weights": "last.pt"}
+
+
+def run_task(study: Study, task: Task, cfg, *, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Train (resume / skip) and evaluate one run; returns its result record."""
+    from unidual.train.trainer import train
+
+    check_same_config(task, cfg)
+    settings = eval_record(study)
+    sources = reported_sources(study, task.model, cfg.source_keys)
+    if status(task) == "done":
+        previous = read_result(task.run_dir)
+        if previous.get("eval") == settings and previous.get("report") == sources:
+            log(f"  already finished ({task.run_dir / RESULT_FILE}); not retrained")
+            return previous
+        log(f"  trained; evaluated before with {previous.get('eval')} on {previous.get('report')}, "
+            f"evaluating again with {settings} on {sources}")
+        return _evaluate_and_record(task, cfg, study.eval, sources, float(previous.get("train_seconds", 0.0)),
+                                    settings, log)
+    resume = status(task) == "partial"
+    if not resume and (task.run_dir / "metrics.jsonl").is_file():
+        (task.run_dir / "metrics.jsonl").unlink()  # records of an attempt killed before its first checkpoint
+    if task.pretrained_dir is not None and not (task.pretrained_dir / "last.pt").is_file():
+        raise StudyError(f"{task.run_dir}: its pretraining run {task.pretrained_dir} has no last.pt")
+    log(f"  {'resuming from ' + str(task.run_dir / 'last.pt') if resume else 'training'}"
+        + (f", finetuning {task.pretrained_dir / 'last.pt'}" if task.pretrained_dir and not resume else "")
+        + f": {cfg.model.name} depth {cfg.model.depth} width {cfg.model.width}, {cfg.schedule.epochs:g} epochs "
+        f"of {cfg.data.epoch_size} examples -> {task.run_dir}")
+    start = time.perf_counter()
+    try:
+        train(cfg, run_dir=task.run_dir, resume=resume)
+    finally:
+        train_seconds = _add_train_time(task.run_dir, time.perf_counter() - start)
+    return _evaluate_and_record(task, cfg, study.eval, sources, train_seconds, settings, log)
+
+
+def _evaluate_and_record(task: Task, cfg, evaluation, sources: list[str], train_seconds: float,
+                         settings: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
+    log(f"  evaluating {sources} ({evaluation.clips or 'the source default'} clips per video"
+        + (f", {evaluation.limit} examples per source" if evaluation.limit else "") + ")")
+    start = time.perf_counter()
+    metrics, classes, modalities = evaluate_run(task.run_dir, sources, evaluation, cfg.run.device,
+                                                progress=cfg.run.progress)
+    result = {
+        "id": task.model.id, "row": task.model.row, "group": task.model.group, "seed": task.seed,
+        "report": sources, "metrics": metrics, "classes": classes, "modalities": modalities,
+        "train_seconds": train_seconds, "eval_seconds": time.perf_counter() - start,
+        "eval": settings,
+        "pretrained": str(task.pretrained_dir / "last.pt") if task.pretrained_dir else None,
+        "config": cfg.to_dict(),
+    }
+    _write_json(task.run_dir / RESULT_FILE, result)  # last: its presence means "finished"
+    return result
