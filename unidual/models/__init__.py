@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from unidual.models.memory import is_channels_last, set_memory_format
 from unidual.models.registry import create_model, list_models
 from unidual.models.zoo import UniDualNet
 
@@ -17,4 +18,4 @@ def pointwise_layers(model: nn.Module, pathway: str) -> list[nn.Module]:
     return model.pointwise_layers(pathway)
 
 
-__all__ = ["create_model", "list_models", "pointwise_layers", "UniDualNet"]
+__all__ = ["create_model", "list_models", "pointwise_layers", "set_memory_format", "is_channels_last", "UniDualNet"]

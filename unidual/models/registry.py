@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from unidual.models.heads import aux_name
+from unidual.models.memory import default_channels_last, set_memory_format
 from unidual.models.resnet import DEPTHS, LAYOUTS, ResNet2Plus1d
 from unidual.models.zoo import UniDualNet
 
@@ -95,9 +96,15 @@ def create_model(
     depth: int = 34,
     width: float = 1.0,
     heads: dict[str, int],
+    channels_last: bool | None = None,
     **options: Any,
 ) -> UniDualNet:
-    """Build one of :func:`list_models` (see docs/models.md for every option)."""
+    """Build one of :func:`list_models` (see docs/models.md for every option).
+
+    ``channels_last`` (not part of the spec: it changes strides, never values) stores the conv
+    weights channels-last for speed; None follows ``$UNIDUAL_CHANNELS_LAST`` (default on),
+    see :mod:`unidual.models.memory`.
+    """
     if name not in _TABLE:
         raise ValueError(f"unknown model {name!r}; choose one of {list_models()}")
     if isinstance(depth, bool) or depth not in DEPTHS:
@@ -137,9 +144,10 @@ def create_model(
         maxpool=opts["maxpool"],
         temporal_strides=opts["temporal_strides"],
     )
-    return UniDualNet(
+    model = UniDualNet(
         spec, backbone, route, classes, where, frames=frames, lstm_hidden=opts["lstm_hidden"] if lstm else None
     )
+    return set_memory_format(model, default_channels_last() if channels_last is None else bool(channels_last))
 
 
 def describe(name: str) -> str:

@@ -124,6 +124,8 @@ class RunConfig:
     plots: bool = True
     progress: bool = True
     max_steps: int | None = None  # stop after N updates (smoke tests); None: the full schedule
+    channels_last: bool = True  # conv weights/activations channels-last (NTHWC): faster, values to rounding
+    compile: bool = False  # torch.compile the model: faster steps, ~1 min compiling per shape (docs/performance.md)
 
 
 @dataclass

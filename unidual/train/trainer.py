@@ -224,7 +224,8 @@ class Trainer:
         if cfg.model.name.startswith("unidual"):
             options["modalities"] = dict(self.modalities)
         model = create_model(cfg.model.name, depth=cfg.model.depth, width=cfg.model.width,
-                             heads={k: len(c) for k, c in self.classes.items()}, frames=self._frames(), **options)
+                             heads={k: len(c) for k, c in self.classes.items()}, frames=self._frames(),
+                             channels_last=cfg.run.channels_last, **options)
         if cfg.regime == "finetune" and not self.resume:
             self._load_pretrained(model)
         self.model = model.to(self.device)
@@ -232,6 +233,10 @@ class Trainer:
         self.train_module = D.wrap(LossModule(self.model, self.objective), self.env, self.device,
                                    sync_bn=cfg.run.sync_bn)
         self.model = D.unwrap(self.train_module).model  # SyncBatchNorm conversion may replace modules
+        if cfg.run.compile:
+            # in place (state_dict keys and checkpoints unchanged); static shapes: inductor fails on the
+            # dynamic-shape graphs of the aux step (docs/performance.md), and every new shape recompiles
+            self.model.compile(dynamic=False)
 
     def _load_pretrained(self, model: nn.Module) -> None:
         from unidual.models.surgery import load_backbone

@@ -1,0 +1,127 @@
+"""Shared helpers of the benchmarks: interleaved timing, the matmul peak, machine facts, doc sections.
+
+The machine these numbers come from is shared with other jobs, so every benchmark measures
+*ratios inside one run*: the variants being compared run in interleaved rounds (A, B, C, A, B,
+C, ...) after a warm-up, and each reports the median over rounds. Background load then slows
+all variants alike instead of whichever happened to run during a busy minute.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+DOC = ROOT / "docs" / "performance.md"
+RESULTS = ROOT / "benchmarks" / "results"
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def cpu_model() -> str:
+    """``lscpu``'s model name (falls back to the platform string)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_line() -> str:
+    """One line naming CPU, core count, torch version and intra-op threads, for the docs."""
+    omp = f", OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}" if "OMP_WAIT_POLICY" in os.environ else ""
+    return (f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} intra-op threads{omp}, Python {platform.python_version()}")
+
+
+def load_average() -> str:
+    try:
+        return " ".join(f"{v:.1f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def interleaved(fns: Mapping[str, Callable[[], Any]], *, rounds: int, warmup: int = 1,
+                verbose: bool = True) -> dict[str, list[float]]:
+    """Seconds per call of every function, measured in interleaved rounds after ``warmup`` calls each.
+
+    The order inside a round rotates so no variant always runs right after the same other one.
+    """
+    names = list(fns)
+    for name in names:
+        for _ in range(warmup):
+            fns[name]()
+    times: dict[str, list[float]] = {n: [] for n in names}
+    for r in range(rounds):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            t0 = time.perf_counter()
+            fns[name]()
+            times[name].append(time.perf_counter() - t0)
+        if verbose:
+            line = "  ".join(f"{n}={times[n][-1] * 1e3:.0f}ms" for n in names)
+            print(f"  round {r + 1}/{rounds}: {line}", file=sys.stderr, flush=True)
+    return times
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def matmul_gflops(size: int, reps: int = 3) -> float:
+    """Best-of-``reps`` fp32 GFLOP/s of one ``size``×``size`` matrix product."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size**3 / best / 1e9
+
+
+def matmul_peak(sizes: tuple[int, ...] = (1024, 2048, 3072), reps: int = 3) -> float:
+    """The machine's practical fp32 peak: the best ``torch.mm`` GFLOP/s over a few sizes."""
+    return max(matmul_gflops(s, reps) for s in sizes)
+
+
+def write_section(title: str, body: str, doc: Path = DOC) -> None:
+    """Replace (or append) the ``## title`` section of docs/performance.md, leaving the rest alone."""
+    heading = f"## {title}"
+    text = doc.read_text() if doc.is_file() else "# Performance\n"
+    lines = text.splitlines()
+    block = [heading, ""] + body.strip("\n").splitlines()
+    if heading in lines:
+        start = lines.index(heading)
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+        lines = lines[:start] + block + [""] + lines[end:]
+        text = "\n".join(lines).rstrip() + "\n"
+    else:
+        text = text.rstrip() + "\n\n" + "\n".join(block) + "\n"
+    doc.write_text(text)
+
+
+def save_summary(name: str, rows: list[dict[str, Any]]) -> Path:
+    """Store summary rows ``{metric, target, measured, met, note}`` for ``benchmarks/summary.py``."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    path.write_text(json.dumps({"benchmark": name, "machine": machine_line(), "rows": rows}, indent=1) + "\n")
+    return path
+
+
+def table(header: list[str], rows: list[list[Any]]) -> str:
+    """A Markdown table."""
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)

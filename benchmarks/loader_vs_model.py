@@ -1,0 +1,150 @@
+"""Study configuration: examples/s the data loader delivers vs examples/s a training step consumes.
+
+    .venv/bin/python benchmarks/loader_vs_model.py             # updates docs/performance.md
+    .venv/bin/python benchmarks/loader_vs_model.py --no-write
+
+Uses configs/cpu/study/base.yaml on a reduced CIFAR-motion set with the study's build settings
+(benchmarks/study_setup.py). Three measurements, all at the config's batch size:
+
+* *loader*: the trainer's DataLoader (MixedSampler + MixedDataset + collate_mixed) alone, with 0
+  and 2 workers, worker start-up included (``loader.loader_rate``);
+* *model*: the study model's training step (the trainer's ``LossModule`` + ``Objective`` + SGD) on
+  real batches from that loader, timed in interleaved rounds;
+* *pipeline*: both together, as ``unidual train`` runs them (loader feeding the step), 0 and 2 workers.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from itertools import cycle, islice
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from common import interleaved, load_average, machine_line, median, save_summary, table, write_section
+from loader import loader_rate
+from study_setup import BASE, reduced_study_config
+
+from unidual.data import build_dataset
+from unidual.data.mixing import MixedDataset, MixedSampler, collate_mixed
+from unidual.data.sources import SourceSpec
+from unidual.models import create_model
+from unidual.train.config import TrainConfig
+from unidual.train.objectives import LossModule, Objective
+
+SECTION = "Study: data loader vs training step"
+
+
+def datasets(cfg: TrainConfig) -> dict[str, Any]:
+    return {s["key"]: build_dataset(SourceSpec.from_dict(s), "train") for s in cfg.sources}
+
+
+def make_loader(sets: dict[str, Any], batch: int, batches: int, workers: int) -> DataLoader:
+    sampler = MixedSampler({k: len(d) for k, d in sets.items()}, batch_size=batch, epoch_size=batch * batches, seed=0)
+    return DataLoader(MixedDataset(sets), batch_sampler=sampler, collate_fn=collate_mixed, num_workers=workers)
+
+
+def train_module(cfg: TrainConfig, sets: dict[str, Any]) -> tuple[LossModule, torch.optim.Optimizer]:
+    """The study model and objective, built as the trainer builds them."""
+    options = dict(cfg.model.options)
+    if cfg.model.name.startswith("unidual"):
+        options["modalities"] = dict(cfg.modalities)
+    frames = cfg.model.frames or next(s["clip"]["frames"] for s in cfg.sources if s["modality"] == "video")
+    model = create_model(cfg.model.name, depth=cfg.model.depth, width=cfg.model.width,
+                         heads={k: len(d.classes) for k, d in sets.items()}, frames=frames,
+                         channels_last=cfg.run.channels_last, **options)
+    module = LossModule(model, Objective.from_config(cfg)).train()
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+                          weight_decay=cfg.optim.weight_decay)
+    return module, opt
+
+
+def step(module: LossModule, opt: torch.optim.Optimizer, sub: dict, gen: torch.Generator) -> None:
+    loss, _ = module({k: {"input": v["input"], "label": v["label"]} for k, v in sub.items()}, gen)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def examples(batch: dict) -> int:
+    return sum(int(v["label"].numel()) for v in batch["sub"].values())
+
+
+def pipeline_rate(cfg: TrainConfig, sets: dict[str, Any], batches: int, workers: int) -> float:
+    """Examples/s of loader + training step together (first batch excluded: start-up and warm-up)."""
+    module, opt = train_module(cfg, sets)
+    gen = torch.Generator().manual_seed(0)
+    n, start = 0, None
+    for i, batch in enumerate(make_loader(sets, cfg.optim.batch_size, batches + 1, workers)):
+        step(module, opt, batch["sub"], gen)
+        if i == 0:
+            start = time.perf_counter()
+        else:
+            n += examples(batch)
+    return n / (time.perf_counter() - start)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batches", type=int, default=40, help="batches per loader / pipeline measurement")
+    parser.add_argument("--rounds", type=int, default=15, help="timed training steps (median reported)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    load_before = load_average()
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg, info = reduced_study_config(Path(tmp) / "motion")
+        sets = datasets(cfg)
+        batch = cfg.optim.batch_size
+        loader = {w: loader_rate(sets, batch, args.batches, w) for w in args.workers}
+        real = list(islice(make_loader(sets, batch, 8, 0), 8))
+        module, opt = train_module(cfg, sets)
+        gen = torch.Generator().manual_seed(0)
+        feed = cycle(real)
+        times = interleaved({"step": lambda: step(module, opt, next(feed)["sub"], gen)}, rounds=args.rounds,
+                            warmup=3, verbose=False)
+        per_step = median(times["step"])
+        model_rate = batch / per_step
+        pipe = {w: pipeline_rate(cfg, sets, args.batches, w) for w in args.workers}
+    shares = {k: int(v["label"].numel()) for k, v in real[0]["sub"].items()}
+    video_share = sum(n for k, n in shares.items() if cfg.modalities[k] == "video") / max(1, sum(shares.values()))
+    rows = [[f"loader, {w} workers", f"{r:.0f}", f"{r * video_share:.0f}", f"**{r / model_rate:.1f}x**"]
+            for w, r in loader.items()]
+    rows.append([f"training step ({cfg.model.name}, depth {cfg.model.depth}, width {cfg.model.width})",
+                 f"{model_rate:.0f}", f"{model_rate * video_share:.0f}", "1.0x"])
+    rows += [[f"loader + step together, {w} workers", f"{r:.0f}", f"{r * video_share:.0f}", f"{r / model_rate:.2f}x"]
+             for w, r in pipe.items()]
+    best = max(loader.values()) / model_rate
+    clip = next(s["clip"] for s in cfg.sources if s["modality"] == "video")
+    command = "python benchmarks/loader_vs_model.py " + " ".join(sys.argv[1:])
+    body = "\n".join([
+        f"`{command.strip()}` on {machine_line()}; load average {load_before} before, {load_average()} after.",
+        f"Config {BASE.relative_to(BASE.parents[3])} (batch {batch}, `data.num_workers: {cfg.data.num_workers}`, "
+        f"`run.channels_last: {cfg.run.channels_last}`), CIFAR-motion rebuilt reduced with the study's settings "
+        f"{info['build']} ({info['train_videos']} train videos, {info['image_train']} train images; built in "
+        f"{info['build_seconds']:.0f} s); clips of {clip.get('frames')} frames. Batch composition: {shares}. "
+        f"Training step: median of {args.rounds} steps on real batches.", "",
+        table(["what", "examples/s", "of which clips/s", "vs training step"], rows), "",
+        "The loader alone runs on otherwise idle cores; in training the workers share the 2 cores with the "
+        "step, which is why the pipeline rows, not the ratio, are what `unidual train` achieves.",
+    ])
+    print(body)
+    if not args.no_write:
+        write_section(SECTION, body)
+        save_summary("loader_vs_model", [
+            {"metric": f"study loader examples/s vs training-step examples/s ({w} workers)", "target": ">= 3x",
+             "measured": f"{r / model_rate:.1f}x ({r:.0f} vs {model_rate:.0f})", "met": r / model_rate >= 3,
+             "note": f"pipeline (loader + step) {pipe[w]:.0f} ex/s"} for w, r in loader.items()])
+    return 0 if best > 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

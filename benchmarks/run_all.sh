@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Every benchmark in turn (~20-40 min on 2 busy cores), then the summary table.
+# Each script updates its own section of docs/performance.md; pass --no-write to a script to only print.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+$PY benchmarks/model_speed.py --compile
+$PY benchmarks/pathways.py
+$PY benchmarks/aux_step.py --compile
+$PY benchmarks/loader_vs_model.py
+$PY benchmarks/memory.py
+$PY benchmarks/loader.py
+$PY benchmarks/summary.py
