@@ -157,3 +157,18 @@ def test_amp_refused_on_cpu(tiny_sources, tmp_path):
     cfg = load_config(data=tiny_config(tiny_sources, run={"amp": "bf16"}))
     with pytest.raises(TrainingError, match="CUDA only"):
         Trainer(cfg, run_dir=tmp_path / "run")
+
+
+def test_tensorboard_logs_the_same_scalars(tiny_sources, tmp_path):
+    pytest.importorskip("tensorboard", reason="tensorboard not installed (pip install 'unidual[tensorboard]')")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = load_config(data=tiny_config(tiny_sources, run={"tensorboard": True, "log_every": 2}))
+    train(cfg, run_dir=tmp_path / "run")
+    events = EventAccumulator(str(tmp_path / "run" / "tb"))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"train/loss", "train/lr", "val/img/top1", "val/vid/video@1"} <= tags, tags
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    logged = [r["loss"] for r in records if r["type"] == "train"]
+    assert [e.value for e in events.Scalars("train/loss")] == pytest.approx(logged, rel=1e-6)
