@@ -22,7 +22,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from common import interleaved, load_average, machine_line, median, save_summary, table, write_section
+from common import (add_run_args, interleaved, median, provenance, save_summary, start_run, table,
+                    write_section)
 
 from unidual.models import create_model
 from unidual.train.objectives import LossModule, Objective
@@ -70,13 +71,9 @@ def main() -> int:
                         help="interleaved rounds per setting, in --settings order")
     parser.add_argument("--compile", action="store_true",
                         help="also time UniDual-Aux compiled as run.compile does (~1 min of compiling per setting)")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--no-write", action="store_true")
+    add_run_args(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    load_before = load_average()
+    load_before = start_run(args)
     rows, summary = [], []
     for i, setting in enumerate(args.settings):
         depth, width, size = SETTINGS[setting]
@@ -100,9 +97,8 @@ def main() -> int:
                                   f"width {width}, {size} px, {args.images}+{args.clips})",
                         "target": "<= 1.5x", "measured": f"{ratio:.2f}x", "met": ratio <= 1.5,
                         "note": f"from the least-disturbed rounds {ratio_min:.2f}x"})
-    command = "python benchmarks/aux_step.py " + " ".join(sys.argv[1:])
     body = "\n".join([
-        f"`{command.strip()}` on {machine_line()}; load average {load_before} before, {load_average()} after.",
+        provenance(load_before),
         f"Same mixed batch for both: {args.images} images + {args.clips} clips of {args.frames} frames; the "
         "trainer's `LossModule` + `Objective` (aux routing `both`, random frame, weight 1) + backward + SGD step. "
         "Medians of interleaved rounds after two warm-up steps each.", "",

@@ -52,6 +52,26 @@ def load_average() -> str:
         return "n/a"
 
 
+def add_run_args(parser) -> None:
+    """The options every benchmark shares: intra-op threads and print-only."""
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--no-write", action="store_true", help="print only; leave docs/performance.md alone")
+
+
+def start_run(args) -> str:
+    """Apply ``--threads``, seed torch, and return the load average before measuring."""
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    return load_average()
+
+
+def provenance(load_before: str) -> str:
+    """The first line of a section: the exact command, the machine, and the load around the run."""
+    command = f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:])
+    return f"`{command.strip()}` on {machine_line()}; load average {load_before} before, {load_average()} after."
+
+
 def interleaved(fns: Mapping[str, Callable[[], Any]], *, rounds: int, warmup: int = 1,
                 verbose: bool = True) -> dict[str, list[float]]:
     """Seconds per call of every function, measured in interleaved rounds after ``warmup`` calls each.

@@ -25,7 +25,8 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from common import interleaved, load_average, machine_line, median, save_summary, table, write_section
+from common import (add_run_args, interleaved, median, provenance, save_summary, start_run, table,
+                    write_section)
 from loader import loader_rate
 from study_setup import BASE, reduced_study_config
 
@@ -93,13 +94,9 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=40, help="batches per loader / pipeline measurement")
     parser.add_argument("--rounds", type=int, default=15, help="timed training steps (median reported)")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--no-write", action="store_true")
+    add_run_args(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    load_before = load_average()
+    load_before = start_run(args)
     with tempfile.TemporaryDirectory() as tmp:
         cfg, info = reduced_study_config(Path(tmp) / "motion")
         sets = datasets(cfg)
@@ -124,9 +121,8 @@ def main() -> int:
              for w, r in pipe.items()]
     best = max(loader.values()) / model_rate
     clip = next(s["clip"] for s in cfg.sources if s["modality"] == "video")
-    command = "python benchmarks/loader_vs_model.py " + " ".join(sys.argv[1:])
     body = "\n".join([
-        f"`{command.strip()}` on {machine_line()}; load average {load_before} before, {load_average()} after.",
+        provenance(load_before),
         f"Config {BASE.relative_to(BASE.parents[3])} (batch {batch}, `data.num_workers: {cfg.data.num_workers}`, "
         f"`run.channels_last: {cfg.run.channels_last}`), CIFAR-motion rebuilt reduced with the study's settings "
         f"{info['build']} ({info['train_videos']} train videos, {info['image_train']} train images; built in "

@@ -24,7 +24,7 @@ import threading
 import time
 from pathlib import Path
 
-from common import ROOT, load_average, machine_line, save_summary, table, write_section
+from common import ROOT, load_average, provenance, save_summary, table, write_section
 from study_setup import reduced_study_config
 
 from unidual.train.config import dump_config
@@ -123,9 +123,8 @@ def main() -> int:
             summary.append({"metric": f"peak RSS, {name.split(' (')[0]} training ({args.steps} steps + validation)",
                             "target": "(report)", "measured": f"{r['maxrss_mb']:.0f} MB (tree {r['tree_mb']:.0f} MB)",
                             "met": None, "note": ""})
-    command = "python benchmarks/memory.py " + " ".join(sys.argv[1:])
     body = "\n".join([
-        f"`{command.strip()}` on {machine_line()}; load average {load_before} before, {load_average()} after.",
+        provenance(load_before),
         f"Each run: {args.steps} training updates (`run.max_steps={args.steps}`), then the trainer's validation on "
         f"{args.eval_limit} examples per source; the study data is the reduced CIFAR-motion set "
         f"({info['train_videos']} train videos). Both models: `unidual_aux`, depth 10, width 0.25, 32 px.", "",

@@ -19,7 +19,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from common import interleaved, load_average, machine_line, median, save_summary, table, write_section
+from common import (add_run_args, interleaved, median, provenance, save_summary, start_run, table,
+                    write_section)
 
 from unidual.models import create_model
 from unidual.models.report import count_macs
@@ -72,13 +73,9 @@ def main() -> int:
     parser.add_argument("--settings", nargs="+", choices=list(SETTINGS), default=list(SETTINGS))
     parser.add_argument("--frames", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--no-write", action="store_true")
+    add_run_args(parser)
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
-    load_before = load_average()
+    load_before = start_run(args)
     results = {name: measure(name, args.frames, args.rounds) for name in args.settings}
     rows, best = [], {}
     for name, per_batch in results.items():
@@ -94,9 +91,8 @@ def main() -> int:
         rows.append([f"**{name}: best vs best**", f"batch {image_best['batch']} vs {video_best['batch']}",
                      f"{image_best['image_rate']:.1f}", f"{video_best['video_rate']:.1f}",
                      f"**{best[name][0]:.2f}x**", f"{best[name][1]:.2f}x", f"({per_batch[0]['mac_ratio']:.1f}x)"])
-    command = "python benchmarks/pathways.py " + " ".join(sys.argv[1:])
     body = "\n".join([
-        f"`{command.strip()}` on {machine_line()}; load average {load_before} before, {load_average()} after.",
+        provenance(load_before),
         f"One UniDual model, inference (`eval`, `no_grad`): `model(images, pathway=\"image\")` vs "
         f"`model(images, pathway=\"video\")`, which inflates each image to a {args.frames}-frame static clip "
         f"(what R(2+1)D and the multitask models must do). Medians of {args.rounds} interleaved rounds; "
