@@ -48,8 +48,22 @@ def _marker_ok(path: Path, expected: dict[str, Any]) -> bool:
         return False
 
 
+def read_sources(path: str | Path) -> dict[str, dict[str, Any]]:
+    """A builder's ``sources.yaml`` (a list of source mappings) as ``{key: mapping}``."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: sources file not found (build the data first)")
+    try:
+        items = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise DataError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(items, list) or not all(isinstance(d, dict) and "key" in d for d in items):
+        raise DataError(f"{path}: expected a list of source mappings, each with a 'key'")
+    return {d["key"]: d for d in items}
+
+
 def _specs_from_yaml(path: Path) -> dict[str, SourceSpec]:
-    return {d["key"]: SourceSpec.from_dict(d) for d in yaml.safe_load(path.read_text())}
+    return {k: SourceSpec.from_dict(d) for k, d in read_sources(path).items()}
 
 
 def _finish(root: Path, marker: str, settings: dict[str, Any], specs: dict[str, SourceSpec], counts: dict) -> None:

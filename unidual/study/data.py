@@ -25,6 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
+from unidual.data.builtin import read_sources
 from unidual.study.config import Study, StudyError
 
 LOCATION_KEYS = ("format", "root", "train", "test", "classes")
@@ -68,19 +69,6 @@ def built_sources(study: Study) -> dict[str, dict[str, Any]] | None:
     spec = study.data or {}
     path = Path(spec["sources"]) if "sources" in spec else Path(spec.get("out", "")) / "sources.yaml"
     return read_sources(path) if spec and path.is_file() else None
-
-
-def read_sources(path: Path) -> dict[str, dict[str, Any]]:
-    """A ``sources.yaml`` (list of source dicts) as ``{key: dict}``."""
-    if not path.is_file():
-        raise StudyError(f"{path}: sources file not found (build the data first)")
-    try:
-        items = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise StudyError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(items, list) or not all(isinstance(d, dict) and "key" in d for d in items):
-        raise StudyError(f"{path}: expected a list of source mappings, each with a 'key'")
-    return {d["key"]: d for d in items}
 
 
 def fill_sources(entries: Sequence[Mapping[str, Any]], built: Mapping[str, Mapping[str, Any]],
