@@ -40,9 +40,12 @@ def cpu_model() -> str:
 
 def machine_line() -> str:
     """One line naming CPU, core count, torch version and intra-op threads, for the docs."""
+    from unidual.allocator import tune_allocator
+
     omp = f", OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}" if "OMP_WAIT_POLICY" in os.environ else ""
+    malloc = "" if tune_allocator() else ", glibc allocator defaults"
     return (f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} intra-op threads{omp}, Python {platform.python_version()}")
+            f"{torch.get_num_threads()} intra-op threads{omp}{malloc}, Python {platform.python_version()}")
 
 
 def load_average() -> str:
@@ -59,7 +62,14 @@ def add_run_args(parser) -> None:
 
 
 def start_run(args) -> str:
-    """Apply ``--threads``, seed torch, and return the load average before measuring."""
+    """Tune the allocator as every ``unidual`` command does, apply ``--threads``, seed torch; the load before.
+
+    Every variant in a benchmark process shares the allocator setting (the reference too), so the
+    ratios compare models, not allocators; benchmarks/allocator.py measures the allocator itself.
+    """
+    from unidual.allocator import tune_allocator
+
+    tune_allocator()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)

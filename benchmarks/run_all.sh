@@ -9,5 +9,6 @@ $PY benchmarks/pathways.py
 $PY benchmarks/aux_step.py --compile
 $PY benchmarks/loader_vs_model.py
 $PY benchmarks/memory.py
+$PY benchmarks/allocator.py
 $PY benchmarks/loader.py
 $PY benchmarks/summary.py

@@ -15,7 +15,7 @@ import sys
 from common import RESULTS, table, write_section
 
 SECTION = "Summary"
-ORDER = ["model_speed", "pathways", "aux_step", "loader_vs_model", "memory"]
+ORDER = ["model_speed", "pathways", "aux_step", "loader_vs_model", "memory", "allocator"]
 
 
 def main() -> int:

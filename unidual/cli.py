@@ -11,6 +11,8 @@ import importlib
 import sys
 from typing import Sequence
 
+from unidual.allocator import tune_allocator
+
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("unidual.models.registry", "list the registered model names"),
@@ -57,6 +59,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     name = argv[0]
     args = _parse(_command_parser(name), argv[1:])
+    tune_allocator()  # every command: reuse freed tensor memory (unidual/allocator.py)
     args.command = name
     module = importlib.import_module(COMMANDS[name][0])
     return int(module.main(args) or 0)

@@ -4,6 +4,7 @@ import io
 from pathlib import Path
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -84,3 +85,47 @@ def test_real_cifar_jpeg_from_archive(shared_data):
     arch = open_archive(shared_data / "images" / "cifar10-jpeg.tar.gz")
     img = load_image(arch.read("test/cat/0000.jpg"))
     assert img.size == (32, 32) and img.mode == "RGB"
+
+
+def _pyav_rgb(path: Path) -> list[np.ndarray]:
+    import av
+    with av.open(str(path)) as container:
+        decoded = [(f.pts if f.pts is not None else i, f.to_ndarray(format="rgb24"))
+                   for i, f in enumerate(container.decode(container.streams.video[0]))]
+    return [rgb for _, rgb in sorted(decoded, key=lambda pair: pair[0])]
+
+
+@pytest.mark.parametrize("name", ["kinetics-samples/test.avi", "kinetics-samples/rawvideo_dataset_part_0.mp4",
+                                  "intel-samples/people-detection.gif", "intel-samples/asl_gestures"])
+def test_reused_converter_gives_pyav_bytes(shared_data, name):
+    """The cached single-threaded swscale context must give exactly PyAV's own rgb24 conversion."""
+    path = shared_data / "videos" / name
+    if path.is_dir():
+        path = sorted(path.glob("*.mkv"))[0]
+    ours = read_video(path)
+    theirs = _pyav_rgb(path)
+    assert len(ours) == len(theirs)
+    assert all(np.array_equal(a, b) for a, b in zip(ours, theirs))
+
+
+class _Frames(torch.utils.data.Dataset):
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __len__(self) -> int:
+        return 4
+
+    def __getitem__(self, i: int):
+        return torch.from_numpy(read_frames(self.path, [i, i + 3]))
+
+
+def test_decoding_in_forked_workers_after_parent_decoded(make_video):
+    """The parent's converter is inherited by forked workers; they must neither hang nor differ."""
+    import multiprocessing as mp
+    path = make_video("fork.mp4", n=12)
+    parent = [torch.from_numpy(read_frames(path, [i, i + 3])) for i in range(4)]  # parent's converter exists
+    ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+    loader = torch.utils.data.DataLoader(_Frames(path), batch_size=None, num_workers=2,
+                                         multiprocessing_context=ctx, timeout=60)
+    got = list(loader)
+    assert all(torch.equal(a, b) for a, b in zip(got, parent)) and len(got) == 4

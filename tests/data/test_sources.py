@@ -67,6 +67,23 @@ def test_list_file_with_names_and_indices(tmp_path):
     assert train.labels == [0, 1] and test.classes == ["cat", "dog"] and test.labels == [1]
 
 
+def test_list_file_beside_the_root_wins_then_working_directory(tmp_path, monkeypatch):
+    root = _image_tree(tmp_path / "imgs")
+    work = tmp_path / "work"
+    (work / "lists").mkdir(parents=True)
+    (work / "lists" / "train.txt").write_text("train/dog/0.jpg dog\n")  # only in the working directory
+    monkeypatch.chdir(work)
+    spec = _spec(root=str(root), format="list", train="lists/train.txt")
+    assert build_dataset(spec, "train").labels == [0] and build_dataset(spec, "train").classes == ["dog"]
+    (root / "lists").mkdir()
+    (root / "lists" / "train.txt").write_text("train/cat/0.jpg cat\ntrain/dog/1.jpg dog\n")  # beside the data
+    assert build_dataset(spec, "train").labels == [0, 1]
+    missing = _spec(root=str(root), format="list", train="lists/nope.txt")
+    with pytest.raises(DataError, match=r"list file 'lists/nope.txt' not found \(looked for .*imgs/lists/nope.txt or "
+                                        r".*work/lists/nope.txt\)"):
+        build_dataset(missing, "train")
+
+
 def test_test_split_reuses_given_label_map(tmp_path):
     root = _image_tree(tmp_path / "imgs")
     ds = build_dataset(_spec(root=str(root)), "test", classes=["dog", "cat"])

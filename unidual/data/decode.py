@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import math
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import BinaryIO, Sequence
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 from PIL import Image, ImageOps
 
 from unidual.data.errors import DataError
@@ -95,6 +97,24 @@ def probe_video(path: str | Path) -> VideoInfo:
     return VideoInfo(num_frames=frames, fps=fps, duration=duration, width=width, height=height)
 
 
+_local = threading.local()
+
+
+def _rgb(frame: av.VideoFrame) -> np.ndarray:
+    """A decoded frame as ``(H, W, 3)`` uint8 RGB, through one single-threaded swscale context per thread.
+
+    ``_rgb(frame)`` builds a new swscale context (with its own thread
+    pool) for every frame, which cost two thirds of loading a small clip. One reused
+    context, kept single-threaded, is ~4x faster on 32-px frames and gives the same bytes;
+    without threads it is also safe to inherit across a DataLoader fork (a threaded one
+    deadlocked the forked workers).
+    """
+    reformatter = getattr(_local, "reformatter", None)
+    if reformatter is None:
+        reformatter = _local.reformatter = VideoReformatter()
+    return reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
+
+
 def _frame_index(frame, start: float, fps: float) -> int:
     t = frame.time if frame.time is not None else 0.0
     return int(round((t - start) * fps))
@@ -117,14 +137,14 @@ def _decode_range(container, stream, first: int, last: int, fps: float, seek: bo
             before = (index, frame)
             continue
         if before is not None and index > first and not out:
-            out[before[0]] = before[1].to_ndarray(format="rgb24")
-        out[index] = frame.to_ndarray(format="rgb24")
+            out[before[0]] = _rgb(before[1])
+        out[index] = _rgb(frame)
         if index >= last:
             overrun += 1  # some codecs (mpeg4 in AVI) emit frames slightly out of display order
             if overrun > _REORDER_SLACK:
                 break
     if not out and before is not None:  # every wanted index lies past the last frame
-        out[before[0]] = before[1].to_ndarray(format="rgb24")
+        out[before[0]] = _rgb(before[1])
     return out
 
 
@@ -173,7 +193,7 @@ def read_video(path: str | Path) -> np.ndarray:
     container = _open(path)
     try:
         stream = _video_stream(container, path)
-        decoded = [(f.pts if f.pts is not None else i, f.to_ndarray(format="rgb24"))
+        decoded = [(f.pts if f.pts is not None else i, _rgb(f))
                    for i, f in enumerate(container.decode(stream))]
         frames = [rgb for _, rgb in sorted(decoded, key=lambda pair: pair[0])]  # display order
     except (av.FFmpegError, OSError, ValueError) as exc:

@@ -226,13 +226,22 @@ def _extensions(modality: str) -> tuple[str, ...]:
 
 
 def _resolve_list_file(spec: SourceSpec, ref: str) -> Path:
+    """A list/CSV file: absolute, else relative to the root's folder, else to the working directory.
+
+    Root first (the usual layout: annotations beside the data); the working directory second,
+    for lists kept apart from the data, e.g. lists written next to a read-only archive.
+    """
     path = Path(ref)
-    if not path.is_absolute():
+    if path.is_absolute():
+        candidates = [path]
+    else:
         root = Path(spec.root)
-        path = (root if root.is_dir() else root.parent) / path
-    if not path.is_file():
-        raise DataError(f"source {spec.key!r}: file not found: {path}")
-    return path
+        candidates = [(root if root.is_dir() else root.parent) / path, Path.cwd() / path]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    tried = " or ".join(str(c) for c in candidates)
+    raise DataError(f"source {spec.key!r}: {spec.format} file {ref!r} not found (looked for {tried})")
 
 
 def _folder_listing(spec: SourceSpec, split: str) -> list[tuple[str, str]]:

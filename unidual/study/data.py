@@ -3,8 +3,7 @@
 The training configs say how to sample each source (``clip``, ``transform``); *where* the
 data is (``format``, ``root``, ``train``, ``test``, ``classes``) is replaced by what the
 builder wrote in its ``sources.yaml``, with absolute paths. That keeps one copy of the
-locations, and avoids relative list-file paths (which resolve against the archive's folder,
-not the working directory).
+locations and makes a study independent of the directory it is started from.
 
 ``data:`` in a study file is one of
 - ``{build: motion, image_root: ..., out: ..., **build_motion_dataset options}``

@@ -29,6 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from unidual import checkpoint as ckpt
+from unidual.allocator import tune_allocator
 from unidual.train import distributed as D
 from unidual.train.config import TrainConfig, dump_config
 from unidual.train.objectives import LossModule, Objective
@@ -137,6 +138,7 @@ class Trainer:
 
     def __init__(self, cfg: TrainConfig, *, run_dir: str | Path | None = None, resume: bool = False,
                  env: D.DistEnv | None = None) -> None:
+        tune_allocator()  # reuse freed activation memory (unidual/allocator.py); UNIDUAL_MALLOC_TUNING=0: off
         self.cfg = cfg
         self.env = env or D.env_from_torchrun()
         self.device = D.resolve_device(cfg.run.device, self.env)
