@@ -129,3 +129,21 @@ def test_decoding_in_forked_workers_after_parent_decoded(make_video):
                                          multiprocessing_context=ctx, timeout=60)
     got = list(loader)
     assert all(torch.equal(a, b) for a, b in zip(got, parent)) and len(got) == 4
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_read_clip_opens_once_and_matches_probe_plus_read(make_video, monkeypatch, suffix):
+    """One open for containers with a frame count; mkv (no count in the header) needs a second."""
+    from unidual.data import decode
+    path = make_video("clip" + suffix, n=30, fps=10)
+    expected_info = probe_video(path)
+    opens = []
+    real_open = decode._open
+    monkeypatch.setattr(decode, "_open", lambda p: opens.append(p) or real_open(p))
+    info, indices, frames = decode.read_clip(path, lambda i: [i.num_frames - 9, i.num_frames - 5])
+    assert info == expected_info and indices == [21, 25]
+    assert frame_ids(frames) == [21, 25]
+    assert len(opens) == (1 if suffix == ".mp4" else 2)
+    opens.clear()
+    _, _, again = decode.read_clip(path, lambda i: [3], info=info)  # info known: no probe at all
+    assert frame_ids(again) == [3] and len(opens) == 1

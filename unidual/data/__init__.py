@@ -15,7 +15,7 @@ _EXPORTS = {
     "build_dataset": "sources", "save_label_maps": "sources", "load_label_maps": "sources",
     "image_to_clip": "transforms", "clip_to_frame": "transforms",
     "IMAGENET_MEAN": "transforms", "IMAGENET_STD": "transforms",
-    "load_image": "decode", "probe_video": "decode", "read_frames": "decode", "VideoInfo": "decode",
+    "load_image": "decode", "probe_video": "decode", "read_frames": "decode", "read_clip": "decode", "VideoInfo": "decode",
     "MixedSampler": "mixing", "MixedDataset": "mixing", "collate_mixed": "mixing",
     "make_default_dataset": "builtin", "build_motion_dataset": "builtin",
     "check_dataset": "check",

@@ -28,7 +28,8 @@ from torch.utils.data import Dataset
 
 from unidual.data import archive as archive_mod
 from unidual.data import sampling
-from unidual.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoInfo, image_array, load_image, probe_video, read_frames
+from unidual.data.decode import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoInfo, image_array, load_image, probe_video,
+                                 read_clip)
 from unidual.data.errors import DataError
 from unidual.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Plan, apply_plan
 
@@ -472,9 +473,10 @@ class SourceDataset(Dataset):
         last = min(int(round(window[1] * info.fps)), info.num_frames)
         return first, max(last - first, 1)
 
-    def clip_indices(self, index: int, rng: random.Random | None = None) -> list[list[int]]:
+    def clip_indices(self, index: int, rng: random.Random | None = None,
+                     info: VideoInfo | None = None) -> list[list[int]]:
         """Native frame indices of the clip(s) this example reads (1 in training, num_clips in test)."""
-        info = self.video_info(index)
+        info = info or self.video_info(index)
         offset, count = self._window(index, info)
         c = self.spec.clip
         step = sampling.frame_step(c.stride, info.fps, c.fps)
@@ -492,9 +494,15 @@ class SourceDataset(Dataset):
             views = apply_plan(image_array(self.read_image(index)), self.plan, rng)
             x = views[0][0]  # (3, H, W)
         else:
-            clips = self.clip_indices(index, rng)
-            wanted = sorted(set(sampling.flatten(clips)))
-            frames = read_frames(self.entries[index].path, wanted, self.video_info(index))
+            clips: list[list[int]] = []
+
+            def choose(info: VideoInfo) -> list[int]:
+                self._info[index] = info
+                clips.extend(self.clip_indices(index, rng, info))
+                return sorted(set(sampling.flatten(clips)))
+
+            # a video seen for the first time is probed and read through one open
+            _, wanted, frames = read_clip(self.entries[index].path, choose, self._info.get(index))
             by_index = dict(zip(wanted, frames))
             views = []
             for clip in clips:

@@ -109,19 +109,23 @@ def spec_for(payload: Mapping[str, Any], modality: str) -> Any:
 def load_views(path: str | Path, modality: str, spec: Any) -> Tensor:
     """A file as test views: image ``(V, 3, H, W)``, video ``(V, 3, T, H, W)`` (V = clips x crops)."""
     from unidual.data import sampling
-    from unidual.data.decode import image_array, load_image, probe_video, read_frames
+    from unidual.data.decode import image_array, load_image, read_clip
     from unidual.data.transforms import apply_plan
 
     plan = spec.transform.plan(modality, "test")
     rng = random.Random(0)  # test plans are deterministic; rng is only a required argument
     if modality == "image":
         return torch.stack([v[0] for v in apply_plan(image_array(load_image(path)), plan, rng)])
-    info = probe_video(path)
     c = spec.clip
-    clips = sampling.uniform_clips(info.num_frames, c.frames, sampling.frame_step(c.stride, info.fps, c.fps),
-                                   c.num_clips, c.loop)
-    wanted = sorted(set(sampling.flatten(clips)))
-    by_index = dict(zip(wanted, read_frames(path, wanted, info)))
+    clips: list[list[int]] = []
+
+    def choose(info) -> list[int]:
+        clips.extend(sampling.uniform_clips(info.num_frames, c.frames,
+                                            sampling.frame_step(c.stride, info.fps, c.fps), c.num_clips, c.loop))
+        return sorted(set(sampling.flatten(clips)))
+
+    _, wanted, frames = read_clip(path, choose)
+    by_index = dict(zip(wanted, frames))
     views = []
     for clip in clips:
         views += apply_plan(np.stack([by_index[i] for i in clip]), plan, rng)
