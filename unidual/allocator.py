@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import os
 import platform
+
+from unidual.switches import env_flag
 
 ENV_SWITCH = "UNIDUAL_MALLOC_TUNING"
 MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's upper limit for M_MMAP_THRESHOLD on 64-bit
@@ -31,12 +32,7 @@ _applied: bool | None = None
 
 def enabled_by_env() -> bool:
     """True unless ``$UNIDUAL_MALLOC_TUNING`` is 0 / false / no / off."""
-    value = os.environ.get(ENV_SWITCH, "1").strip().lower()
-    if value in ("1", "true", "yes", "on", ""):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"${ENV_SWITCH} must be 1 or 0 (true/false), got {os.environ[ENV_SWITCH]!r}")
+    return env_flag(ENV_SWITCH)
 
 
 def _glibc() -> ctypes.CDLL | None:

@@ -18,22 +18,18 @@ the environment variable ``UNIDUAL_CHANNELS_LAST=0``.
 """
 from __future__ import annotations
 
-import os
 
 import torch
 from torch import nn
+
+from unidual.switches import env_flag
 
 ENV_SWITCH = "UNIDUAL_CHANNELS_LAST"
 
 
 def default_channels_last() -> bool:
     """True unless ``$UNIDUAL_CHANNELS_LAST`` is 0 / false / no / off."""
-    value = os.environ.get(ENV_SWITCH, "1").strip().lower()
-    if value in ("1", "true", "yes", "on", ""):
-        return True
-    if value in ("0", "false", "no", "off"):
-        return False
-    raise ValueError(f"${ENV_SWITCH} must be 1 or 0 (true/false), got {os.environ[ENV_SWITCH]!r}")
+    return env_flag(ENV_SWITCH)
 
 
 def _format(channels_last: bool) -> torch.memory_format:
