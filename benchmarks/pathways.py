@@ -27,7 +27,7 @@ from unidual.models.report import count_macs
 
 SECTION = "Image pathway vs inflated static clips"
 SETTINGS = {  # name -> (depth, width, image size, batch sizes)
-    "full": (18, 1.0, 112, (8, 16)),
+    "full": (18, 1.0, 112, (8, 16, 32)),
     "study": (10, 0.25, 32, (32, 64, 256)),
 }
 

@@ -210,14 +210,18 @@ class Spread(Dataset):
         return self.dataset[self.indices[i]]
 
 
-def evaluate_run(directory: Path, sources: Sequence[str], settings, device_name: str = "auto",
-                 progress: bool = False) -> tuple[dict[str, dict[str, float]], dict[str, int], dict[str, str]]:
-    """Final weights, the run's label maps, ``settings.clips`` clips per video: ``(metrics, classes, modalities)``."""
+def evaluate_run_sources(directory: Path, sources: Sequence[str], settings, device_name: str = "auto",
+                         progress: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Final weights (``last.pt``) on ``sources``' test sets with the run's label maps: ``(results, payload)``.
+
+    ``results`` maps a source key to its :class:`~unidual.evaluate.evaluator.SourceResult`
+    (scores, labels, metrics); ``settings.clips`` clips per video.
+    """
     import torch
 
     from unidual.checkpoint import load_model
     from unidual.evaluate.commands import build_test_datasets, source_specs
-    from unidual.evaluate.evaluator import evaluate
+    from unidual.evaluate.evaluator import evaluate_sources
 
     model, payload = load_model(directory / "last.pt", deploy=True, map_location="cpu")
     specs = source_specs(payload, clips=settings.clips)
@@ -229,9 +233,18 @@ def evaluate_run(directory: Path, sources: Sequence[str], settings, device_name:
         device_name = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device_name)
     modalities = {k: s["modality"] for k, s in specs.items()}
-    metrics = evaluate(model, datasets, modalities, batch_size=settings.batch_size, device=device_name,
-                       num_workers=settings.workers, progress=progress)
+    results = evaluate_sources(model, datasets, modalities, batch_size=settings.batch_size, device=device_name,
+                               num_workers=settings.workers, progress=progress)
+    return results, payload
+
+
+def evaluate_run(directory: Path, sources: Sequence[str], settings, device_name: str = "auto",
+                 progress: bool = False) -> tuple[dict[str, dict[str, float]], dict[str, int], dict[str, str]]:
+    """Final weights, the run's label maps, ``settings.clips`` clips per video: ``(metrics, classes, modalities)``."""
+    results, payload = evaluate_run_sources(directory, sources, settings, device_name, progress)
+    metrics = {k: r.metrics() for k, r in results.items()}
     classes = {k: len(payload["sources"][k]["classes"]) for k in sources}
+    modalities = {k: r.modality for k, r in results.items()}
     return metrics, classes, modalities
 
 
