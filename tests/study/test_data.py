@@ -1,12 +1,13 @@
-"""The study's data: built locations replace the configs', and the three-source build keeps its pools disjoint."""
+"""The study's data: the builders a study file can name, built locations replace the configs', and the
+three-source build keeps its pools disjoint."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 
-from unidual.study.config import StudyError
-from unidual.study.data import build_three_source, fill_sources
+from unidual.study.config import StudyError, study_from_dict
+from unidual.study.data import build_three_source, fill_sources, prepare_data
 
 
 def test_fill_sources_takes_locations_from_the_data():
@@ -58,3 +59,35 @@ def test_three_source_pools_are_disjoint(tmp_path, photos):
     again = build_three_source(photos, out, **kwargs)  # reused, not rebuilt
     assert (out / "unidual-three-source.json").stat().st_mtime_ns == marker
     assert again["img"].train == specs["img"].train
+
+
+def _study(tmp_path, data):
+    raw = {"name": "t", "title": "t", "out": str(tmp_path / "out"), "data": data,
+           "columns": [{"source": "motion"}], "models": [{"id": "a", "row": "A", "config": "a.yaml"}]}
+    (tmp_path / "a.yaml").write_text("regime: separate\n")  # checked for existence only, never trained here
+    return study_from_dict(raw, tmp_path / "study.yaml")
+
+
+def test_default_build_is_the_demo_dataset(tmp_path):
+    """``build: default`` writes the embedded shapes dataset (YAML lists become the builder's tuples)."""
+    out = tmp_path / "shapes-data"
+    data = {"build": "default", "out": str(out), "images_per_class": [2, 1], "videos_per_class": [1, 1]}
+    built = prepare_data(_study(tmp_path, data))
+    assert sorted(built) == ["motion", "shapes"]
+    assert (built["shapes"]["modality"], built["motion"]["modality"]) == ("image", "video")
+    assert built["shapes"]["root"] == str(out / "shapes") and len(built["motion"]["classes"]) == 16
+    assert len(list((out / "shapes" / "train").glob("*/*.jpg"))) == 2 * 6
+    assert len(list((out / "motion" / "test").glob("*/*.mp4"))) == 16
+
+
+@pytest.mark.parametrize("data, message", [
+    ({"build": "default"}, r"data\.out is required for build: default"),
+    ({"build": "motion", "out": "x"}, r"data\.image_root is required for build: motion"),
+    ({"build": "default", "out": "x", "motions": ["left"]}, r"unknown option\(s\) \['motions'\] for build: default"),
+    ({"build": "cifar", "out": "x"}, r"data\.build must be one of \['default', 'motion', 'three_source'\]"),
+])
+def test_bad_data_spec_names_the_study_file(tmp_path, data, message):
+    with pytest.raises(StudyError, match=message) as info:
+        prepare_data(_study(tmp_path, data))
+    assert str(tmp_path / "study.yaml") in str(info.value)
+    assert not (tmp_path / "x").exists()  # nothing built

@@ -61,13 +61,19 @@ def test_finetune_needs_a_pretrained_run(tmp_path, photos):
         resolve_config(study, task, None)
 
 
-@pytest.mark.parametrize("folder, rows", [
-    ("study", ["R2D", "R(2+1)D", "R2D-finetuned", "R(2+1)D-finetuned", "R2D-multitask", "R(2+1)D-multitask",
-               "R2D-LSTM-multitask", "UniDual", "UniDual-Aux"]),
-    ("study3", ["R2D", "R(2+1)D", "UniDual-Aux"]),
+TABLE2_ROWS = ["R2D", "R(2+1)D", "R2D-finetuned", "R(2+1)D-finetuned", "R2D-multitask", "R(2+1)D-multitask",
+               "R2D-LSTM-multitask", "UniDual", "UniDual-Aux"]
+
+
+# recipe: depth, width, batch, epochs, examples per source and epoch, clip frames, clip stride
+@pytest.mark.parametrize("folder, rows, recipe", [
+    ("study", TABLE2_ROWS, (10, 0.25, 32, 9, 2500, 8, 2)),
+    ("study3", ["R2D", "R(2+1)D", "UniDual-Aux"], (10, 0.25, 32, 9, 2500, 8, 2)),
+    ("study_default", TABLE2_ROWS, (10, 0.25, 16, 15, 640, 8, 1)),
 ])
-def test_shipped_studies_resolve(tmp_path, folder, rows):
+def test_shipped_studies_resolve(tmp_path, folder, rows, recipe):
     """Every run of the shipped studies resolves (seed, finetune link) with the same budget recipe."""
+    depth, width, batch, epochs, per_source, frames, stride = recipe
     study = load_study(CONFIGS / folder / "study.yaml")
     assert list(dict.fromkeys(m.row for m in study.models)) == rows
     tasks = plan(study, tmp_path, [7])
@@ -75,14 +81,15 @@ def test_shipped_studies_resolve(tmp_path, folder, rows):
     for task in tasks:
         cfg = configs[task.model.id]
         assert cfg.run.seed == 7
-        assert (cfg.model.depth, cfg.model.width, cfg.optim.batch_size, cfg.schedule.epochs) == (10, 0.25, 32, 9)
-        assert cfg.data.epoch_size == 2500 * len(cfg.sources)  # joint epochs: one share per source
+        assert (cfg.model.depth, cfg.model.width, cfg.optim.batch_size, cfg.schedule.epochs) == (
+            depth, width, batch, epochs)
+        assert cfg.data.epoch_size == per_source * len(cfg.sources)  # joint epochs: one share per source
         for src in cfg.sources:
             if src["modality"] == "video":
-                assert (src["clip"]["frames"], src["clip"]["stride"]) == (8, 2)
+                assert (src["clip"]["frames"], src["clip"].get("stride", 1)) == (frames, stride)
         if task.pretrained_dir is not None:
             assert cfg.finetune.checkpoint == str(tmp_path / "seed7" / task.model.pretrained / "last.pt")
-    if folder == "study":
+    if rows == TABLE2_ROWS:
         assert configs["r2d_finetuned"].finetune.convert == "deflate"
         assert configs["r2plus1d_finetuned"].finetune.convert == "inflate"
         order = [m.id for m in study.ordered()]

@@ -156,11 +156,11 @@ def _moving_centres(rng: np.random.Generator, direction: str, frames: int, size:
     return path
 
 
-def make_default_dataset(root: str | Path, seed: int = 0, *, size: int = 32, frames: int = 8,
+def make_default_dataset(out: str | Path, seed: int = 0, *, size: int = 32, frames: int = 8,
                          images_per_class: tuple[int, int] = (150, 30),
                          videos_per_class: tuple[int, int] = (60, 12)) -> dict[str, SourceSpec]:
-    """Write (or reuse) the demo dataset under ``root``; returns ``{"shapes": image spec, "motion": video spec}``."""
-    root = Path(root)
+    """Write (or reuse) the demo dataset under ``out``; returns ``{"shapes": image spec, "motion": video spec}``."""
+    root = Path(out)
     settings = {"version": DEFAULT_VERSION, "seed": seed, "size": size, "frames": frames,
                 "images_per_class": list(images_per_class), "videos_per_class": list(videos_per_class)}
     if _marker_ok(root / "unidual-default.json", settings) and (root / "sources.yaml").is_file():

@@ -6,6 +6,7 @@ builder wrote in its ``sources.yaml``, with absolute paths. That keeps one copy 
 locations and makes a study independent of the directory it is started from.
 
 ``data:`` in a study file is one of
+- ``{build: default, out: ..., **make_default_dataset options}``: the embedded shapes dataset (the demo's)
 - ``{build: motion, image_root: ..., out: ..., **build_motion_dataset options}``
 - ``{build: three_source, image_root: ..., out: ..., **build_three_source options}``
 - ``{sources: FILE}``: an existing ``sources.yaml`` (a list of source dicts).
@@ -41,25 +42,29 @@ def prepare_data(study: Study, progress: Callable[[int, int], None] | None = Non
         if set(spec) != {"sources"}:
             raise StudyError(f"{study.path}: data: 'sources: FILE' takes no other keys, got {sorted(spec)}")
         return read_sources(Path(spec["sources"]))
-    from unidual.data.builtin import build_motion_dataset
+    from unidual.data.builtin import build_motion_dataset, make_default_dataset
 
     kind = spec.pop("build", None)
-    builders = {"motion": build_motion_dataset, "three_source": build_three_source}
+    builders = {"default": make_default_dataset, "motion": build_motion_dataset, "three_source": build_three_source}
     if kind not in builders:
         raise StudyError(f"{study.path}: data.build must be one of {sorted(builders)} (or give data.sources), "
                          f"got {kind!r}")
-    for required in ("image_root", "out"):
+    builder = builders[kind]
+    params = inspect.signature(builder).parameters
+    # Each builder's own signature says what it needs (no default) and what it accepts.
+    for required in (name for name, p in params.items() if p.default is inspect.Parameter.empty):
         if required not in spec:
             raise StudyError(f"{study.path}: data.{required} is required for build: {kind}")
-    builder = builders[kind]
-    allowed = set(inspect.signature(builder).parameters) - {"progress"}
+    allowed = set(params) - {"progress"}
     extra = sorted(set(spec) - allowed)
     if extra:
         raise StudyError(f"{study.path}: data: unknown option(s) {extra} for build: {kind}; allowed: {sorted(allowed)}")
-    for key in ("motions", "motions_b"):
+    for key in ("motions", "motions_b", "images_per_class", "videos_per_class"):
         if key in spec:
             spec[key] = tuple(spec[key])
-    specs = builder(progress=progress, **spec)
+    if "progress" in params:
+        spec["progress"] = progress
+    specs = builder(**spec)
     return {key: s.to_dict() for key, s in specs.items()}
 
 
