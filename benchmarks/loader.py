@@ -9,7 +9,6 @@ and on whatever else runs on it; the header records the CPU count.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import sys
@@ -17,19 +16,19 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
 from torch.utils.data import DataLoader
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import add_run_args, provenance, start_run, table, write_section  # noqa: E402
 from unidual.data import shared_data_dir  # noqa: E402
 from unidual.data.builtin import build_motion_dataset  # noqa: E402
 from unidual.data.decode import probe_video, read_frames, read_video  # noqa: E402
 from unidual.data.mixing import MixedDataset, MixedSampler, collate_mixed  # noqa: E402
 from unidual.data.sources import SourceSpec, build_dataset  # noqa: E402
 
-SECTION = "## Data loading"
+SECTION = "Data loading"
 
 
 def loader_rate(datasets: dict, batch_size: int, batches: int, workers: int) -> float:
@@ -77,28 +76,15 @@ def seek_vs_full(path: Path, clips: int, frames: int = 8) -> tuple[float, float]
     return seek, full
 
 
-def write_section(doc: Path, body: str) -> None:
-    """Replace (or append) only the '## Data loading' section of docs/performance.md."""
-    text = doc.read_text() if doc.is_file() else "# Performance\n"
-    lines = text.splitlines()
-    if SECTION in lines:
-        start = lines.index(SECTION)
-        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
-        lines = lines[:start] + body.rstrip().splitlines() + [""] + lines[end:]
-        text = "\n".join(lines).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + body.rstrip() + "\n"
-    doc.write_text(text)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batches", type=int, default=30, help="timed batches per loader setting")
     parser.add_argument("--clips", type=int, default=20, help="clips for the seek benchmark")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
-    parser.add_argument("--no-write", action="store_true")
+    add_run_args(parser)
+    parser.set_defaults(threads=1)  # decoding is per process; one thread per loader worker, as in training
     args = parser.parse_args()
-    torch.set_num_threads(1)
+    load_before = start_run(args)
     data = shared_data_dir()
     if not (data / "videos").is_dir():
         print(f"shared data not found at {data}", file=sys.stderr)
@@ -118,14 +104,11 @@ def main() -> int:
     long_video = data / "videos" / "intel-samples" / "one-by-one-person-detection.mp4"
     info = probe_video(long_video)
     seek, full = seek_vs_full(long_video, args.clips)
-    cpus = os.cpu_count()
-    table = ["| loader | workers | examples/s |", "|---|---|---|"]
-    table += [f"| {name} | {w} | {rate:.1f} |" for name, w, rate in rows]
     body = "\n".join([
-        SECTION, "",
-        f"Measured by `benchmarks/loader.py` on {cpus} CPU cores (shared with other jobs; treat as rough).",
-        "Examples/s counts clips (videos) and images delivered by the mixed DataLoader, worker start-up included.", "",
-        *table, "",
+        provenance(load_before), "",
+        "Examples/s counts clips (videos) and images delivered by the mixed DataLoader, worker start-up "
+        "included.", "",
+        table(["loader", "workers", "examples/s"], [[name, w, f"{rate:.1f}"] for name, w, rate in rows]), "",
         f"Seek-decoding vs whole-video decoding, 8-frame clips at random positions of "
         f"`{long_video.name}` ({info.num_frames} frames, {info.width}x{info.height}, {info.duration:.0f} s):", "",
         "| method | s / clip |", "|---|---|",
@@ -136,8 +119,7 @@ def main() -> int:
     ])
     print(body)
     if not args.no_write:
-        write_section(ROOT / "docs" / "performance.md", body)
-        print(f"\nwrote the '{SECTION}' section of docs/performance.md")
+        write_section(SECTION, body)
     return 0
 
 
