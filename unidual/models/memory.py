@@ -18,7 +18,6 @@ the environment variable ``UNIDUAL_CHANNELS_LAST=0``.
 """
 from __future__ import annotations
 
-
 import torch
 from torch import nn
 

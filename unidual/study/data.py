@@ -59,9 +59,7 @@ def prepare_data(study: Study, progress: Callable[[int, int], None] | None = Non
     extra = sorted(set(spec) - allowed)
     if extra:
         raise StudyError(f"{study.path}: data: unknown option(s) {extra} for build: {kind}; allowed: {sorted(allowed)}")
-    for key in ("motions", "motions_b", "images_per_class", "videos_per_class"):
-        if key in spec:
-            spec[key] = tuple(spec[key])
+    spec = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}  # YAML lists -> builder tuples
     if "progress" in params:
         spec["progress"] = progress
     specs = builder(**spec)
