@@ -41,7 +41,7 @@ def workload(name: str) -> Callable[[], None]:
     from pathways import build
 
     if name == "aux_slim":
-        return step_fn("unidual_aux", "unidual_aux", 10, 0.25, 8, batch(8, 8, 8, 32))[0]
+        return step_fn("unidual_aux", 10, 0.25, 8, batch(8, 8, 8, 32))[0]
     if name in ("video_slim", "image_slim"):
         model = build(10, 0.25, 8)
         pathway = name.split("_")[0]

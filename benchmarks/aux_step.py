@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/aux_step.py --compile       # also UniDual-Aux under torch.compile
     .venv/bin/python benchmarks/aux_step.py --settings slim --no-write
 
-Both steps go through the trainer's own code: ``LossModule(model, Objective(regime, ...))`` from
+Both steps go through the trainer's own code: ``LossModule(model, Objective(...))`` from
 unidual/train/objectives.py with the default aux settings (``routing: both``, ``frame: random``,
 weight 1), then backward and an SGD step. R(2+1)D-multitask runs the images as static clips with
 the clips (one video-pathway forward); UniDual-Aux runs that same video-pathway forward (clips +
@@ -25,7 +25,7 @@ from torch import nn
 from common import (add_run_args, interleaved, median, provenance, save_summary, start_run, table,
                     write_section)
 
-from unidual.models import create_model
+from unidual.models import create_model, get_model_def
 from unidual.train.objectives import LossModule, Objective
 
 SECTION = "UniDual-Aux vs R(2+1)D-multitask training step"
@@ -41,14 +41,15 @@ def batch(images: int, clips: int, frames: int, size: int) -> dict[str, dict[str
                       "label": torch.randint(30, (clips,), generator=g)}}
 
 
-def step_fn(name: str, regime: str, depth: int, width: float, frames: int,
+def step_fn(name: str, depth: int, width: float, frames: int,
             sub: dict[str, dict[str, torch.Tensor]], compile: bool = False) -> tuple[Callable[[], None], nn.Module]:
     """A training step of one model through the trainer's LossModule + Objective (compiled as run.compile does)."""
-    extra = {"modalities": MODALITIES} if name.startswith("unidual") else {}
+    definition = get_model_def(name)
+    extra = {"modalities": MODALITIES} if definition.heads_by_modality else {}
     model = create_model(name, depth=depth, width=width, heads={"images": 10, "clips": 30}, frames=frames, **extra)
     if compile:
         model.compile(dynamic=False)
-    module = LossModule(model, Objective(regime, MODALITIES)).train()  # aux defaults: routing both, random frame
+    module = LossModule(model, Objective(MODALITIES, aux=definition.aux_heads)).train()  # aux defaults: routing both, random frame
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     gen = torch.Generator().manual_seed(0)
 
@@ -79,11 +80,11 @@ def main() -> int:
         depth, width, size = SETTINGS[setting]
         rounds = args.rounds[min(i, len(args.rounds) - 1)]
         sub = batch(args.images, args.clips, args.frames, size)
-        aux, _ = step_fn("unidual_aux", "unidual_aux", depth, width, args.frames, sub)
-        multi, _ = step_fn("r2plus1d_multitask", "multitask", depth, width, args.frames, sub)
+        aux, _ = step_fn("unidual_aux", depth, width, args.frames, sub)
+        multi, _ = step_fn("r2plus1d_multitask", depth, width, args.frames, sub)
         fns = {"unidual_aux": aux, "r2plus1d_multitask": multi}
         if args.compile:
-            fns["unidual_aux-compiled"] = step_fn("unidual_aux", "unidual_aux", depth, width, args.frames, sub,
+            fns["unidual_aux-compiled"] = step_fn("unidual_aux", depth, width, args.frames, sub,
                                                   compile=True)[0]
         print(f"{setting}: depth {depth}, width {width}, {size} px", file=sys.stderr)
         times = interleaved(fns, rounds=rounds, warmup=2)

@@ -32,16 +32,15 @@ from study_setup import BASE, reduced_study_config
 
 from unidual.data import build_dataset
 from unidual.data.mixing import MixedDataset, MixedSampler, collate_mixed
-from unidual.data.sources import SourceSpec
-from unidual.models import create_model
 from unidual.train.config import TrainConfig
 from unidual.train.objectives import LossModule, Objective
+from unidual.train.trainer import model_for_config
 
 SECTION = "Study: data loader vs training step"
 
 
 def datasets(cfg: TrainConfig) -> dict[str, Any]:
-    return {s["key"]: build_dataset(SourceSpec.from_dict(s), "train") for s in cfg.sources}
+    return {s.key: build_dataset(s, "train") for s in cfg.sources}
 
 
 def make_loader(sets: dict[str, Any], batch: int, batches: int, workers: int) -> DataLoader:
@@ -51,13 +50,7 @@ def make_loader(sets: dict[str, Any], batch: int, batches: int, workers: int) ->
 
 def train_module(cfg: TrainConfig, sets: dict[str, Any]) -> tuple[LossModule, torch.optim.Optimizer]:
     """The study model and objective, built as the trainer builds them."""
-    options = dict(cfg.model.options)
-    if cfg.model.name.startswith("unidual"):
-        options["modalities"] = dict(cfg.modalities)
-    frames = cfg.model.frames or next(s["clip"]["frames"] for s in cfg.sources if s["modality"] == "video")
-    model = create_model(cfg.model.name, depth=cfg.model.depth, width=cfg.model.width,
-                         heads={k: len(d.classes) for k, d in sets.items()}, frames=frames,
-                         channels_last=cfg.run.channels_last, **options)
+    model = model_for_config(cfg, {k: len(d.classes) for k, d in sets.items()})
     module = LossModule(model, Objective.from_config(cfg)).train()
     opt = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                           weight_decay=cfg.optim.weight_decay)
@@ -120,13 +113,13 @@ def main() -> int:
     rows += [[f"loader + step together, {w} workers", f"{r:.0f}", f"{r * video_share:.0f}", f"{r / model_rate:.2f}x"]
              for w, r in pipe.items()]
     best = max(loader.values()) / model_rate
-    clip = next(s["clip"] for s in cfg.sources if s["modality"] == "video")
+    clip = next(s.clip for s in cfg.sources if s.modality == "video")
     body = "\n".join([
         provenance(load_before),
         f"Config {BASE.relative_to(BASE.parents[3])} (batch {batch}, `data.num_workers: {cfg.data.num_workers}`, "
         f"`run.channels_last: {cfg.run.channels_last}`), CIFAR-motion rebuilt reduced with the study's settings "
         f"{info['build']} ({info['train_videos']} train videos, {info['image_train']} train images; built in "
-        f"{info['build_seconds']:.0f} s); clips of {clip.get('frames')} frames. Batch composition: {shares}. "
+        f"{info['build_seconds']:.0f} s); clips of {clip.frames} frames. Batch composition: {shares}. "
         f"Training step: median of {args.rounds} steps on real batches.", "",
         table(["what", "examples/s", "of which clips/s", "vs training step"], rows), "",
         "The loader alone runs on otherwise idle cores; in training the workers share the 2 cores with the "

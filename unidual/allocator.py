@@ -2,13 +2,11 @@
 
 glibc serves every allocation above its mmap threshold (128 KiB at start, raised only
 slowly) with a fresh ``mmap`` and unmaps it on free. CPU PyTorch allocates each activation
-anew, so every forward of a video network touches tens of MB of new pages, and the kernel
-zero-fills every one of them: ~11 600 page faults per forward of the study's UniDual on 64
-clips, a third of the time of its BatchNorms. Raising the mmap threshold to glibc's maximum
-(32 MiB) and the trim threshold to 1 GiB lets freed blocks be reused; measured on 2 cores
-(docs/performance.md): video forward 148 -> 114 ms, image forward 26 -> 19 ms, a UniDual-Aux
-training step ~12 % faster, peak RSS ~30 MB higher. jemalloc / tcmalloc via ``LD_PRELOAD``
-(what PyTorch's CPU tuning guide recommends) do the same; this needs no extra install.
+anew, so every forward of a video network touches tens of MB of new pages that the kernel
+zero-fills. Raising the mmap threshold to glibc's maximum (32 MiB) and the trim threshold
+to 1 GiB lets freed blocks be reused (measured gain and memory cost: docs/performance.md,
+"Allocator tuning"). jemalloc / tcmalloc via ``LD_PRELOAD`` (what PyTorch's CPU tuning guide
+recommends) do the same; this needs no extra install.
 
 Applied once per process by every ``unidual`` command and by the trainer; Python users can call
 :func:`tune_allocator` themselves. Off with ``UNIDUAL_MALLOC_TUNING=0``. A no-op where the C

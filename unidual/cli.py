@@ -1,7 +1,8 @@
 """The one `unidual` command.
 
-Each sub-command lives beside the code it drives: its module exposes
-``add_arguments(parser)`` and ``main(args) -> int``. Only the chosen
+Each sub-command lives in the ``commands`` module beside the code it drives, which
+exposes ``add_arguments(parser)`` and ``main(args) -> int`` (``PREFIX_arguments`` /
+``PREFIX_main`` when the entry reads ``module:PREFIX``, for two commands in one module). Only the chosen
 sub-command's module is imported, so `unidual --help` stays fast.
 """
 from __future__ import annotations
@@ -15,8 +16,8 @@ from unidual.allocator import tune_allocator
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "models": ("unidual.models.registry", "list the registered model names"),
-    "info": ("unidual.models.report", "parameter count and compute of a model"),
+    "models": ("unidual.models.commands", "list the registered model names"),
+    "info": ("unidual.models.commands:info", "parameter count and compute of a model"),
     "data": ("unidual.data.commands", "check datasets, build the built-in datasets"),
     "train": ("unidual.train.commands", "train from a YAML config"),
     "demo": ("unidual.train.demo", "train UniDual-Aux on the embedded dataset and compare"),
@@ -36,10 +37,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _entry(name: str, what: str):
+    """``add_arguments`` / ``main`` (or ``PREFIX_arguments`` / ``PREFIX_main``) of a command's module."""
+    module, _, prefix = COMMANDS[name][0].partition(":")
+    attr = {"arguments": "add_arguments", "main": "main"}[what] if not prefix else f"{prefix}_{what}"
+    return getattr(importlib.import_module(module), attr)
+
+
 def _command_parser(name: str) -> argparse.ArgumentParser:
     help_text = COMMANDS[name][1]
     parser = argparse.ArgumentParser(prog=f"unidual {name}", description=help_text)
-    importlib.import_module(COMMANDS[name][0]).add_arguments(parser)
+    _entry(name, "arguments")(parser)
     return parser
 
 
@@ -54,15 +62,15 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] not in COMMANDS:
-        args = _parser().parse_args(argv)  # --help, or an error naming the valid commands
-        _parser().print_help()
+        parser = _parser()
+        parser.parse_args(argv)  # --help, or an error naming the valid commands
+        parser.print_help()
         return 2
     name = argv[0]
     args = _parse(_command_parser(name), argv[1:])
     tune_allocator()  # every command: reuse freed tensor memory (unidual/allocator.py)
     args.command = name
-    module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(args) or 0)
+    return int(_entry(name, "main")(args) or 0)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from unidual.data import build_dataset

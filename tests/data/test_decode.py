@@ -9,7 +9,6 @@ import pytest
 from PIL import Image
 
 from unidual.data.decode import load_image, probe_video, read_frames, read_video
-from unidual.data.errors import DataError
 from tests.data.conftest import frame_ids
 
 

@@ -3,12 +3,11 @@ from __future__ import annotations
 import random
 
 import numpy as np
-import pytest
 import torch
 
 from unidual.data import sampling
 from unidual.data.sources import TransformSpec
-from unidual.data.transforms import apply_plan, clip_to_frame, image_to_clip
+from unidual.data.transforms import apply_plan
 
 
 def test_random_clip_consecutive_with_stride():
@@ -71,16 +70,3 @@ def test_normalisation_uses_mean_std():
     white = np.full((1, 8, 8, 3), 255, np.uint8)
     (v,) = apply_plan(white, spec.plan("image", "train"), random.Random(0))
     assert torch.allclose(v, torch.ones_like(v))
-
-
-def test_image_to_clip_and_back():
-    x = torch.randn(2, 3, 8, 8)
-    clip = image_to_clip(x, 4)
-    assert clip.shape == (2, 3, 4, 8, 8)
-    assert torch.equal(clip_to_frame(clip, "middle"), x)
-    assert torch.equal(clip_to_frame(clip, "random"), x)
-    y = torch.arange(2 * 3 * 5).float().view(2, 3, 5, 1, 1).expand(-1, -1, -1, 2, 2)
-    frames = clip_to_frame(y, "random", generator=torch.Generator().manual_seed(0))
-    assert frames.shape == (2, 3, 2, 2)
-    with pytest.raises(ValueError):
-        clip_to_frame(x)

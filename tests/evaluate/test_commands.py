@@ -7,7 +7,7 @@ import torch
 
 from unidual.cli import main as cli
 from unidual.evaluate import metrics as M
-from unidual.evaluate.commands import build_test_datasets, source_specs
+from unidual.evaluate.datasets import build_test_datasets, source_specs
 from unidual.evaluate.evaluator import evaluate_sources
 
 

@@ -8,7 +8,8 @@ import torch
 
 from unidual.cli import main as cli
 from unidual.models import create_model
-from unidual.models.report import count_macs, count_params, parse_heads, report
+from unidual.models.commands import parse_heads
+from unidual.models.report import count_macs, count_params, report
 
 
 def test_torchvision_r2plus1d_18_matches_published_numbers():

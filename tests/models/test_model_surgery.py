@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from unidual.models import create_model
-from unidual.models.layers import Conv2Plus1d
+from unidual.models.layers import UniDualBlock
 from unidual.surgery import deflate, export_pathway, inflate, load_backbone
 
 HEADS = {"cifar": 10, "motion": 5}
@@ -59,8 +59,8 @@ def test_export_pathway_is_exact(name, pathway):
 
 def test_deflate_model_static_clip_single_layer_away_from_borders():
     torch.manual_seed(0)
-    video = Conv2Plus1d(4, 6, 5, pathways=("video",)).eval()
-    image = Conv2Plus1d(4, 6, 5, pathways=("image",)).eval()
+    video = UniDualBlock(4, 6, 5, pathways=("video",)).eval()
+    image = UniDualBlock(4, 6, 5, pathways=("image",)).eval()
     image.load_state_dict({**video.state_dict(), "pointwise.weight": deflate(video.pointwise.weight)})
     frame = torch.randn(2, 4, 8, 8)
     static = frame.unsqueeze(2).expand(-1, -1, 6, -1, -1)

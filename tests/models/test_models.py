@@ -28,7 +28,7 @@ def expected_heads(name: str, x_dim: int) -> set[str]:
 def test_registry_lists_the_seven_names():
     assert list_models() == NAMES
     assert unidual.list_models() == NAMES
-    assert type(unidual.create_model("r2d", depth=10, width=0.125, heads={"a": 2})).__name__ == "UniDualNet"
+    assert type(unidual.create_model("r2d", depth=10, width=0.125, heads={"a": 2})).__name__ == "ImageVideoNet"
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1,13 +1,10 @@
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # tinystudy helpers
-
-from tinystudy import make_photos  # noqa: E402
+from helpers.tinystudy import make_photos
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tinystudy import write_tiny_study
+from helpers.tinystudy import write_tiny_study
 from unidual.study.config import StudyError, load_study
 from unidual.study.runner import Task, plan, resolve_config
 
@@ -85,8 +85,8 @@ def test_shipped_studies_resolve(tmp_path, folder, rows, recipe):
             depth, width, batch, epochs)
         assert cfg.data.epoch_size == per_source * len(cfg.sources)  # joint epochs: one share per source
         for src in cfg.sources:
-            if src["modality"] == "video":
-                assert (src["clip"]["frames"], src["clip"].get("stride", 1)) == (frames, stride)
+            if src.modality == "video":
+                assert (src.clip.frames, src.clip.stride) == (frames, stride)
         if task.pretrained_dir is not None:
             assert cfg.finetune.checkpoint == str(tmp_path / "seed7" / task.model.pretrained / "last.pt")
     if rows == TABLE2_ROWS:
@@ -95,3 +95,16 @@ def test_shipped_studies_resolve(tmp_path, folder, rows, recipe):
         order = [m.id for m in study.ordered()]
         assert order.index("r2plus1d") < order.index("r2d_finetuned") and order.index("r2d") < order.index(
             "r2plus1d_finetuned")
+
+
+def test_table2_studies_share_their_rows_through_base(tmp_path):
+    main = load_study(CONFIGS / "study/study.yaml")
+    default = load_study(CONFIGS / "study_default/study.yaml")
+    assert [m.id for m in main.models] == [m.id for m in default.models] and len(main.models) == 9
+    assert main.models[0].config.parent.name == "study" and default.models[0].config.parent.name == "study_default"
+    assert (main.eval.clips, default.eval.clips) == (10, 1)  # a study's own keys win over the base
+    child = tmp_path / "child.yaml"
+    child.write_text(f"base: {CONFIGS / 'table2-study.yaml'}\nname: x\neval: {{clips: 0}}\n"
+                     "columns: [{source: motion}]\n")
+    with pytest.raises(StudyError, match=r"eval\.clips"):
+        load_study(child)

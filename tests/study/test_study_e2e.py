@@ -11,7 +11,7 @@ import signal
 import pytest
 import torch
 
-from tinystudy import write_tiny_study
+from helpers.tinystudy import write_tiny_study
 from unidual import cli
 from unidual.study.runner import RESULT_FILE, TIME_FILE
 from unidual.train.trainer import Trainer

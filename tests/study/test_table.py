@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from tinystudy import write_tiny_study
+from helpers.tinystudy import write_tiny_study
 from unidual.study.config import load_study
 from unidual.study.table import build_table, chance_level, summarize, to_markdown, write_csv
 

@@ -1,13 +1,9 @@
 from __future__ import annotations
 
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # tinydata helpers
-
-from tinydata import make_tiny_sources  # noqa: E402
+from helpers.tinydata import make_tiny_sources
 
 
 @pytest.fixture(scope="session")

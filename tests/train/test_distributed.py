@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from tinydata import tiny_config
+from helpers.tinydata import tiny_config
 from unidual.train.distributed import DistEnv, env_from_torchrun, wrap
 
 PROJECT = Path(__file__).resolve().parents[2]

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from unidual.models import create_model
-from unidual.train.objectives import Objective, group_segments, pick_frame
+from unidual.train.objectives import Objective, group_segments
 
 MODS = {"img": "image", "vid": "video"}
 
@@ -32,7 +32,7 @@ def grad_norm(model, word: str) -> float:
 def test_both_routing_terms_and_value_match_manual():
     model = tiny().eval()  # eval: BN uses running stats, so separate forwards equal the joint one
     b = batch()
-    out = Objective("unidual_aux", MODS, aux_weight=0.5, routing="both", frame="middle")(model, b)
+    out = Objective(MODS, aux=True, aux_weight=0.5, routing="both", frame="middle")(model, b)
     assert set(out.count) == {"img", "vid", "img_aux", "vid_aux"} and out.examples == 4
     x_img, y_img = b["img"]["input"], b["img"]["label"]
     x_vid, y_vid = b["vid"]["input"], b["vid"]["label"]
@@ -50,21 +50,21 @@ def test_aux_losses_train_the_other_pathway():
     # Only images in the batch: without aux the video point-wise convs get no gradient; with aux they do.
     only_images = {"img": batch()["img"]}
     plain = tiny("unidual")
-    Objective("unidual", MODS)(plain, only_images).loss.backward()
+    Objective(MODS)(plain, only_images).loss.backward()
     assert grad_norm(plain, "pointwise.video") == 0 and grad_norm(plain, "pointwise.image") > 0
     aux = tiny()
-    Objective("unidual_aux", MODS)(aux, only_images).loss.backward()
+    Objective(MODS, aux=True)(aux, only_images).loss.backward()
     assert grad_norm(aux, "pointwise.video") > 0 and grad_norm(aux, "heads.img_aux") > 0
 
 
 @pytest.mark.parametrize("p, terms", [(0.0, {"img", "vid"}), (1.0, {"img_aux", "vid_aux"})])
 def test_random_routing_extremes(p, terms):
-    out = Objective("unidual_aux", MODS, routing="random", p=p)(tiny(), batch(), torch.Generator().manual_seed(0))
+    out = Objective(MODS, aux=True, routing="random", p=p)(tiny(), batch(), torch.Generator().manual_seed(0))
     assert set(out.count) == terms and sum(out.count.values()) == 4
 
 
 def test_random_routing_sends_each_example_once_and_is_seeded():
-    obj = Objective("unidual_aux", MODS, routing="random", p=0.5)
+    obj = Objective(MODS, aux=True, routing="random", p=0.5)
     model, b = tiny(), batch(8, 8)
     a = obj.segments(model, b, torch.Generator().manual_seed(3))
     c = obj.segments(model, b, torch.Generator().manual_seed(3))
@@ -74,7 +74,7 @@ def test_random_routing_sends_each_example_once_and_is_seeded():
 
 def test_multitask_inflates_images_into_one_forward():
     model = tiny("r2plus1d_multitask")
-    obj = Objective("multitask", MODS)
+    obj = Objective(MODS)
     groups = group_segments(obj.segments(model, batch()))
     assert len(groups) == 1 and all(s.input.shape[1:] == (3, 2, 32, 32) for s in groups[0])
     out = obj(model, batch())
@@ -82,21 +82,12 @@ def test_multitask_inflates_images_into_one_forward():
 
 
 def test_unidual_aux_uses_one_forward_per_pathway():
-    obj = Objective("unidual_aux", MODS)
+    obj = Objective(MODS, aux=True)
     groups = group_segments(obj.segments(tiny(), batch()))
     assert sorted(g[0].pathway for g in groups) == ["image", "video"]
-
-
-def test_pick_frame():
-    clips = torch.arange(2 * 3 * 4).float().view(2, 3, 4, 1, 1).expand(-1, -1, -1, 2, 2)
-    assert torch.equal(pick_frame(clips, "middle"), clips[:, :, 2])
-    r = pick_frame(clips, "random", torch.Generator().manual_seed(0))
-    assert r.shape == (2, 3, 2, 2)
-    for i in range(2):
-        assert any(torch.equal(r[i], clips[i, :, t]) for t in range(4))
 
 
 def test_empty_batch_is_an_error():
     b = {"img": {"input": torch.zeros(0, 3, 32, 32), "label": torch.zeros(0, dtype=torch.long)}}
     with pytest.raises(ValueError, match="empty batch"):
-        Objective("unidual_aux", MODS)(tiny(), b)
+        Objective(MODS, aux=True)(tiny(), b)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tinydata import tiny_config
+from helpers.tinydata import tiny_config
 from unidual.models import is_channels_last
 from unidual.train.config import ConfigError, load_config
 from unidual.train.trainer import Trainer

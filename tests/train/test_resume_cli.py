@@ -10,7 +10,7 @@ import pytest
 import torch
 import yaml
 
-from tinydata import tiny_config
+from helpers.tinydata import tiny_config
 from unidual import checkpoint as ckpt
 from unidual.cli import main as cli
 

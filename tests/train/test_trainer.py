@@ -7,10 +7,10 @@ import signal
 
 import pytest
 import torch
-import yaml
 
-from tinydata import tiny_config
+from helpers.tinydata import tiny_config
 from unidual import checkpoint as ckpt
+from unidual.data import load_label_maps
 from unidual.train.config import load_config
 from unidual.train.trainer import Interrupted, Trainer, TrainingError, train
 
@@ -25,6 +25,7 @@ def test_unidual_aux_run_directory_is_complete(tiny_sources, tmp_path):
     labels = json.loads((run / "labels.json").read_text())
     assert labels == {"img": {"modality": "image", "classes": ["blue", "red"]},
                       "vid": {"modality": "video", "classes": ["left", "right"]}}
+    assert load_label_maps(run) == {"img": ["blue", "red"], "vid": ["left", "right"]}  # the run's own file
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train_recs = [r for r in records if r["type"] == "train"]
     assert [r["step"] for r in train_recs] == [2, 4, 6, 8]
@@ -76,6 +77,12 @@ def test_finetune_inflates_pretrained_r2d_into_r2plus1d(tiny_sources, tmp_path):
     assert spatial and all(torch.equal(src[k], dst[k]) for k in spatial)
     assert trainer.finetune_missing and all(k.startswith("heads.") for k in trainer.finetune_missing)
     assert trainer.fit().global_step == 4
+    # default convert "auto" = the model table's conversion; inflate_mode "mean" spreads w/t over the taps (I3D)
+    auto = Trainer(load_config(data=tiny_config([vid], "finetune", "r2plus1d", finetune={
+        "checkpoint": str(tmp_path / "pre"), "inflate_mode": "mean"})), run_dir=tmp_path / "ft-auto")
+    pw = [k for k in src if k.endswith("pointwise.weight")]
+    got = auto.model.state_dict()
+    assert pw and all(torch.allclose(got[k], src[k].expand_as(got[k]) / got[k].shape[2]) for k in pw)
 
 
 def test_grad_accumulation_counts_updates(tiny_sources, tmp_path):

@@ -13,7 +13,6 @@ from unidual.data.paths import shared_data_dir
 _EXPORTS = {
     "ClipSpec": "sources", "TransformSpec": "sources", "SourceSpec": "sources", "SourceDataset": "sources",
     "build_dataset": "sources", "save_label_maps": "sources", "load_label_maps": "sources",
-    "image_to_clip": "transforms", "clip_to_frame": "transforms",
     "IMAGENET_MEAN": "transforms", "IMAGENET_STD": "transforms",
     "load_image": "decode", "probe_video": "decode", "read_frames": "decode", "read_clip": "decode", "VideoInfo": "decode",
     "MixedSampler": "mixing", "MixedDataset": "mixing", "collate_mixed": "mixing",

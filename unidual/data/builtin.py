@@ -28,6 +28,7 @@ from PIL import Image, ImageDraw
 from unidual.data.encode import write_video
 from unidual.data.errors import DataError
 from unidual.data.sources import SourceDataset, SourceSpec
+from unidual.yamlconfig import ConfigError, load_yaml_file
 
 DEFAULT_VERSION = 2
 MOTION_VERSION = 1
@@ -54,9 +55,9 @@ def read_sources(path: str | Path) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         raise DataError(f"{path}: sources file not found (build the data first)")
     try:
-        items = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise DataError(f"{path}: not valid YAML ({exc})") from exc
+        items = load_yaml_file(path)
+    except ConfigError as exc:
+        raise DataError(str(exc)) from None
     if not isinstance(items, list) or not all(isinstance(d, dict) and "key" in d for d in items):
         raise DataError(f"{path}: expected a list of source mappings, each with a 'key'")
     return {d["key"]: d for d in items}

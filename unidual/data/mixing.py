@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import Dataset, Sampler
 
 from unidual.data.errors import DataError
+from unidual.data.utils import SKIPPED, read_or_skip
 
 
 def batch_shares(weights: Mapping[str, float], batch_size: int, steps: int) -> list[dict[str, int]]:
@@ -142,13 +143,7 @@ class MixedDataset(Dataset):
 
     def __getitem__(self, item: tuple[str, int]) -> dict[str, Any]:
         key, index = item
-        dataset = self.datasets[key]
-        try:
-            return dataset[index]
-        except Exception as exc:  # noqa: BLE001 - any unreadable file becomes a counted skip
-            files = getattr(dataset, "files", None)
-            path = files[index] if files is not None and 0 <= index < len(files) else f"{key}[{index}]"
-            return {"skipped": (str(path), f"{type(exc).__name__}: {exc}"), "source": key, "index": index}
+        return read_or_skip(self.datasets[key], index, key)
 
 
 def collate_mixed(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -156,8 +151,8 @@ def collate_mixed(items: list[dict[str, Any]]) -> dict[str, Any]:
     sub: dict[str, dict[str, list]] = {}
     skipped: list[tuple[str, str]] = []
     for item in items:
-        if "skipped" in item:
-            skipped.append(item["skipped"])
+        if SKIPPED in item:
+            skipped.append(item[SKIPPED])
             continue
         group = sub.setdefault(item["source"], {"input": [], "label": [], "index": []})
         group["input"].append(item["input"])

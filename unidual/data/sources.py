@@ -32,22 +32,22 @@ from unidual.data.decode import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoInfo, 
                                  read_clip)
 from unidual.data.errors import DataError
 from unidual.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Plan, apply_plan
+from unidual.pathways import MODALITIES
+from unidual.yamlconfig import ConfigError
+from unidual.yamlconfig import from_dict as build_dataclass
 
 FORMATS = ("folder", "list", "kinetics_csv", "mmaction_list")
-MODALITIES = ("image", "video")
 TEST_SPLIT_NAMES = {"test", "val", "valid", "validate", "validation"}
 
 
 # --------------------------------------------------------------------------- specs
 
-def _from_dict(cls, d: dict[str, Any], where: str):
-    if not isinstance(d, dict):
-        raise DataError(f"{where}: expected a mapping, got {type(d).__name__}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - names)
-    if unknown:
-        raise DataError(f"{where}: unknown key(s) {unknown}; allowed: {sorted(names)}")
-    return cls(**d)
+def _from_dict(cls, d: Any, where: str):
+    """Typed build through the project's one config loader; its errors become DataError (the data floor's)."""
+    try:
+        return build_dataclass(cls, d, where)
+    except ConfigError as exc:
+        raise DataError(str(exc)) from None
 
 
 @dataclass
@@ -155,12 +155,9 @@ class SourceSpec:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SourceSpec":
-        """Build from a plain (YAML) dict; unknown keys are rejected."""
+        """Build from a plain (YAML) dict; unknown keys, wrong types and missing keys are rejected."""
         where = f"source {d.get('key')!r}" if isinstance(d, dict) else "source"
-        for required in ("key", "modality", "format", "root"):
-            if isinstance(d, dict) and required not in d:
-                raise DataError(f"{where}: missing required key {required!r}")
-        return _from_dict(cls, dict(d), where)
+        return _from_dict(cls, d, where)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -182,15 +179,24 @@ def save_label_maps(path: str | Path, maps: dict[str, list[str]]) -> None:
 
 
 def load_label_maps(path: str | Path) -> dict[str, list[str]]:
+    """``{source key: [class names]}`` from a label-map file or a run's ``labels.json`` (or its directory).
+
+    A run writes ``{key: {"modality": ..., "classes": [...]}}``; :func:`save_label_maps` writes
+    ``{key: [...]}``. Both read the same.
+    """
     path = Path(path)
+    if path.is_dir():
+        path = path / "labels.json"
     if not path.is_file():
         raise DataError(f"{path}: label map not found")
     try:
         data = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DataError(f"{path}: not valid JSON ({exc})") from exc
+    if isinstance(data, dict):
+        data = {k: v.get("classes") if isinstance(v, dict) else v for k, v in data.items()}
     if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
-        raise DataError(f"{path}: expected {{source key: [class names]}}")
+        raise DataError(f"{path}: expected {{source key: [class names]}} or a run's {{key: {{classes: [...]}}}}")
     return {k: [str(c) for c in v] for k, v in data.items()}
 
 

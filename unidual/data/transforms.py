@@ -114,25 +114,3 @@ def apply_plan(frames: np.ndarray, plan: Plan, rng: random.Random) -> list[Tenso
     if plan.flip and rng.random() < 0.5:
         views = [v.flip(-1) for v in views]
     return [normalise(v.contiguous(), plan.mean, plan.std) for v in views]
-
-
-def image_to_clip(x: Tensor, frames: int) -> Tensor:
-    """``(N, 3, H, W)`` images -> ``(N, 3, T, H, W)`` static clips (the image repeated T times)."""
-    if x.dim() != 4:
-        raise ValueError(f"image_to_clip expects (N, 3, H, W), got shape {tuple(x.shape)}")
-    return x.unsqueeze(2).expand(-1, -1, frames, -1, -1).contiguous()
-
-
-def clip_to_frame(x: Tensor, index: str | int = "middle", generator: torch.Generator | None = None) -> Tensor:
-    """``(N, 3, T, H, W)`` clips -> ``(N, 3, H, W)``: the middle frame, a random frame per sample, or frame ``index``."""
-    if x.dim() != 5:
-        raise ValueError(f"clip_to_frame expects (N, 3, T, H, W), got shape {tuple(x.shape)}")
-    t = x.shape[2]
-    if index == "middle":
-        return x[:, :, t // 2]
-    if index == "random":
-        picks = torch.randint(0, t, (x.shape[0],), generator=generator, device="cpu").to(x.device)
-        return x[torch.arange(x.shape[0], device=x.device), :, picks]
-    if isinstance(index, int):
-        return x[:, :, index]
-    raise ValueError(f"index must be 'middle', 'random' or an int, got {index!r}")

@@ -11,13 +11,15 @@ folders themselves.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
+from unidual.checkpoint import CheckpointError, load_model
+from unidual.data import DataError
 from unidual.evaluate import metrics as M
+from unidual.evaluate.datasets import build_test_datasets, source_specs
 from unidual.evaluate.evaluator import SourceResult, evaluate_sources, format_table
 
 
@@ -46,47 +48,6 @@ def parse_data_args(items: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def source_specs(
-    payload: Mapping[str, Any],
-    data: Mapping[str, str] | None = None,
-    *,
-    clips: int | None = None,
-    three_crop: bool = False,
-) -> dict[str, dict[str, Any]]:
-    """SourceSpec dicts to evaluate: the run's config sources, overridden by ``data`` (key -> root)."""
-    known = payload.get("sources", {})
-    config = payload.get("config") or {}
-    specs = {s["key"]: copy.deepcopy(s) for s in config.get("sources", [])}
-    if data:
-        chosen = {}
-        for key, root in data.items():
-            if key not in known:
-                raise KeyError(f"--data {key}=...: the checkpoint has no source {key!r} (sources: {sorted(known)})")
-            spec = specs.get(key) or {"key": key, "modality": known[key]["modality"], "format": "folder"}
-            spec["root"] = root
-            if spec["format"] == "folder" and Path(root).is_dir() and not (Path(root) / "test").is_dir():
-                spec["test"] = "."  # PATH itself holds the <class>/ folders
-            chosen[key] = spec
-        specs = chosen
-    if not specs:
-        raise ValueError("the checkpoint has no config sources; name the test data with --data KEY=PATH")
-    for spec in specs.values():
-        if clips is not None:
-            spec.setdefault("clip", {})
-            spec["clip"] = {**spec["clip"], "num_clips": clips}
-        if three_crop:
-            spec["transform"] = {**spec.get("transform", {}), "test_crops": 3}
-    return specs
-
-
-def build_test_datasets(payload: Mapping[str, Any], specs: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
-    """Test split of every spec, labelled with the checkpoint's label map."""
-    from unidual.data import build_dataset
-
-    known = payload.get("sources", {})
-    return {key: build_dataset(spec, "test", classes=known.get(key, {}).get("classes")) for key, spec in specs.items()}
-
-
 def write_reports(results: Mapping[str, SourceResult], out: Path) -> dict[str, dict[str, float]]:
     """metrics.json plus ``<key>_per_class.csv`` and ``<key>_confusion.{csv,png}``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -106,9 +67,6 @@ def write_reports(results: Mapping[str, SourceResult], out: Path) -> dict[str, d
 
 
 def main(args: argparse.Namespace) -> int:
-    from unidual.checkpoint import CheckpointError, load_model
-    from unidual.data import DataError
-
     try:
         model, payload = load_model(args.checkpoint, deploy=True, map_location="cpu")
         specs = source_specs(payload, parse_data_args(args.data), clips=args.clips, three_crop=args.three_crop)

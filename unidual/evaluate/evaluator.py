@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
+from unidual.data.utils import SKIPPED, read_or_skip
 from unidual.evaluate import metrics as M
 
 # The metric each modality is ranked by (what the paper's tables report first).
@@ -68,7 +69,7 @@ class SourceResult:
 
 
 class _Guarded(Dataset):
-    """Returns None instead of raising for an unreadable example, so one bad file is skipped."""
+    """Returns a skip marker instead of raising for an unreadable example, so one bad file is skipped."""
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
@@ -77,16 +78,13 @@ class _Guarded(Dataset):
         return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
-        try:
-            return self.dataset[index]
-        except Exception as exc:  # DataError and decoder errors alike
-            return {"error": f"{type(exc).__name__}: {exc}", "index": index}
+        return read_or_skip(self.dataset, index)
 
 
 def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
-    good = [it for it in items if "error" not in it]
-    bad = [(str(it["index"]), it["error"]) for it in items if "error" in it]
-    batch: dict[str, Any] = {"skipped": bad, "size": len(good)}
+    good = [it for it in items if SKIPPED not in it]
+    bad = [it[SKIPPED] for it in items if SKIPPED in it]
+    batch: dict[str, Any] = {SKIPPED: bad, "size": len(good)}
     if good:
         batch["input"] = torch.stack([torch.as_tensor(it["input"]) for it in good])
         batch["label"] = torch.as_tensor([int(it["label"]) for it in good])
@@ -151,7 +149,7 @@ def evaluate_source(
     n = len(dataset)  # type: ignore[arg-type]
     # One item tells us how many views an example has; size loader batches by views.
     probe = _Guarded(dataset)[0] if n else None
-    if probe is not None and "error" not in probe:
+    if probe is not None and SKIPPED not in probe:
         first = torch.as_tensor(probe["input"])
     views = 1 if first is None or first.dim() == _BASE_DIMS[modality] else first.shape[0]
     per_batch = max(1, batch_size // views)
@@ -161,13 +159,10 @@ def evaluate_source(
     clips, crops = view_layout(dataset, views)
     single = centre_view(clips, crops)
     scores, singles, labels, indices, skipped = [], [], [], [], []
-    files = getattr(dataset, "files", None) or getattr(dataset, "paths", None)
     with _progress(n, f"eval {key}", progress) as bar:
         for batch in loader:
-            for index, reason in batch["skipped"]:
-                name = files[int(index)] if files is not None else f"#{index}"
-                skipped.append((str(name), reason))
-            bar.update(batch["size"] + len(batch["skipped"]))
+            skipped += batch[SKIPPED]
+            bar.update(batch["size"] + len(batch[SKIPPED]))
             if not batch["size"]:
                 continue
             x = batch["input"]

@@ -22,9 +22,9 @@ import torch
 from torch import Tensor, nn
 
 from unidual.evaluate.fold import fold_batchnorm
+from unidual.pathways import MODALITIES
 
 FORMATS = ("onnx", "torchscript")
-PATHWAYS = ("image", "video")
 
 
 class ExportedPathway(nn.Module):
@@ -44,8 +44,8 @@ def standalone_pathway(model: nn.Module, pathway: str) -> nn.Module:
     """The deployed network of one pathway: ``surgery.export_pathway`` for UniDual, the model itself otherwise."""
     from unidual.models.surgery import export_pathway
 
-    if pathway not in PATHWAYS:
-        raise ValueError(f"pathway must be one of {PATHWAYS}, got {pathway!r}")
+    if pathway not in MODALITIES:
+        raise ValueError(f"pathway must be one of {MODALITIES}, got {pathway!r}")
     pathways = tuple(getattr(model, "pathways", ()))
     if hasattr(model, "deploy"):
         model.deploy()
@@ -141,7 +141,7 @@ def export(checkpoint: str | Path, pathway: str, fmt: str, out: str | Path) -> d
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CHECKPOINT")
-    parser.add_argument("--pathway", choices=PATHWAYS, required=True)
+    parser.add_argument("--pathway", choices=MODALITIES, required=True)
     parser.add_argument("--format", choices=FORMATS, default="onnx")
     parser.add_argument("--out", type=Path, required=True, help="model file; FILE.json gets the input description")
 

@@ -24,8 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from unidual.evaluate import metrics as M
-
-_AUX = "_aux"
+from unidual.pathways import AUX_SUFFIX, is_aux_name
 
 
 @dataclass
@@ -170,7 +169,7 @@ def _run_group(model: nn.Module, group: list[tuple[Prediction, Tensor]], maps: M
     counts = [views.shape[0] for _, views in group]
     logits = predict_views(model, torch.cat([views for _, views in group]), modality, device)
     for head, values in logits.items():
-        key = head[: -len(_AUX)] if head.endswith(_AUX) else head
+        key = head[: -len(AUX_SUFFIX)] if is_aux_name(head) else head
         for (result, _), part in zip(group, values.split(counts)):
             probs = M.average_view_scores(part.unsqueeze(0))[0]
             result.top[head] = _top(probs, maps.get(key, []), topk)

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from unidual.pathways import select_frame
+
 TOP = 3
 
 
@@ -56,7 +58,6 @@ def _capture(layer: nn.Module, store: list[Tensor]):
 @torch.no_grad()
 def dual_activations(model: nn.Module, clip: Tensor, block: int = -1) -> DualActivations:
     """Hook block ``block``'s point-wise layers; video pathway on ``clip`` (3,T,H,W), image pathway on its middle frame."""
-    from unidual.data.transforms import clip_to_frame
     from unidual.models import pointwise_layers
 
     if clip.dim() != 4:
@@ -71,7 +72,7 @@ def dual_activations(model: nn.Module, clip: Tensor, block: int = -1) -> DualAct
     model.eval()
     batch = clip.unsqueeze(0)
     outputs: dict[str, list[Tensor]] = {"video": [], "image": []}
-    inputs = {"video": batch, "image": clip_to_frame(batch, "middle")}
+    inputs = {"video": batch, "image": select_frame(batch, "middle")}
     for pathway in ("video", "image"):
         handle = _capture(layers[pathway][block], outputs[pathway])
         try:

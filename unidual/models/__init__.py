@@ -4,8 +4,10 @@ from __future__ import annotations
 from torch import nn
 
 from unidual.models.memory import is_channels_last, set_memory_format
+from unidual.models.layers import UniDualBlock
+from unidual.models.network import ImageVideoNet
 from unidual.models.registry import create_model, list_models
-from unidual.models.zoo import UniDualNet
+from unidual.models.table import ModelDef, get_model_def, register_model
 
 
 def pointwise_layers(model: nn.Module, pathway: str) -> list[nn.Module]:
@@ -13,9 +15,12 @@ def pointwise_layers(model: nn.Module, pathway: str) -> list[nn.Module]:
 
     1×1 filters for ``"image"``, t×1×1 for ``"video"`` (the visualiser hooks these).
     """
-    if not isinstance(model, UniDualNet):
+    if not isinstance(model, ImageVideoNet):
         raise TypeError(f"pointwise_layers needs a model from create_model, got {type(model).__name__}")
     return model.pointwise_layers(pathway)
 
 
-__all__ = ["create_model", "list_models", "pointwise_layers", "set_memory_format", "is_channels_last", "UniDualNet"]
+__all__ = [
+    "create_model", "list_models", "register_model", "get_model_def", "ModelDef", "ImageVideoNet", "UniDualBlock",
+    "pointwise_layers", "set_memory_format", "is_channels_last",
+]

@@ -1,14 +1,30 @@
 """Classification heads: one linear layer per source key, each attached to one pathway."""
 from __future__ import annotations
 
+from typing import Sequence
+
 from torch import Tensor, nn
 
-AUX_SUFFIX = "_aux"
+from unidual.pathways import aux_name, other_pathway
 
 
-def aux_name(key: str) -> str:
-    """Name of the auxiliary head of source ``key`` (the head on the other pathway)."""
-    return f"{key}{AUX_SUFFIX}"
+def head_layout(
+    pathways: Sequence[str], heads: dict[str, int], modalities: dict[str, str] | None, aux: bool
+) -> tuple[dict[str, int], dict[str, str]]:
+    """``(classes, pathway_of)`` of every head: where each source's head (and auxiliary head) lives.
+
+    A one-pathway model puts every head on it; a two-pathway model puts head ``k`` on its
+    source's modality and, with ``aux``, head ``k_aux`` on the other pathway.
+    """
+    if len(pathways) == 1:
+        return dict(heads), {k: pathways[0] for k in heads}
+    assert modalities is not None
+    classes, where = dict(heads), dict(modalities)
+    if aux:
+        for key, n in heads.items():
+            classes[aux_name(key)] = n
+            where[aux_name(key)] = other_pathway(modalities[key])
+    return classes, where
 
 
 class Heads(nn.ModuleDict):

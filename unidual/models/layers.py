@@ -19,7 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-PATHWAYS = ("image", "video")
+
 
 
 def _triple(v: int | Sequence[int]) -> tuple[int, int, int]:
@@ -79,11 +79,6 @@ class PathwayModule(nn.Module):
     """Base for composite modules whose forward takes ``(x, pathway)``."""
 
 
-def pointwise_kernel(pathway: str, t: int) -> tuple[int, int, int]:
-    """t×1×1 for the video pathway, 1×1(×1) for the image pathway."""
-    return (t, 1, 1) if pathway == "video" else (1, 1, 1)
-
-
 def make_norm(channels: int, pathways: Sequence[str], per_pathway: bool) -> nn.Module:
     """A shared BN, or one BN per pathway when ``per_pathway`` and there are two pathways."""
     if per_pathway and len(pathways) > 1:
@@ -99,11 +94,13 @@ def midplanes(in_ch: int, out_ch: int, t: int = 3, d: int = 3) -> int:
     return (t * d * d * in_ch * out_ch) // (d * d * in_ch + t * out_ch)
 
 
-class Conv2Plus1d(PathwayModule):
-    """(2+1)D convolution: shared spatial 1×d×d conv -> BN -> ReLU -> point-wise conv per pathway.
+class UniDualBlock(PathwayModule):
+    """The paper's UniDual block: shared spatial 1×d×d conv -> BN -> ReLU -> one point-wise conv per pathway.
 
-    ``pathways`` lists the point-wise convs this layer has: ``("video",)`` is
-    R(2+1)D (t×1×1), ``("image",)`` is R2D (1×1), both is the UniDual layer.
+    ``pathways`` lists the point-wise convs it has: both is the UniDual block of the
+    paper (t×1×1 for clips, 1×1 for images, the spatial filters shared); ``("video",)``
+    alone is R(2+1)D's (2+1)D conv, ``("image",)`` alone R2D's. One residual block
+    (:mod:`unidual.models.resnet`) holds two of them.
     Spatial stride goes to the spatial conv; the temporal stride only to the
     video point-wise conv. The BN after the spatial conv follows a shared conv
     so it is shared, unless ``per_pathway_bn``.
@@ -155,14 +152,3 @@ class SpatialMaxPool(nn.Module):
 def global_pool(x: Tensor) -> Tensor:
     """Average over space (images) or space-time (clips): (N, C, ...) -> (N, C)."""
     return torch.flatten(x, 2).mean(-1)
-
-
-def inflate_image(x: Tensor, frames: int) -> Tensor:
-    """(N,C,H,W) -> static clip (N,C,T,H,W) without copying (an expanded view)."""
-    return x.unsqueeze(2).expand(-1, -1, frames, -1, -1)
-
-
-def clip_to_frames(x: Tensor) -> Tensor:
-    """(N,C,T,H,W) -> (N·T,C,H,W): frames become independent images (a view for NTHWC memory)."""
-    n, c, t, h, w = x.shape
-    return x.transpose(1, 2).reshape(n * t, c, h, w)

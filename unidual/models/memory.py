@@ -2,15 +2,14 @@
 
 oneDNN (CPU) and cuDNN pick their memory layout from the tensors a convolution gets: with
 ``channels_last_3d`` weights every convolution -- and so every activation, BatchNorm and ReLU
-after it, forward and backward -- runs channels-last, whatever layout the input batch has.
-On the 2-core Xeon of docs/performance.md that makes an R(2+1)D-18 training step ~1.2-1.3x
-faster than the same network in PyTorch's default (contiguous NCTHW) layout, and it is
-neutral on the slim study models. Only strides change, never values: outputs agree with the
-contiguous model to float rounding, state_dicts load either way.
+after it, forward and backward -- runs channels-last, whatever layout the input batch has,
+which is faster on CPU and GPU alike (measured in docs/performance.md). Only strides change,
+never values: outputs agree with the contiguous model to float rounding, state_dicts load
+either way.
 
 The image pathway needs nothing extra: ``weight[:, :, 0]`` of a ``channels_last_3d`` weight is
 a ``channels_last`` 2D weight, so 2D convolutions run channels-last too, and a channels-last
-clip folds into frames (``clip_to_frames``) without a copy.
+clip folds into frames (``unidual.pathways.fold_frames``) without a copy.
 
 Turn it off per model with ``set_memory_format(model, channels_last=False)``, for training
 with the config key ``run.channels_last: false``, or for every model built in a process with

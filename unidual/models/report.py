@@ -1,4 +1,4 @@
-"""`unidual info NAME`: exact parameter counts and compute (multiply-adds) of a model.
+"""Exact parameter counts and compute (multiply-adds) of a model.
 
 Compute is *measured*: forward hooks on every convolution, linear layer and
 LSTM record the multiply-adds of the call that actually ran (so the image
@@ -11,19 +11,14 @@ is reported instantly.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from unidual.models.heads import AUX_SUFFIX
-from unidual.models.registry import create_model, list_models
+from unidual.models.network import ImageVideoNet
 from unidual.models.surgery import _split
-from unidual.models.zoo import UniDualNet
 
 CONVENTION = "multiply-adds (1 MAC = 1 multiply + 1 add; GFLOPs ~ 2 x GMACs); conv, linear and LSTM layers"
 DEFAULT_HEADS = "imagenet=1000:image,kinetics=400:video"
@@ -65,7 +60,7 @@ def count_macs(model: nn.Module, x: Tensor, pathway: str | None = None) -> int:
     return total
 
 
-def count_params(model: UniDualNet) -> dict[str, Any]:
+def count_params(model: ImageVideoNet) -> dict[str, Any]:
     """Total parameters, and per pathway: shared tensors + that pathway's branches + its heads."""
     total = sum(p.numel() for p in model.parameters())
     out: dict[str, Any] = {"params": total}
@@ -85,7 +80,7 @@ def count_params(model: UniDualNet) -> dict[str, Any]:
     return out
 
 
-def report(model: UniDualNet, *, frames: int, size: int, device: str | torch.device = "meta") -> dict[str, Any]:
+def report(model: ImageVideoNet, *, frames: int, size: int, device: str | torch.device = "meta") -> dict[str, Any]:
     """Parameters and GMACs (one clip of ``frames``×``size``², one ``size``² image) of ``model``."""
     model = model.to(device).eval()
     clip = torch.zeros(1, 3, frames, size, size, device=device)
@@ -108,33 +103,7 @@ def report(model: UniDualNet, *, frames: int, size: int, device: str | torch.dev
     return info
 
 
-def parse_heads(text: str) -> tuple[dict[str, int], dict[str, str]]:
-    """'imagenet=1000:image,kinetics=400:video' -> heads, modalities."""
-    heads, modalities = {}, {}
-    for item in filter(None, (s.strip() for s in text.split(","))):
-        try:
-            key, rest = item.split("=", 1)
-            n, modality = rest.split(":", 1) if ":" in rest else (rest, "video")
-            heads[key] = int(n)
-            modalities[key] = modality
-        except ValueError:
-            raise ValueError(f"--heads: cannot parse {item!r}; expected KEY=CLASSES:MODALITY") from None
-    return heads, modalities
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("name", choices=list_models(), help="model name (see `unidual models`)")
-    parser.add_argument("--depth", type=int, default=34)
-    parser.add_argument("--width", type=float, default=1.0)
-    parser.add_argument("--frames", type=int, default=8, help="clip length L")
-    parser.add_argument("--size", type=int, default=112, help="spatial crop size")
-    parser.add_argument("--heads", default=DEFAULT_HEADS, help=f"KEY=CLASSES:MODALITY,... (default {DEFAULT_HEADS})")
-    parser.add_argument("--layout", default="vmz", choices=["vmz", "torchvision"])
-    parser.add_argument("--maxpool", action="store_true", help="1x3x3 max-pool after the stem")
-    parser.add_argument("--json", action="store_true", help="print a JSON object")
-
-
-def _format(info: dict[str, Any]) -> str:
+def format_report(info: dict[str, Any]) -> str:
     lines = [
         f"{info['name']}  depth {info['depth']}  width {info['width']:g}  clip {info['frames']}x{info['size']}x{info['size']}",
         f"parameters: {info['params']:,} (backbone {info['params_backbone']:,})",
@@ -147,21 +116,3 @@ def _format(info: dict[str, Any]) -> str:
         lines.append(f"  {p} pathway: {d['clip']:.3f} GMACs per clip, {d['image']:.3f} per image")
     lines.append(f"convention: {info['convention']}")
     return "\n".join(lines)
-
-
-def main(args: argparse.Namespace) -> int:
-    try:
-        heads, modalities = parse_heads(args.heads)
-        if args.name == "unidual_aux":
-            heads = {k: v for k, v in heads.items() if not k.endswith(AUX_SUFFIX)}
-        with torch.device("meta"):
-            model = create_model(
-                args.name, depth=args.depth, width=args.width, heads=heads, modalities=modalities,
-                frames=args.frames, layout=args.layout, maxpool=args.maxpool,
-            )
-    except (ValueError, TypeError) as exc:
-        print(f"unidual info: {exc}", file=sys.stderr)
-        return 2
-    info = report(model, frames=args.frames, size=args.size)
-    print(json.dumps(info, indent=2) if args.json else _format(info))
-    return 0

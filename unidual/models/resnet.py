@@ -20,7 +20,7 @@ from torch import Tensor, nn
 
 from unidual.models.layers import (
     Conv,
-    Conv2Plus1d,
+    UniDualBlock,
     PathwayModule,
     SpatialMaxPool,
     make_norm,
@@ -72,9 +72,9 @@ class BasicBlock(PathwayModule):
         # torchvision reuses the first conv's M for the second conv; VMZ computes it per conv
         m2 = m1 if cfg.layout == "torchvision" else midplanes(planes, planes, cfg.t)
         common = dict(pathways=cfg.pathways, t=cfg.t, per_pathway_bn=cfg.per_pathway_bn)
-        self.conv1 = Conv2Plus1d(in_ch, planes, m1, stride=stride, temporal_stride=temporal_stride, **common)
+        self.conv1 = UniDualBlock(in_ch, planes, m1, stride=stride, temporal_stride=temporal_stride, **common)
         self.bn1 = cfg.pathway_norm(planes)
-        self.conv2 = Conv2Plus1d(planes, planes, m2, **common)
+        self.conv2 = UniDualBlock(planes, planes, m2, **common)
         self.bn2 = cfg.pathway_norm(planes)
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = cfg.shortcut(in_ch, out_ch, stride, temporal_stride)
@@ -85,7 +85,7 @@ class BasicBlock(PathwayModule):
         identity = x if self.shortcut is None else self.shortcut(x, pathway)
         return self.relu(out + identity)
 
-    def last_conv(self) -> Conv2Plus1d:
+    def last_conv(self) -> UniDualBlock:
         return self.conv2
 
 
@@ -99,7 +99,7 @@ class Bottleneck(PathwayModule):
         out_ch = planes * self.expansion
         self.conv1 = Conv(in_ch, planes, 1)
         self.bn1 = cfg.shared_norm(planes)
-        self.conv2 = Conv2Plus1d(
+        self.conv2 = UniDualBlock(
             planes, planes, midplanes(planes, planes, cfg.t), pathways=cfg.pathways, t=cfg.t,
             stride=stride, temporal_stride=temporal_stride, per_pathway_bn=cfg.per_pathway_bn,
         )
@@ -116,7 +116,7 @@ class Bottleneck(PathwayModule):
         identity = x if self.shortcut is None else self.shortcut(x, pathway)
         return self.relu(out + identity)
 
-    def last_conv(self) -> Conv2Plus1d:
+    def last_conv(self) -> UniDualBlock:
         return self.conv2
 
 
@@ -148,7 +148,7 @@ class Stem(PathwayModule):
 
     def __init__(self, in_ch: int, out_ch: int, mid_ch: int, cfg: BackboneConfig, maxpool: bool) -> None:
         super().__init__()
-        self.conv = Conv2Plus1d(
+        self.conv = UniDualBlock(
             in_ch, out_ch, mid_ch, pathways=cfg.pathways, t=cfg.t, d=7, stride=2, per_pathway_bn=cfg.per_pathway_bn
         )
         self.bn = cfg.pathway_norm(out_ch)

@@ -25,9 +25,9 @@ from typing import Any, Mapping
 
 from torch import Tensor
 
-from unidual.models.layers import PATHWAYS
+from unidual.models.network import ImageVideoNet
 from unidual.models.registry import create_model
-from unidual.models.zoo import UniDualNet
+from unidual.pathways import MODALITIES
 
 INFLATE_MODES = ("center", "mean")
 _SEGMENT = re.compile(r"\.(video|image)(?=\.)")
@@ -81,11 +81,12 @@ def _converted(key: str, src: Tensor, dst: Tensor, convert: str | None, mode: st
 
 
 def load_backbone(
-    dst: UniDualNet,
+    dst: ImageVideoNet,
     src_state_dict: Mapping[str, Tensor],
     convert: str | None = None,
     *,
     inflate_mode: str = "center",
+    own_pathway_first: bool = False,
 ) -> list[str]:
     """Copy every backbone tensor of ``src_state_dict`` into ``dst``; return the keys left untouched.
 
@@ -93,8 +94,12 @@ def load_backbone(
     branches of a UniDual destination, a UniDual source feeds a single-pathway
     destination from the same pathway -- or from the other one when
     converting (``"deflate"``: video -> image filters; ``"inflate"``: image ->
-    video). Heads (and the LSTM) are never copied: the returned missing keys
-    are exactly those, and anything else missing raises ``ValueError``.
+    video). With ``own_pathway_first`` a branch takes the source's tensor of the
+    same pathway when there is one and converts only what is missing (the
+    model table's ``pretrained_convert``: UniDual -> UniDual copies both
+    pathways, R(2+1)D -> UniDual deflates into the image pathway). Heads (and
+    the LSTM) are never copied: the returned missing keys are exactly those,
+    and anything else missing raises ``ValueError``.
     """
     if convert not in (None, "deflate", "inflate"):
         raise ValueError(f"convert must be None, 'deflate' or 'inflate', got {convert!r}")
@@ -112,7 +117,10 @@ def load_backbone(
             continue
         base, pathway = _split(key)
         prefer = pathway or dst_pathway
-        order = [(base, wanted_from), (base, prefer), (base, None)] if convert else [(base, prefer), (base, None)]
+        if convert and not own_pathway_first:
+            order = [(base, wanted_from), (base, prefer), (base, None)]
+        else:
+            order = [(base, prefer), (base, None), (base, wanted_from)]
         found = next((source[c] for c in order if c in source), None)
         if found is None:
             missing.append(key)
@@ -125,9 +133,9 @@ def load_backbone(
     return missing
 
 
-def export_pathway(model: UniDualNet, pathway: str) -> UniDualNet:
+def export_pathway(model: ImageVideoNet, pathway: str) -> ImageVideoNet:
     """A standalone R2D ("image") or R(2+1)D ("video") equal to ``model``'s pathway, heads included."""
-    if pathway not in PATHWAYS:
+    if pathway not in MODALITIES:
         raise ValueError(f"pathway must be 'image' or 'video', got {pathway!r}")
     if model.backbone.pathways != ("video", "image"):
         raise ValueError(f"export_pathway needs a unidual / unidual_aux model, got {model.name!r}")
@@ -173,7 +181,7 @@ def _tv_key(key: str, head: str) -> str:
     raise ValueError(f"{key}: not a key of torchvision's r2plus1d_18")
 
 
-def from_torchvision(state_dict: Mapping[str, Tensor], *, head: str = "kinetics", frames: int = 16) -> UniDualNet:
+def from_torchvision(state_dict: Mapping[str, Tensor], *, head: str = "kinetics", frames: int = 16) -> ImageVideoNet:
     """torchvision ``r2plus1d_18`` weights -> ``r2plus1d`` (depth 18, layout="torchvision"), loaded strictly.
 
     The classifier becomes head ``head``; outputs equal torchvision's.
@@ -194,7 +202,7 @@ def unidual_from_torchvision(
     heads: dict[str, int],
     modalities: dict[str, str],
     **options: Any,
-) -> UniDualNet:
+) -> ImageVideoNet:
     """A UniDual(-Aux) R(2+1)D-18 whose video pathway is torchvision's network and whose 1×1
     image filters are its deflated temporal filters; heads are fresh."""
     source = from_torchvision(state_dict)

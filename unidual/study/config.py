@@ -1,6 +1,7 @@
 """The study file: which runs make the table, on which data, with which seeds.
 
-A study YAML names training configs (relative to the study file, like ``base:``),
+A study YAML names training configs (relative to the study file, like ``base:``, which a study
+file may use too: the Table-2 studies share their rows through one base file),
 the table rows they fill and the columns to report; data and output paths are
 relative to the working directory (the project root), as in training configs.
 Every key is checked, because a typo found after an hour of training is an hour lost.
@@ -27,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
+from unidual.yamlconfig import ConfigError, read_yaml
+from unidual.yamlconfig import from_dict as build_dataclass
 
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 # Metrics of a column group, by the modality of its source (Table 2: clip@1, video@1 | top 1, top 5).
@@ -36,7 +38,7 @@ KNOWN_METRICS = {"video": ("clip@1", "video@1", "video@5", "mean_class@1"),
                  "image": ("top1", "top5", "mean_class@1")}
 
 
-class StudyError(ValueError):
+class StudyError(ConfigError):
     """A study file, its runs or their results are inconsistent; the message names the file or run."""
 
 
@@ -112,8 +114,6 @@ class Study:
 
 _TOP = {"name", "title", "out", "seeds", "data", "overrides", "eval", "columns", "models"}
 _MODEL = {"id", "row", "config", "group", "pretrained", "report"}
-_COLUMN = {"source", "title", "metrics"}
-_EVAL = {"clips", "batch_size", "limit", "workers"}
 
 
 def load_study(path: str | Path) -> Study:
@@ -122,11 +122,9 @@ def load_study(path: str | Path) -> Study:
     if not path.is_file():
         raise StudyError(f"{path}: study file not found")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise StudyError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise StudyError(f"{path}: top level must be a mapping")
+        raw = read_yaml(path)
+    except ConfigError as exc:
+        raise StudyError(str(exc)) from None
     return study_from_dict(raw, path)
 
 
@@ -138,6 +136,13 @@ def _unknown(path: Path, where: str, got: Mapping[str, Any], allowed: set[str]) 
     extra = sorted(set(got) - allowed)
     if extra:
         _fail(path, where, f"unknown key(s) {extra}; allowed: {sorted(allowed)}")
+
+
+def _typed(cls: type, raw: Any, path: Path, prefix: str) -> Any:
+    try:
+        return build_dataclass(cls, raw, str(path), prefix)
+    except ConfigError as exc:
+        raise StudyError(str(exc)) from None
 
 
 def _opt_int(path: Path, key: str, value: Any, minimum: int = 1) -> int | None:
@@ -166,26 +171,15 @@ def study_from_dict(raw: Mapping[str, Any], path: Path) -> Study:
     if data is not None and not isinstance(data, dict):
         _fail(path, "data", "must be a mapping (build: ... or sources: FILE)")
 
-    ev = raw.get("eval") or {}
-    if not isinstance(ev, dict):
-        _fail(path, "eval", "must be a mapping")
-    _unknown(path, "eval", ev, _EVAL)
-    settings = EvalSettings(
-        clips=_opt_int(path, "eval.clips", ev.get("clips", 10)),
-        batch_size=_opt_int(path, "eval.batch_size", ev.get("batch_size", 64)) or 64,
-        limit=_opt_int(path, "eval.limit", ev.get("limit")),
-        workers=_opt_int(path, "eval.workers", ev.get("workers", 0), minimum=0) or 0,
-    )
+    settings = _typed(EvalSettings, raw.get("eval"), path, "eval.")
+    for key, minimum in (("clips", 1), ("batch_size", 1), ("limit", 1), ("workers", 0)):
+        _opt_int(path, f"eval.{key}", getattr(settings, key), minimum)
 
     columns = []
     for i, c in enumerate(raw.get("columns") or []):
-        if not isinstance(c, dict) or not isinstance(c.get("source"), str):
-            _fail(path, f"columns.{i}", "each column needs a 'source' key")
-        _unknown(path, f"columns.{i}", c, _COLUMN)
-        metrics = c.get("metrics")
-        if metrics is not None and (not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics)):
-            _fail(path, f"columns.{i}.metrics", "must be a list of metric names")
-        columns.append(Column(source=c["source"], title=str(c.get("title") or c["source"]), metrics=metrics))
+        if isinstance(c, dict) and c.get("title") is None:
+            c = {**c, "title": str(c.get("source"))}
+        columns.append(_typed(Column, c, path, f"columns.{i}."))
     if not columns:
         _fail(path, "columns", "at least one column (source) is required")
     sources = [c.source for c in columns]

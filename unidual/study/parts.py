@@ -73,7 +73,7 @@ def main(args: argparse.Namespace) -> int:
     if not rows:
         print(f"error: no finished run in {out} reports {args.source!r}", file=sys.stderr)
         return 1
-    print(f"| model | seed | video@1 (%) | class part right (%) | motion part right (%) |\n|---|---:|---:|---:|---:|")
+    print("| model | seed | video@1 (%) | class part right (%) | motion part right (%) |\n|---|---:|---:|---:|---:|")
     print("\n".join(rows))
     print("\n| model | median video@1 | median class part | median motion part |\n|---|---:|---:|---:|")
     for row, accs in per_model.items():

@@ -21,10 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-import numpy as np
 import yaml
-from torch.utils.data import Dataset
 
+from unidual.data.utils import Spread
 from unidual.study.config import ModelRun, Study, StudyError
 from unidual.study.data import fill_sources
 
@@ -193,23 +192,6 @@ def collect(study: Study, out: Path, seeds: Sequence[int]) -> tuple[list[dict[st
 
 # --------------------------------------------------------------------------- evaluation
 
-class Spread(Dataset):
-    """``count`` test examples spread evenly over a dataset (smoke runs); keeps classes/spec/files."""
-
-    def __init__(self, dataset: Any, count: int) -> None:
-        self.dataset = dataset
-        n = len(dataset)
-        self.indices = sorted({int(i) for i in np.linspace(0, n - 1, num=min(count, n))}) if n else []
-        self.classes, self.spec = dataset.classes, dataset.spec
-        self.files = [dataset.files[i] for i in self.indices]
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> Any:
-        return self.dataset[self.indices[i]]
-
-
 def evaluate_run_sources(directory: Path, sources: Sequence[str], settings, device_name: str = "auto",
                          progress: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
     """Final weights (``last.pt``) on ``sources``' test sets with the run's label maps: ``(results, payload)``.
@@ -220,7 +202,7 @@ def evaluate_run_sources(directory: Path, sources: Sequence[str], settings, devi
     import torch
 
     from unidual.checkpoint import load_model
-    from unidual.evaluate.commands import build_test_datasets, source_specs
+    from unidual.evaluate.datasets import build_test_datasets, source_specs
     from unidual.evaluate.evaluator import evaluate_sources
 
     model, payload = load_model(directory / "last.pt", deploy=True, map_location="cpu")

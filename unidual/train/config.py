@@ -14,27 +14,17 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence, Union
+from typing import Any, Literal, Mapping, Sequence
 
 import yaml
 
-REGIMES = ("separate", "finetune", "multitask", "unidual", "unidual_aux")
-# Which models make sense in each regime (a mismatch is almost always a config slip).
-REGIME_MODELS: dict[str, tuple[str, ...]] = {
-    "separate": ("r2d", "r2plus1d"),
-    "finetune": ("r2d", "r2plus1d"),
-    "multitask": ("r2d_multitask", "r2plus1d_multitask", "r2d_lstm_multitask", "r2plus1d"),
-    "unidual": ("unidual",),
-    "unidual_aux": ("unidual_aux",),
-}
+from unidual.data.sources import SourceSpec
+from unidual.models.table import get_model_def, models_for_regime
+from unidual.yamlconfig import ConfigError, apply_override, read_yaml
+from unidual.yamlconfig import from_dict as build_dataclass
 
-
-class ConfigError(ValueError):
-    """A config file or override is invalid; the message names the key and where it came from."""
 
 
 @dataclass
@@ -103,10 +93,18 @@ class DataConfig:
 
 @dataclass
 class FinetuneConfig:
-    """Pretrain -> finetune: backbone from ``checkpoint`` (file or run dir), converted if needed."""
+    """Pretrain -> finetune: backbone from ``checkpoint`` (file or run dir), converted if needed.
+
+    ``convert: auto`` applies the model's own conversion (its ``pretrained_convert`` in the
+    model table) to whatever the checkpoint lacks; ``inflate`` / ``deflate`` force one; null
+    copies tensors of equal shape only. ``inflate_mode``: ``center`` puts a 1×1 filter on the
+    middle tap (the network equals the 2D one frame by frame), ``mean`` spreads it as w/t over
+    the taps (I3D's inflation, which the paper cites).
+    """
 
     checkpoint: str | None = None
-    convert: Literal["inflate", "deflate"] | None = None
+    convert: Literal["auto", "inflate", "deflate"] | None = "auto"
+    inflate_mode: Literal["center", "mean"] = "center"
 
 
 @dataclass
@@ -131,7 +129,7 @@ class RunConfig:
 @dataclass
 class TrainConfig:
     regime: Literal["separate", "finetune", "multitask", "unidual", "unidual_aux"] = "unidual_aux"
-    sources: list[dict[str, Any]] = field(default_factory=list)  # unidual.data SourceSpec dicts
+    sources: list[SourceSpec] = field(default_factory=list)  # checked by unidual.data's SourceSpec
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -145,11 +143,11 @@ class TrainConfig:
 
     @property
     def source_keys(self) -> list[str]:
-        return [s["key"] for s in self.sources]
+        return [s.key for s in self.sources]
 
     @property
     def modalities(self) -> dict[str, str]:
-        return {s["key"]: s["modality"] for s in self.sources}
+        return {s.key: s.modality for s in self.sources}
 
 
 # --------------------------------------------------------------------------- loading
@@ -159,7 +157,6 @@ def load_config(
     overrides: Sequence[str] = (),
     *,
     data: Mapping[str, Any] | None = None,
-    check_sources: bool = True,
 ) -> TrainConfig:
     """Read ``path`` (or use ``data``), apply ``key=value`` overrides, validate, return the config."""
     if path is not None:
@@ -169,197 +166,41 @@ def load_config(
     for text in overrides:
         apply_override(raw, text)
     cfg = from_dict(raw, where)
-    validate(cfg, where, check_sources=check_sources)
+    validate(cfg, where)
     return cfg
 
 
-def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    """A YAML mapping, with its ``base:`` chain merged underneath."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"{path}: config file not found")
-    if path.resolve() in _seen:
-        raise ConfigError(f"{path}: 'base' chain loops back on itself")
-    try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(raw).__name__}")
-    base = raw.pop("base", None)
-    if base is None:
-        return raw
-    if not isinstance(base, str):
-        raise ConfigError(f"{path}: 'base' must be a path string, got {base!r}")
-    parent = read_yaml(path.parent / base, _seen + (path.resolve(),))
-    return deep_merge(parent, raw)
-
-
-def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
-    """``over`` on top of ``base``; nested mappings merge, everything else (lists too) replaces."""
-    out = copy.deepcopy(base)
-    for key, value in over.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
-
-
-def apply_override(raw: dict[str, Any], text: str) -> None:
-    """Apply one ``dotted.key=value`` (value parsed as a YAML scalar/flow value) in place."""
-    if "=" not in text:
-        raise ConfigError(f"command line: override {text!r} must look like key=value (e.g. optim.lr=0.1)")
-    key, _, value_text = text.partition("=")
-    key = key.strip()
-    if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"command line: override {text!r} has an empty key")
-    try:
-        value = yaml.safe_load(value_text) if value_text.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"command line: value of {key!r} is not valid YAML ({exc})") from exc
-    node: Any = raw
-    parts = key.split(".")
-    for i, part in enumerate(parts[:-1]):
-        node = _child(node, part, ".".join(parts[: i + 1]), create=True)
-    last = parts[-1]
-    if isinstance(node, list):
-        node[_index(node, last, key)] = value
-    elif isinstance(node, dict):
-        node[last] = value
-    else:
-        raise ConfigError(f"command line: {'.'.join(parts[:-1])!r} is not a section, cannot set {key!r}")
-
-
-def _child(node: Any, part: str, path: str, create: bool) -> Any:
-    if isinstance(node, list):
-        return node[_index(node, part, path)]
-    if not isinstance(node, dict):
-        raise ConfigError(f"command line: {path!r} goes through a value that is not a section")
-    if part not in node or node[part] is None:
-        node[part] = {}
-    return node[part]
-
-
-def _index(node: list, part: str, path: str) -> int:
-    try:
-        i = int(part)
-    except ValueError:
-        raise ConfigError(f"command line: {path!r}: list position must be an integer, got {part!r}") from None
-    if not -len(node) <= i < len(node):
-        raise ConfigError(f"command line: {path!r}: position {i} out of range (list has {len(node)} items)")
-    return i
-
-
-# --------------------------------------------------------------------------- typed building
-
 def from_dict(raw: Mapping[str, Any], where: str = "<dict>") -> TrainConfig:
     """Build :class:`TrainConfig` from a nested mapping; unknown keys and wrong types raise."""
-    return _build(TrainConfig, raw, where, "")
-
-
-def _build(cls: type, raw: Any, where: str, prefix: str) -> Any:
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{where}: {prefix.rstrip('.') or 'config'} must be a mapping, got {raw!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = [k for k in raw if k not in names]
-    if unknown:
-        raise ConfigError(
-            f"{where}: unknown key {prefix + str(unknown[0])!r} (known in "
-            f"{prefix.rstrip('.') or 'the top level'}: {', '.join(sorted(names))})"
-        )
-    kwargs = {}
-    for name, value in raw.items():
-        kwargs[name] = _convert(hints[name], value, where, prefix + name)
-    return cls(**kwargs)
-
-
-def _convert(tp: Any, value: Any, where: str, key: str) -> Any:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        return _build(tp, value, where, key + ".")
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return _convert(arg, value, where, key)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {key}: {value!r} fits none of {tp}")
-    if origin is Literal:
-        choices = typing.get_args(tp)
-        if value not in choices:
-            raise ConfigError(f"{where}: {key} must be one of {list(choices)}, got {value!r}")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(f"{where}: {key} must be a list, got {value!r}")
-        (item,) = typing.get_args(tp)
-        return [_convert(item, v, where, f"{key}.{i}") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: {key} must be a mapping, got {value!r}")
-        _, item = typing.get_args(tp)
-        return {str(k): _convert(item, v, where, f"{key}.{k}") for k, v in value.items()}
-    if tp is Any:
-        return copy.deepcopy(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            # 1e6 in YAML is a string; 1.0e6 a float: accept whole floats for sizes.
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(f"{where}: {key} must be an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: {key} must be a string, got {value!r}")
-        return value
-    raise TypeError(f"config type {tp!r} of {key} is not supported")  # programming error
+    return build_dataclass(TrainConfig, raw, where)
 
 
 # --------------------------------------------------------------------------- semantic checks
 
-def validate(cfg: TrainConfig, where: str = "<dict>", *, check_sources: bool = True) -> None:
+def validate(cfg: TrainConfig, where: str = "<dict>") -> None:
     """Cross-field checks; errors name the offending key."""
     def fail(key: str, msg: str) -> None:
         raise ConfigError(f"{where}: {key}: {msg}")
 
     if not cfg.sources:
         fail("sources", "at least one data source is required")
-    keys = []
-    for i, src in enumerate(cfg.sources):
-        if not isinstance(src.get("key"), str) or not src["key"]:
-            fail(f"sources.{i}.key", "every source needs a non-empty string key")
-        if src.get("modality") not in ("image", "video"):
-            fail(f"sources.{i}.modality", f"must be 'image' or 'video', got {src.get('modality')!r}")
-        keys.append(src["key"])
+    keys = cfg.source_keys  # each source was checked by SourceSpec while building
     if len(set(keys)) != len(keys):
         fail("sources", f"source keys must be unique, got {keys}")
-    if check_sources:
-        _check_source_specs(cfg, where)
 
     modalities = set(cfg.modalities.values())
-    allowed = REGIME_MODELS[cfg.regime]
-    if cfg.model.name not in allowed:
-        fail("model.name", f"regime {cfg.regime!r} trains one of {list(allowed)}, got {cfg.model.name!r}")
+    try:
+        definition = get_model_def(cfg.model.name)
+    except ValueError as exc:
+        fail("model.name", str(exc))
+    if cfg.regime not in definition.regimes:
+        fail("model.name", f"regime {cfg.regime!r} trains one of {models_for_regime(cfg.regime)}, "
+                           f"got {cfg.model.name!r}")
     if cfg.regime in ("separate", "finetune") and len(cfg.sources) != 1:
         fail("sources", f"regime {cfg.regime!r} trains on exactly one source, got {len(cfg.sources)}")
-    if cfg.regime in ("unidual", "unidual_aux") and modalities != {"image", "video"}:
-        fail("sources", f"regime {cfg.regime!r} needs at least one image and one video source")
+    if not set(definition.needs_modalities) <= modalities:
+        fail("sources", f"model {cfg.model.name!r} needs at least one "
+                        f"{' and one '.join(definition.needs_modalities)} source")
     if cfg.regime == "finetune" and not cfg.finetune.checkpoint:
         fail("finetune.checkpoint", "regime 'finetune' needs the pretrained checkpoint (file or run dir)")
     if cfg.regime != "finetune" and cfg.finetune.checkpoint:
@@ -414,19 +255,6 @@ def validate(cfg: TrainConfig, where: str = "<dict>", *, check_sources: bool = T
 def _positive(fail, key: str, value: float) -> None:
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
         fail(key, f"must be > 0, got {value!r}")
-
-
-def _check_source_specs(cfg: TrainConfig, where: str) -> None:
-    """Let the data package validate each source dict (its own unknown-key rules)."""
-    try:
-        from unidual.data.sources import SourceSpec
-    except ImportError:  # data package not installed in this checkout: structural checks only
-        return
-    for i, src in enumerate(cfg.sources):
-        try:
-            SourceSpec.from_dict(src)
-        except Exception as exc:
-            raise ConfigError(f"{where}: sources.{i} ({src.get('key')!r}): {exc}") from exc
 
 
 def dump_config(cfg: TrainConfig, path: str | Path) -> None:

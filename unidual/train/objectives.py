@@ -26,6 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from unidual.models.table import get_model_def
+from unidual.pathways import aux_name, image_to_clip, other_pathway, select_frame
+
 ROUTINGS = ("both", "random")
 
 
@@ -37,7 +40,7 @@ class Segment:
     input: Tensor
     label: Tensor
     head: str
-    term: str  # name of the loss term in the stats: the source key, or "{key}_aux"
+    term: str  # name of the loss term in the stats: the source key, or its auxiliary head's name
     weight: float
 
 
@@ -60,29 +63,14 @@ def pathway_for(model: nn.Module, modality: str) -> str:
     return pathways[0]
 
 
-def other(modality: str) -> str:
-    return "video" if modality == "image" else "image"
-
-
-def pick_frame(clips: Tensor, how: str = "random", generator: torch.Generator | None = None) -> Tensor:
-    """One frame per clip, (N,3,T,H,W) -> (N,3,H,W): the middle one, or a random one per example."""
-    n, t = clips.shape[0], clips.shape[2]
-    if how == "middle":
-        return clips[:, :, t // 2]
-    if how != "random":
-        raise ValueError(f"frame must be 'random' or 'middle', got {how!r}")
-    index = torch.randint(t, (n,), generator=generator).to(clips.device)
-    return clips[torch.arange(n, device=clips.device), :, index]
-
-
 class Objective:
-    """Builds the loss of one mixed batch for a regime (``aux`` only matters for ``unidual_aux``)."""
+    """Builds the loss of one mixed batch; ``aux`` adds the auxiliary terms (models with auxiliary heads)."""
 
     def __init__(
         self,
-        regime: str,
         modalities: Mapping[str, str],
         *,
+        aux: bool = False,
         aux_weight: float = 1.0,
         routing: str = "both",
         p: float = 0.5,
@@ -92,9 +80,8 @@ class Objective:
             raise ValueError(f"aux routing must be one of {ROUTINGS}, got {routing!r}")
         if not 0 <= p <= 1:
             raise ValueError(f"aux routing probability p must be in [0, 1], got {p}")
-        self.regime = regime
         self.modalities = dict(modalities)
-        self.aux = regime == "unidual_aux" and aux_weight > 0
+        self.aux = aux and aux_weight > 0
         self.aux_weight = float(aux_weight)
         self.routing = routing
         self.p = float(p)
@@ -102,7 +89,8 @@ class Objective:
 
     @classmethod
     def from_config(cls, cfg: Any) -> "Objective":  # cfg: TrainConfig
-        return cls(cfg.regime, cfg.modalities, aux_weight=cfg.aux.weight, routing=cfg.aux.routing,
+        aux = get_model_def(cfg.model.name).aux_heads
+        return cls(cfg.modalities, aux=aux, aux_weight=cfg.aux.weight, routing=cfg.aux.routing,
                    p=cfg.aux.p, frame=cfg.aux.frame)
 
     # -- planning --------------------------------------------------------
@@ -122,7 +110,7 @@ class Objective:
             if not self.aux:
                 out.append(Segment(own, x, y, model.head_for(key, own), key, 1.0))
                 continue
-            aux_pathway = other(modality)
+            aux_pathway = other_pathway(modality)
             if self.routing == "both":
                 task_mask = torch.ones(len(y), dtype=torch.bool)
                 aux_mask = task_mask
@@ -136,10 +124,10 @@ class Objective:
                 sel = aux_mask.to(y.device)
                 xa = x[sel]
                 if modality == "video":
-                    xa = pick_frame(xa, self.frame, generator)  # image pathway sees single frames
+                    xa = select_frame(xa, self.frame, generator)  # image pathway sees single frames
                 # images stay 4D: they are inflated below (or by the model) on the video pathway
                 out.append(Segment(aux_pathway, xa, y[sel], model.head_for(key, aux_pathway),
-                                   f"{key}_aux", self.aux_weight))
+                                   aux_name(key), self.aux_weight))
         return out
 
     # -- loss ------------------------------------------------------------
@@ -213,5 +201,5 @@ def group_segments(segments: list[Segment]) -> list[list[Segment]]:
 
 
 def _inflated(s: Segment, frames: int) -> Segment:
-    clip = s.input.unsqueeze(2).expand(-1, -1, frames, -1, -1)
+    clip = image_to_clip(s.input, frames)
     return Segment(s.pathway, clip, s.label, s.head, s.term, s.weight)

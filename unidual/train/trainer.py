@@ -26,10 +26,12 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from unidual import checkpoint as ckpt
 from unidual.allocator import tune_allocator
+from unidual.data.utils import Spread
+from unidual.models import ImageVideoNet, create_model, get_model_def
 from unidual.train import distributed as D
 from unidual.train.config import TrainConfig, dump_config
 from unidual.train.objectives import LossModule, Objective
@@ -99,27 +101,17 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-class _Spread(Dataset):
-    """``count`` examples spread evenly over ``dataset`` (so a class-ordered folder keeps every class)."""
-
-    def __init__(self, dataset: Any, count: int) -> None:
-        self.dataset = dataset
-        n = len(dataset)
-        self.indices = sorted({int(i) for i in np.linspace(0, n - 1, num=min(count, n))}) if n else []
-        files = getattr(dataset, "files", None)
-        if files is not None:
-            self.files = [files[i] for i in self.indices]
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> Any:
-        return self.dataset[self.indices[i]]
-
-    def __getattr__(self, name: str) -> Any:  # classes, spec, ... of the wrapped dataset
-        if name == "dataset":
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
+def model_for_config(cfg: TrainConfig, heads: dict[str, int]) -> ImageVideoNet:
+    """The untrained model a training config describes, with ``heads`` {source key: classes}."""
+    options = dict(cfg.model.options)
+    if get_model_def(cfg.model.name).heads_by_modality:
+        options["modalities"] = dict(cfg.modalities)
+    frames = cfg.model.frames
+    if frames is None:  # static clips as long as the video sources' clips
+        clips = [s.clip.frames for s in cfg.sources if s.modality == "video"]
+        frames = clips[0] if clips else 8
+    return create_model(cfg.model.name, depth=cfg.model.depth, width=cfg.model.width, heads=heads, frames=frames,
+                        channels_last=cfg.run.channels_last, **options)
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -180,10 +172,9 @@ class Trainer:
     def _build_data(self) -> None:
         from unidual.data import build_dataset
         from unidual.data.mixing import MixedDataset, MixedSampler
-        from unidual.data.sources import SourceSpec
 
         cfg = self.cfg
-        self.specs = {s["key"]: SourceSpec.from_dict(s) for s in cfg.sources}
+        self.specs = {s.key: s for s in cfg.sources}
         self.modalities = {k: s.modality for k, s in self.specs.items()}
         self.train_sets = {k: build_dataset(s, "train") for k, s in self.specs.items()}
         self.classes = {k: list(ds.classes) for k, ds in self.train_sets.items()}
@@ -194,7 +185,7 @@ class Trainer:
         for k, s in self.specs.items():
             test = build_dataset(s, "test", classes=self.classes[k])
             if cfg.data.eval_limit is not None:
-                test = _Spread(test, cfg.data.eval_limit)
+                test = Spread(test, cfg.data.eval_limit)
             self.test_sets[k] = test
         self.sampler = MixedSampler(
             {k: len(ds) for k, ds in self.train_sets.items()},
@@ -212,22 +203,9 @@ class Trainer:
                                 f"{cfg.optim.batch_size} x {self.env.world_size} processes")
         self.updates_per_epoch = math.ceil(self.micro_per_epoch / cfg.optim.accumulate)
 
-    def _frames(self) -> int:
-        if self.cfg.model.frames is not None:
-            return self.cfg.model.frames
-        lengths = [s.clip.frames for s in self.specs.values() if s.modality == "video"]
-        return lengths[0] if lengths else 8
-
     def _build_model(self) -> None:
-        from unidual.models import create_model
-
         cfg = self.cfg
-        options = dict(cfg.model.options)
-        if cfg.model.name.startswith("unidual"):
-            options["modalities"] = dict(self.modalities)
-        model = create_model(cfg.model.name, depth=cfg.model.depth, width=cfg.model.width,
-                             heads={k: len(c) for k, c in self.classes.items()}, frames=self._frames(),
-                             channels_last=cfg.run.channels_last, **options)
+        model = model_for_config(cfg, {k: len(c) for k, c in self.classes.items()})
         if cfg.regime == "finetune" and not self.resume:
             self._load_pretrained(model)
         self.model = model.to(self.device)
@@ -246,7 +224,11 @@ class Trainer:
         source = self.cfg.finetune.checkpoint
         payload = ckpt.load_checkpoint(source, map_location="cpu")
         try:
-            missing = load_backbone(model, payload["model"], convert=self.cfg.finetune.convert)
+            ft = self.cfg.finetune
+            auto = ft.convert == "auto"
+            convert = get_model_def(self.cfg.model.name).pretrained_convert if auto else ft.convert
+            missing = load_backbone(model, payload["model"], convert=convert, inflate_mode=ft.inflate_mode,
+                                    own_pathway_first=auto)
         except (ValueError, RuntimeError) as exc:
             raise TrainingError(f"{source}: cannot load its backbone into {self.cfg.model.name} "
                                 f"(finetune.convert={self.cfg.finetune.convert}): {exc}") from exc
@@ -473,7 +455,6 @@ class Trainer:
             return  # every example unreadable: nothing to learn from
         ddp = isinstance(self.train_module, nn.parallel.DistributedDataParallel)
         context = self.train_module.no_sync() if (ddp and not sync) else nullcontext()
-        t0 = time.perf_counter()
         try:
             with context:
                 with self._autocast():
@@ -489,7 +470,7 @@ class Trainer:
                 raise TrainingError(f"out of memory with optim.batch_size={self.cfg.optim.batch_size} on "
                                     f"{self.device}: {LOSS_SCALE_HINT}") from exc
             raise
-        window.add(stats, float(loss.detach()), time.perf_counter() - t0)
+        window.add(stats, float(loss.detach()))
 
     def _check_finite(self, loss: torch.Tensor) -> None:
         """Stop on NaN/inf (all ranks agree, so none hangs in the gradient all-reduce)."""
@@ -584,7 +565,7 @@ class _Window:
         self.correct: dict[str, int] = {}
         self.skipped = 0
 
-    def add(self, stats: Mapping[str, Any], loss: float, _seconds: float) -> None:
+    def add(self, stats: Mapping[str, Any], loss: float) -> None:
         self.examples += int(stats["examples"])
         self.loss_total += loss
         self.batches += 1

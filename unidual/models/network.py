@@ -1,20 +1,8 @@
-"""The models of the paper's Table 1, as one class with a routing table.
+"""The network every Table-1 model is: a (2+1)D backbone, temporal aggregation, per-source heads.
 
-A model has *model pathways* (where its heads live, what ``forward(x,
-pathway=...)`` accepts) and a backbone with *backbone pathways* (which
-point-wise convs exist). ``route`` maps the first onto the second:
-
-=====================  ==================  ======================================
-name                   route               what an input goes through
-=====================  ==================  ======================================
-r2d                    image -> image      images 2D; clips frame by frame, mean over time
-r2plus1d               video -> video      clips 3D; images inflated to static clips
-r2d_multitask          video -> image      clips frame by frame + mean; images inflated first
-r2plus1d_multitask     video -> video      as r2plus1d, one head per task
-r2d_lstm_multitask     video -> image      frame features -> LSTM(512) -> heads; images inflated
-unidual(_aux)          image -> image,     images on the 1×1 pathway, clips on the t×1×1 pathway
-                       video -> video
-=====================  ==================  ======================================
+Which pathways it has, how inputs are routed onto the backbone and whether it
+has auxiliary heads come from its :class:`unidual.models.table.ModelDef`; see
+that file for the routing table.
 """
 from __future__ import annotations
 
@@ -23,9 +11,11 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from unidual.models.heads import AUX_SUFFIX, Heads
-from unidual.models.layers import clip_to_frames, global_pool, inflate_image
+from unidual.models.heads import Heads
+from unidual.models.layers import global_pool
 from unidual.models.resnet import ResNet2Plus1d
+from unidual.models.table import ModelDef
+from unidual.pathways import MODALITIES, aux_name, fold_frames, image_to_clip, is_aux_name
 
 
 class MeanOverTime(nn.Module):
@@ -48,14 +38,14 @@ class LSTMOverTime(nn.Module):
         return h[-1]
 
 
-class UniDualNet(nn.Module):
-    """Backbone + temporal aggregation + per-source heads; see the module docstring for ``route``."""
+class ImageVideoNet(nn.Module):
+    """Backbone + temporal aggregation + per-source heads, routed as its :class:`ModelDef` says."""
 
     def __init__(
         self,
         spec: dict[str, Any],
+        definition: ModelDef,
         backbone: ResNet2Plus1d,
-        route: dict[str, str],
         heads: dict[str, int],
         head_pathways: dict[str, str],
         *,
@@ -65,7 +55,8 @@ class UniDualNet(nn.Module):
         super().__init__()
         self._spec = copy.deepcopy(spec)
         self.backbone = backbone
-        self.route = dict(route)
+        self.definition = definition
+        self.route = dict(definition.route)
         self.frames = frames
         self.temporal: nn.Module = (
             LSTMOverTime(backbone.out_channels, lstm_hidden) if lstm_hidden else MeanOverTime()
@@ -87,7 +78,7 @@ class UniDualNet(nn.Module):
     @property
     def pathways(self) -> tuple[str, ...]:
         """Pathways the model has (its heads live on them), in the order (image, video)."""
-        return tuple(p for p in ("image", "video") if p in self.route)
+        return tuple(p for p in MODALITIES if p in self.route)
 
     def default_pathway(self, x: Tensor) -> str:
         preferred = "image" if x.dim() == 4 else "video"
@@ -99,13 +90,13 @@ class UniDualNet(nn.Module):
         A model without that pathway routes the sample to its only one, so the
         answer there is simply ``key``.
         """
-        if pathway not in ("image", "video"):
+        if pathway not in MODALITIES:
             raise ValueError(f"pathway must be 'image' or 'video', got {pathway!r}")
         if key not in self.heads:
             raise KeyError(f"{self.name} has no head for source {key!r} (heads: {list(self.heads.keys())})")
         if pathway not in self.route:
             return key
-        for name in (key, key + AUX_SUFFIX):
+        for name in (key, aux_name(key)):
             if name in self.heads and self.heads.pathway_of[name] == pathway:
                 return name
         raise KeyError(f"{self.name} has no head for source {key!r} on the {pathway} pathway")
@@ -124,13 +115,13 @@ class UniDualNet(nn.Module):
         """Pooled features (N, C) of the pathway that runs (default: 4D -> image, 5D -> video)."""
         pathway = self._check(x, pathway)
         if x.dim() == 4 and pathway == "video":
-            x = inflate_image(x, self.frames)  # images as static clips, as the paper's baselines do
+            x = image_to_clip(x, self.frames)  # images as static clips, as the paper's baselines do
         if self.route[pathway] == "video":
             return global_pool(self.backbone(x, "video"))
         if x.dim() == 4:
             return global_pool(self.backbone(x, "image"))
         n, t = x.shape[0], x.shape[2]
-        per_frame = global_pool(self.backbone(clip_to_frames(x), "image")).reshape(n, t, -1)
+        per_frame = global_pool(self.backbone(fold_frames(x), "image")).reshape(n, t, -1)
         return self.temporal(per_frame)
 
     def forward_head(self, features: Tensor, pathway: str) -> dict[str, Tensor]:
@@ -142,11 +133,11 @@ class UniDualNet(nn.Module):
         return self.forward_head(self.forward_features(x, pathway), pathway)
 
     # -- inference -------------------------------------------------------
-    def deploy(self) -> "UniDualNet":
+    def deploy(self) -> "ImageVideoNet":
         """Drop the auxiliary heads in place (the paper removes them after training)."""
-        if "deployed" not in self._spec["options"]:  # only unidual_aux has auxiliary heads
+        if not self.definition.aux_heads:
             return self
-        for name in [n for n in self.heads.keys() if n.endswith(AUX_SUFFIX)]:
+        for name in [n for n in self.heads.keys() if is_aux_name(n)]:
             self.heads.remove(name)
         self._spec["options"]["deployed"] = True
         return self

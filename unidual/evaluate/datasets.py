@@ -1,0 +1,50 @@
+"""The test datasets a checkpoint is evaluated on: its run's sources, or data the user names.
+
+Used by ``unidual eval`` and by the study, so both evaluate exactly the same examples.
+"""
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Mapping
+
+from unidual.data import build_dataset
+
+
+def source_specs(
+    payload: Mapping[str, Any],
+    data: Mapping[str, str] | None = None,
+    *,
+    clips: int | None = None,
+    three_crop: bool = False,
+) -> dict[str, dict[str, Any]]:
+    """SourceSpec dicts to evaluate: the run's config sources, overridden by ``data`` (key -> root)."""
+    known = payload.get("sources", {})
+    config = payload.get("config") or {}
+    specs = {s["key"]: copy.deepcopy(s) for s in config.get("sources", [])}
+    if data:
+        chosen = {}
+        for key, root in data.items():
+            if key not in known:
+                raise KeyError(f"--data {key}=...: the checkpoint has no source {key!r} (sources: {sorted(known)})")
+            spec = specs.get(key) or {"key": key, "modality": known[key]["modality"], "format": "folder"}
+            spec["root"] = root
+            if spec["format"] == "folder" and Path(root).is_dir() and not (Path(root) / "test").is_dir():
+                spec["test"] = "."  # PATH itself holds the <class>/ folders
+            chosen[key] = spec
+        specs = chosen
+    if not specs:
+        raise ValueError("the checkpoint has no config sources; name the test data with --data KEY=PATH")
+    for spec in specs.values():
+        if clips is not None:
+            spec.setdefault("clip", {})
+            spec["clip"] = {**spec["clip"], "num_clips": clips}
+        if three_crop:
+            spec["transform"] = {**spec.get("transform", {}), "test_crops": 3}
+    return specs
+
+
+def build_test_datasets(payload: Mapping[str, Any], specs: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
+    """Test split of every spec, labelled with the checkpoint's label map."""
+    known = payload.get("sources", {})
+    return {key: build_dataset(spec, "test", classes=known.get(key, {}).get("classes")) for key, spec in specs.items()}

@@ -1,0 +1,199 @@
+"""One loader for every YAML file the project reads: training configs, study files, sources files.
+
+* :func:`read_yaml` -- a file, with its ``base:`` chain merged underneath (a path relative
+  to the file), so configs that differ in a few keys share one base;
+* :func:`apply_override` -- ``dotted.key=value`` from the command line;
+* :func:`from_dict` -- a nested mapping into a dataclass, checked against the field types:
+  an unknown key, a wrong type, a bad choice or a missing required key raises
+  :class:`ConfigError` naming the file and the key, because a silently ignored typo
+  (``optim.lrr``) costs a whole training run. A dataclass's own ``__post_init__`` checks
+  run too, and their ``ValueError`` is reported under the key that was being built.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal, Mapping, Union
+
+import yaml
+
+
+class ConfigError(ValueError):
+    """A config file or override is invalid; the message names the key and where it came from."""
+
+
+def load_yaml_file(path: str | Path) -> Any:
+    """The parsed document of one YAML file; ConfigError naming the file when it is missing or broken."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
+
+
+def read_yaml(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A YAML mapping, with its ``base:`` chain merged underneath."""
+    path = Path(path)
+    if path.resolve() in _seen:
+        raise ConfigError(f"{path}: 'base' chain loops back on itself")
+    raw = load_yaml_file(path) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of sections, got {type(raw).__name__}")
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: 'base' must be a path string, got {base!r}")
+    parent = read_yaml(path.parent / base, _seen + (path.resolve(),))
+    return deep_merge(parent, raw)
+
+
+def deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """``over`` on top of ``base``; nested mappings merge, everything else (lists too) replaces."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def apply_override(raw: dict[str, Any], text: str) -> None:
+    """Apply one ``dotted.key=value`` (value parsed as a YAML scalar/flow value) in place."""
+    if "=" not in text:
+        raise ConfigError(f"command line: override {text!r} must look like key=value (e.g. optim.lr=0.1)")
+    key, _, value_text = text.partition("=")
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"command line: override {text!r} has an empty key")
+    try:
+        value = yaml.safe_load(value_text) if value_text.strip() else None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"command line: value of {key!r} is not valid YAML ({exc})") from exc
+    node: Any = raw
+    parts = key.split(".")
+    for i, part in enumerate(parts[:-1]):
+        node = _child(node, part, ".".join(parts[: i + 1]), create=True)
+    last = parts[-1]
+    if isinstance(node, list):
+        node[_index(node, last, key)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise ConfigError(f"command line: {'.'.join(parts[:-1])!r} is not a section, cannot set {key!r}")
+
+
+def _child(node: Any, part: str, path: str, create: bool) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, part, path)]
+    if not isinstance(node, dict):
+        raise ConfigError(f"command line: {path!r} goes through a value that is not a section")
+    if part not in node or node[part] is None:
+        node[part] = {}
+    return node[part]
+
+
+def _index(node: list, part: str, path: str) -> int:
+    try:
+        i = int(part)
+    except ValueError:
+        raise ConfigError(f"command line: {path!r}: list position must be an integer, got {part!r}") from None
+    if not -len(node) <= i < len(node):
+        raise ConfigError(f"command line: {path!r}: position {i} out of range (list has {len(node)} items)")
+    return i
+
+
+# --------------------------------------------------------------------------- typed building
+
+def from_dict(cls: type, raw: Any, where: str = "<dict>", prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a nested mapping; unknown keys, wrong types and missing keys raise."""
+    return _build(cls, raw, where, prefix)
+
+
+def _build(cls: type, raw: Any, where: str, prefix: str) -> Any:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: {prefix.rstrip('.') or 'config'} must be a mapping, got {raw!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = [k for k in raw if k not in names]
+    if unknown:
+        raise ConfigError(
+            f"{where}: unknown key {prefix + str(unknown[0])!r} (known in "
+            f"{prefix.rstrip('.') or 'the top level'}: {', '.join(sorted(names))})"
+        )
+    required = [f.name for f in dataclasses.fields(cls) if f.init and f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
+    missing = [k for k in required if k not in raw]
+    if missing:
+        raise ConfigError(f"{where}: {prefix.rstrip('.') or 'config'}: missing required key {missing[0]!r}")
+    kwargs = {}
+    for name, value in raw.items():
+        kwargs[name] = _convert(hints[name], value, where, prefix + name)
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the dataclass's own checks (ValueError, DataError, ...)
+        raise ConfigError(f"{where}: {prefix.rstrip('.') or 'config'}: {exc}") from exc
+
+
+def _convert(tp: Any, value: Any, where: str, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, where, key + ".")
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(arg, value, where, key)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {key}: {value!r} fits none of {tp}")
+    if origin is Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise ConfigError(f"{where}: {key} must be one of {list(choices)}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: {key} must be a list, got {value!r}")
+        (item,) = typing.get_args(tp)
+        return [_convert(item, v, where, f"{key}.{i}") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: {key} must be a mapping, got {value!r}")
+        _, item = typing.get_args(tp)
+        return {str(k): _convert(item, v, where, f"{key}.{k}") for k, v in value.items()}
+    if tp is Any:
+        return copy.deepcopy(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            # 1e6 in YAML is a string; 1.0e6 a float: accept whole floats for sizes.
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{where}: {key} must be an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: {key} must be a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: {key} must be a string, got {value!r}")
+        return value
+    raise TypeError(f"config type {tp!r} of {key} is not supported")  # programming error
