@@ -257,3 +257,36 @@ def test_bad_inputs():
         model(torch.randn(3, 32, 32))
     with pytest.raises(ValueError, match="expected"):
         model(torch.randn(2, 1, 32, 32))
+
+
+def test_pathway_bn_stats_share_scale_and_keep_statistics_per_pathway():
+    kw = dict(depth=10, width=0.125, heads=HEADS, modalities=MODALITIES, frames=3)
+    model = create_model("unidual_aux", pathway_bn_stats=True, **kw)
+    norm = model.backbone.layer1[0].conv1.norm
+    assert set(norm.keys()) == {"image", "video"}
+    assert norm["image"].weight is norm["video"].weight and norm["image"].bias is norm["video"].bias
+    assert norm["image"].running_mean is not norm["video"].running_mean
+    shared = create_model("unidual_aux", **kw)
+    n_params = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert n_params(model) == n_params(shared)  # no extra learned parameters
+    model.train()
+    model(torch.randn(2, 3, 32, 32) * 3 + 1)  # images move only the image statistics
+    assert not torch.equal(norm["image"].running_mean, norm["video"].running_mean)
+    assert torch.equal(norm["video"].running_mean, torch.zeros_like(norm["video"].running_mean))
+    # the tie survives a state_dict round trip and a rebuild from the spec
+    again = create_model("unidual_aux", channels_last=False, **{**kw, **{k: v for k, v in model.spec["options"].items()
+                                                                        if k not in ("frames", "modalities")}})
+    again.load_state_dict(model.state_dict())
+    n2 = again.backbone.layer1[0].conv1.norm
+    assert n2["image"].weight is n2["video"].weight and torch.equal(n2["image"].running_mean, norm["image"].running_mean)
+
+
+def test_image_init_deflate_starts_image_filters_as_summed_video_filters():
+    kw = dict(depth=10, width=0.125, heads=HEADS, modalities=MODALITIES, frames=3)
+    model = create_model("unidual", image_init="deflate", **kw)
+    pw = model.backbone.layer2[0].conv1.pointwise
+    assert torch.equal(pw["image"].weight, pw["video"].weight.sum(2, keepdim=True))
+    plain = create_model("unidual", **kw).backbone.layer2[0].conv1.pointwise
+    assert not torch.allclose(plain["image"].weight, plain["video"].weight.sum(2, keepdim=True))
+    with pytest.raises(ValueError, match="image_init"):
+        create_model("unidual", image_init="copy", **kw)

@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from unidual.models import create_model
+from unidual.models import create_model, get_model_def
 from unidual.train.objectives import Objective, group_segments
 
 MODS = {"img": "image", "vid": "video"}
@@ -13,7 +13,7 @@ MODS = {"img": "image", "vid": "video"}
 
 def tiny(name: str = "unidual_aux", **kw):
     heads = {"img": 3, "vid": 4}
-    extra = {"modalities": MODS} if name.startswith("unidual") else {}
+    extra = {"modalities": MODS} if get_model_def(name).heads_by_modality else {}
     return create_model(name, depth=10, width=0.125, heads=heads, frames=2, **extra, **kw)
 
 
@@ -91,3 +91,33 @@ def test_empty_batch_is_an_error():
     b = {"img": {"input": torch.zeros(0, 3, 32, 32), "label": torch.zeros(0, dtype=torch.long)}}
     with pytest.raises(ValueError, match="empty batch"):
         Objective(MODS, aux=True)(tiny(), b)
+
+
+def test_each_auxiliary_term_has_its_own_weight():
+    model = tiny().eval()
+    b = batch()
+    ce = lambda o, y: F.cross_entropy(o, y, reduction="sum")  # noqa: E731
+    x_img, y_img, x_vid, y_vid = b["img"]["input"], b["img"]["label"], b["vid"]["input"], b["vid"]["label"]
+    task = ce(model(x_img)["img"], y_img) + ce(model(x_vid)["vid"], y_vid)
+    inflated = ce(model(x_img.unsqueeze(2).expand(-1, -1, 2, -1, -1), pathway="video")["img_aux"], y_img)
+    frame = ce(model(x_vid[:, :, 1], pathway="image")["vid_aux"], y_vid)
+    out = Objective(MODS, aux=True, aux_weight=2.0, inflated_weight=0.25, frame_weight=0.75, frame="middle")(model, b)
+    assert out.loss.item() == pytest.approx(((task + 0.5 * inflated + 1.5 * frame) / 4).item(), rel=1e-5)
+    # a zero weight drops the term and its forward pass
+    out = Objective(MODS, aux=True, frame_weight=0.0, frame="middle")(model, b)
+    assert set(out.count) == {"img", "vid", "img_aux"}
+    assert out.loss.item() == pytest.approx(((task + inflated) / 4).item(), rel=1e-5)
+
+
+def test_terms_normalisation_puts_aux_on_the_scale_of_one_term_per_example():
+    model = tiny().eval()
+    b = batch()
+    by_examples = Objective(MODS, aux=True, frame="middle")(model, b).loss
+    by_terms = Objective(MODS, aux=True, frame="middle", normalize="terms")(model, b).loss
+    assert by_terms.item() == pytest.approx(by_examples.item() / 2, rel=1e-6)  # 8 terms over 4 examples
+    weighted = Objective(MODS, aux=True, frame="middle", normalize="terms", inflated_weight=0.5, frame_weight=0.5)
+    plain = Objective(MODS)(model, b).loss  # no aux: both normalisations agree
+    assert Objective(MODS, normalize="terms")(model, b).loss.item() == pytest.approx(plain.item(), rel=1e-6)
+    assert weighted(model, b).loss.item() > 0
+    with pytest.raises(ValueError, match="normalisation"):
+        Objective(MODS, normalize="batch")

@@ -7,6 +7,7 @@ import pytest
 
 from unidual.models import list_models
 from unidual.train.config import load_config
+from unidual.train.schedule import scaled_lr
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 ALL = sorted(p for p in CONFIGS.rglob("*.yaml") if not p.name.endswith("study.yaml"))  # study files: tests/study
@@ -36,7 +37,8 @@ def test_every_table1_model_has_a_config(folder):
 def test_paper_34_layer_recipe():
     for name in TABLE1:
         cfg = load_config(CONFIGS / "paper" / f"{name}.yaml")
-        assert (cfg.model.depth, cfg.optim.lr, cfg.optim.batch_size, cfg.optim.reference_batch) == (34, 0.01, 16, 1024)
+        assert (cfg.model.depth, cfg.optim.lr, cfg.optim.batch_size, cfg.optim.reference_batch) == (34, 0.01, 16, 16)
+        assert cfg.optim.nesterov and scaled_lr(cfg.optim.lr, 16 * 64, cfg.optim.reference_batch) == pytest.approx(0.64)
         s = cfg.schedule
         assert (s.epochs, s.warmup_epochs, s.kind, s.step_epochs, s.gamma) == (45, 10, "step", 10, 0.1)
         assert cfg.data.epoch_size == (2_000_000 if len(cfg.sources) == 2 else 1_000_000)
@@ -49,7 +51,8 @@ def test_paper_34_layer_recipe():
 def test_paper_152_layer_recipe():
     cfg = load_config(CONFIGS / "paper" / "unidual_aux-152.yaml")
     assert (cfg.model.depth, cfg.model.frames, cfg.model.options) == (152, 16, {"maxpool": True})
-    assert (cfg.optim.lr, cfg.optim.batch_size, cfg.optim.reference_batch) == (0.005, 8, 512)
+    assert (cfg.optim.lr, cfg.optim.batch_size, cfg.optim.reference_batch) == (0.005, 8, 8)
+    assert scaled_lr(cfg.optim.lr, 8 * 64, cfg.optim.reference_batch) == pytest.approx(0.32)
     assert (cfg.schedule.epochs, cfg.schedule.warmup_epochs, cfg.schedule.kind) == (45, 10, "cosine")
     video = next(s for s in cfg.sources if s.modality == "video")
     assert (video.clip.frames, video.clip.stride) == (16, 4) and video.transform.protocol == "B"

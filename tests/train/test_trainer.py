@@ -93,9 +93,12 @@ def test_grad_accumulation_counts_updates(tiny_sources, tmp_path):
     assert trainer.fit().global_step == 4
 
 
-def test_lr_scaling_rule_applied(tiny_sources, tmp_path):
+def test_lr_scaling_rule_and_nesterov_applied(tiny_sources, tmp_path):
     cfg = load_config(data=tiny_config(tiny_sources, optim={"lr": 0.4, "reference_batch": 16}))
-    assert Trainer(cfg, run_dir=tmp_path / "run").lr == pytest.approx(0.4 * 4 / 16)
+    trainer = Trainer(cfg, run_dir=tmp_path / "run")
+    assert trainer.lr == pytest.approx(0.4 * 4 / 16) and not trainer.optimizer.param_groups[0]["nesterov"]
+    cfg = load_config(data=tiny_config(tiny_sources, optim={"nesterov": True}))
+    assert Trainer(cfg, run_dir=tmp_path / "run2").optimizer.param_groups[0]["nesterov"] is True
 
 
 def _diverge_after(trainer: Trainer, step: int) -> None:

@@ -79,11 +79,23 @@ class PathwayModule(nn.Module):
     """Base for composite modules whose forward takes ``(x, pathway)``."""
 
 
-def make_norm(channels: int, pathways: Sequence[str], per_pathway: bool) -> nn.Module:
-    """A shared BN, or one BN per pathway when ``per_pathway`` and there are two pathways."""
-    if per_pathway and len(pathways) > 1:
-        return Dual({p: Norm(channels) for p in pathways})
-    return Norm(channels)
+def make_norm(channels: int, pathways: Sequence[str], per_pathway: bool, stats_per_pathway: bool = False) -> nn.Module:
+    """The BN after a conv: shared, one per pathway, or shared affine with per-pathway statistics.
+
+    ``per_pathway`` gives each pathway its own BN (scale, shift and running statistics).
+    ``stats_per_pathway`` keeps one learned scale and shift (the two branches hold the *same*
+    Parameters) but gives each pathway its own running statistics: in training each pathway is
+    normalised by its own batch anyway, so only evaluation changes -- each pathway is
+    normalised by the statistics of what it saw, not by an average mixed from both.
+    """
+    if len(pathways) < 2 or not (per_pathway or stats_per_pathway):
+        return Norm(channels)
+    norms = {p: Norm(channels) for p in pathways}
+    if not per_pathway:
+        first = norms[pathways[0]]
+        for p in pathways[1:]:
+            norms[p].weight, norms[p].bias = first.weight, first.bias
+    return Dual(norms)
 
 
 def midplanes(in_ch: int, out_ch: int, t: int = 3, d: int = 3) -> int:
@@ -103,7 +115,8 @@ class UniDualBlock(PathwayModule):
     (:mod:`unidual.models.resnet`) holds two of them.
     Spatial stride goes to the spatial conv; the temporal stride only to the
     video point-wise conv. The BN after the spatial conv follows a shared conv
-    so it is shared, unless ``per_pathway_bn``.
+    so it is shared, unless ``per_pathway_bn`` (a BN per pathway) or
+    ``pathway_bn_stats`` (shared scale and shift, running statistics per pathway).
     """
 
     def __init__(
@@ -118,10 +131,11 @@ class UniDualBlock(PathwayModule):
         stride: int = 1,
         temporal_stride: int = 1,
         per_pathway_bn: bool = False,
+        pathway_bn_stats: bool = False,
     ) -> None:
         super().__init__()
         self.spatial = Conv(in_ch, mid_ch, (1, d, d), (1, stride, stride), (0, d // 2, d // 2))
-        self.norm = make_norm(mid_ch, pathways, per_pathway_bn)
+        self.norm = make_norm(mid_ch, pathways, per_pathway_bn, pathway_bn_stats)
         self.relu = nn.ReLU(inplace=True)
         convs = {p: self._pointwise(p, mid_ch, out_ch, t, temporal_stride) for p in pathways}
         self.pointwise: nn.Module = Dual(convs) if len(convs) > 1 else next(iter(convs.values()))
@@ -138,6 +152,16 @@ class UniDualBlock(PathwayModule):
 
     def pointwise_for(self, pathway: str) -> nn.Module:
         return self.pointwise[pathway] if isinstance(self.pointwise, Dual) else self.pointwise
+
+    @torch.no_grad()
+    def image_from_video(self) -> None:
+        """Start the 1×1 image filters as the deflated t×1×1 video filters (sum over t).
+
+        The image pathway then computes, on a static clip, what the video pathway computes
+        (away from the clip's borders), instead of starting from independent random filters.
+        """
+        if isinstance(self.pointwise, Dual) and set(self.pointwise.keys()) == {"image", "video"}:
+            self.pointwise["image"].weight.copy_(self.pointwise["video"].weight.sum(2, keepdim=True))
 
 
 class SpatialMaxPool(nn.Module):

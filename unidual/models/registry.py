@@ -21,10 +21,13 @@ COMMON_OPTIONS: dict[str, Any] = {
     "temporal_kernel": 3,     # t of the t×1×1 filters (and of the M_i formula)
     "layout": "vmz",          # "vmz": M_i per conv; "torchvision": 2nd conv reuses the 1st conv's M
     "per_pathway_bn": False,  # every BN per pathway (ablation); default: only BNs after point-wise convs
+    "pathway_bn_stats": False,  # BNs after shared convs: shared scale/shift, running statistics per pathway
+    "image_init": "independent",  # image 1×1 filters: "independent" random init, or "deflate"d video filters
     "maxpool": False,         # 1×3×3 stride-2 max-pool after the stem (224-px configuration)
     "temporal_strides": True,  # temporal stride 2 in stages 2-4 (video pathway only)
 }
-_BACKBONE_OPTIONS = ("temporal_kernel", "layout", "per_pathway_bn", "maxpool", "temporal_strides")
+_BACKBONE_OPTIONS = ("temporal_kernel", "layout", "per_pathway_bn", "pathway_bn_stats", "image_init", "maxpool",
+                     "temporal_strides")
 
 
 def list_models() -> list[str]:
@@ -108,8 +111,9 @@ def create_model(
     spec = {"name": name, "depth": depth, "width": float(width), "heads": dict(heads), "options": spec_options}
 
     backbone = ResNet2Plus1d(depth, pathways=d.backbone_pathways, width=width, t=opts["temporal_kernel"],
-                             layout=opts["layout"], per_pathway_bn=opts["per_pathway_bn"], maxpool=opts["maxpool"],
-                             temporal_strides=opts["temporal_strides"])
+                             layout=opts["layout"], per_pathway_bn=opts["per_pathway_bn"],
+                             pathway_bn_stats=opts["pathway_bn_stats"], image_init=opts["image_init"],
+                             maxpool=opts["maxpool"], temporal_strides=opts["temporal_strides"])
     lstm_hidden = opts["lstm_hidden"] if d.temporal == "lstm" else None
     model = ImageVideoNet(spec, d, backbone, classes, where, frames=frames, lstm_hidden=lstm_hidden)
     return set_memory_format(model, default_channels_last() if channels_last is None else bool(channels_last))

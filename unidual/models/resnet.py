@@ -39,6 +39,7 @@ DEPTHS: dict[int, tuple[str, tuple[int, int, int, int]]] = {
     152: ("bottleneck", (3, 8, 36, 3)),
 }
 LAYOUTS = ("vmz", "torchvision")
+IMAGE_INITS = ("independent", "deflate")  # image 1×1 filters: own random init, or the deflated video filters
 STAGE_WIDTHS = (64, 128, 256, 512)
 STEM_MID = 45  # the (2+1)D stem's intermediate width in VMZ and torchvision
 EXPANSION = {"basic": 1, "bottleneck": 4}
@@ -71,7 +72,8 @@ class BasicBlock(PathwayModule):
         m1 = midplanes(in_ch, planes, cfg.t)
         # torchvision reuses the first conv's M for the second conv; VMZ computes it per conv
         m2 = m1 if cfg.layout == "torchvision" else midplanes(planes, planes, cfg.t)
-        common = dict(pathways=cfg.pathways, t=cfg.t, per_pathway_bn=cfg.per_pathway_bn)
+        common = dict(pathways=cfg.pathways, t=cfg.t, per_pathway_bn=cfg.per_pathway_bn,
+                      pathway_bn_stats=cfg.pathway_bn_stats)
         self.conv1 = UniDualBlock(in_ch, planes, m1, stride=stride, temporal_stride=temporal_stride, **common)
         self.bn1 = cfg.pathway_norm(planes)
         self.conv2 = UniDualBlock(planes, planes, m2, **common)
@@ -102,6 +104,7 @@ class Bottleneck(PathwayModule):
         self.conv2 = UniDualBlock(
             planes, planes, midplanes(planes, planes, cfg.t), pathways=cfg.pathways, t=cfg.t,
             stride=stride, temporal_stride=temporal_stride, per_pathway_bn=cfg.per_pathway_bn,
+            pathway_bn_stats=cfg.pathway_bn_stats,
         )
         self.bn2 = cfg.pathway_norm(planes)
         self.conv3 = Conv(planes, out_ch, 1)
@@ -123,19 +126,21 @@ class Bottleneck(PathwayModule):
 class BackboneConfig:
     """Choices shared by every block of one backbone."""
 
-    def __init__(self, pathways: Sequence[str], t: int, layout: str, per_pathway_bn: bool) -> None:
+    def __init__(self, pathways: Sequence[str], t: int, layout: str, per_pathway_bn: bool,
+                 pathway_bn_stats: bool = False) -> None:
         self.pathways = tuple(pathways)
         self.t = t
         self.layout = layout
         self.per_pathway_bn = per_pathway_bn
+        self.pathway_bn_stats = pathway_bn_stats
 
     def pathway_norm(self, channels: int) -> nn.Module:
         """BN after a point-wise conv: one per pathway."""
         return make_norm(channels, self.pathways, per_pathway=True)
 
     def shared_norm(self, channels: int) -> nn.Module:
-        """BN after a shared conv: shared unless per_pathway_bn."""
-        return make_norm(channels, self.pathways, self.per_pathway_bn)
+        """BN after a shared conv: shared unless per_pathway_bn (or per-pathway statistics)."""
+        return make_norm(channels, self.pathways, self.per_pathway_bn, self.pathway_bn_stats)
 
     def shortcut(self, in_ch: int, out_ch: int, stride: int, temporal_stride: int) -> Shortcut | None:
         if stride == 1 and temporal_stride == 1 and in_ch == out_ch:
@@ -149,7 +154,8 @@ class Stem(PathwayModule):
     def __init__(self, in_ch: int, out_ch: int, mid_ch: int, cfg: BackboneConfig, maxpool: bool) -> None:
         super().__init__()
         self.conv = UniDualBlock(
-            in_ch, out_ch, mid_ch, pathways=cfg.pathways, t=cfg.t, d=7, stride=2, per_pathway_bn=cfg.per_pathway_bn
+            in_ch, out_ch, mid_ch, pathways=cfg.pathways, t=cfg.t, d=7, stride=2, per_pathway_bn=cfg.per_pathway_bn,
+            pathway_bn_stats=cfg.pathway_bn_stats,
         )
         self.bn = cfg.pathway_norm(out_ch)
         self.relu = nn.ReLU(inplace=True)
@@ -176,6 +182,8 @@ class ResNet2Plus1d(nn.Module):
         t: int = 3,
         layout: str = "vmz",
         per_pathway_bn: bool = False,
+        pathway_bn_stats: bool = False,
+        image_init: str = "independent",
         maxpool: bool = False,
         temporal_strides: bool = True,
         in_channels: int = 3,
@@ -189,7 +197,9 @@ class ResNet2Plus1d(nn.Module):
             raise ValueError("layout='torchvision' exists only for basic-block depths (10, 18, 26, 34)")
         block_name, counts = DEPTHS[depth]
         block = BasicBlock if block_name == "basic" else Bottleneck
-        cfg = BackboneConfig(pathways, t, layout, per_pathway_bn)
+        if image_init not in IMAGE_INITS:
+            raise ValueError(f"image_init must be one of {IMAGE_INITS}, got {image_init!r}")
+        cfg = BackboneConfig(pathways, t, layout, per_pathway_bn, pathway_bn_stats)
         self.pathways = cfg.pathways
         self.in_channels = in_channels
         stem_out = scaled(STAGE_WIDTHS[0], width)
@@ -208,6 +218,10 @@ class ResNet2Plus1d(nn.Module):
             self.add_module(f"layer{i + 1}", nn.ModuleList(blocks))
         self.out_channels = in_ch
         self._init_weights()
+        if image_init == "deflate":
+            for m in self.modules():
+                if isinstance(m, UniDualBlock):
+                    m.image_from_video()
 
     def _init_weights(self) -> None:
         for m in self.modules():

@@ -80,7 +80,7 @@ def fill_sources(entries: Sequence[Mapping[str, Any]], built: Mapping[str, Mappi
     Sampling and transform settings stay the config's (they differ per study: clip length,
     flips); keys the entry leaves out come from the built source.
     """
-    from unidual.train.config import deep_merge
+    from unidual.yamlconfig import deep_merge
 
     out = []
     for i, entry in enumerate(entries):

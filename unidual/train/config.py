@@ -74,7 +74,10 @@ class ScheduleConfig:
 class AuxConfig:
     """UniDual-Aux losses: images -> video pathway -> ``{k}_aux``, frames -> image pathway -> ``{k}_aux``."""
 
-    weight: float = 1.0
+    weight: float = 1.0  # multiplies both auxiliary terms
+    inflated_weight: float = 1.0  # images inflated to static clips -> video pathway -> image task
+    frame_weight: float = 1.0  # one frame per clip -> image pathway -> video task
+    normalize: Literal["examples", "terms"] = "examples"  # loss / N examples, or / weighted number of terms
     routing: Literal["both", "random"] = "both"
     p: float = 0.5  # "random": probability that an example takes the other pathway (aux loss) instead
     frame: Literal["random", "middle"] = "random"  # which frame of a clip feeds the image pathway
@@ -89,6 +92,7 @@ class DataConfig:
     num_workers: int = 0
     eval_batch_size: int = 32  # views per forward during validation
     eval_limit: int | None = None  # validate on the first N test examples of each source (None: all)
+    precise_bn_batches: int = 0  # before each validation, recompute BN statistics from N training batches (0: off)
 
 
 @dataclass
@@ -238,14 +242,17 @@ def validate(cfg: TrainConfig, where: str = "<dict>") -> None:
                    ("schedule.min_lr_factor", cfg.schedule.min_lr_factor)):
         if not 0 <= v <= 1:
             fail(key, f"must be in [0, 1], got {v}")
-    if cfg.aux.weight < 0:
-        fail("aux.weight", f"must be >= 0, got {cfg.aux.weight}")
+    for key in ("weight", "inflated_weight", "frame_weight"):
+        if getattr(cfg.aux, key) < 0:
+            fail(f"aux.{key}", f"must be >= 0, got {getattr(cfg.aux, key)}")
     if not 0 <= cfg.aux.p <= 1:
         fail("aux.p", f"must be in [0, 1], got {cfg.aux.p}")
     _positive(fail, "data.epoch_size", cfg.data.epoch_size)
     _positive(fail, "data.eval_batch_size", cfg.data.eval_batch_size)
     if cfg.data.num_workers < 0:
         fail("data.num_workers", "must be >= 0")
+    if cfg.data.precise_bn_batches < 0:
+        fail("data.precise_bn_batches", "must be >= 0 (0 turns precise BN off)")
     if cfg.run.eval_every < 0 or cfg.run.save_every < 0 or cfg.run.log_every < 1:
         fail("run", "eval_every and save_every must be >= 0, log_every >= 1")
     if cfg.run.max_steps is not None:

@@ -13,9 +13,17 @@ probability ``p``. Inputs headed for the same pathway are concatenated into one
 forward pass (images inflated to the clips' length), so BatchNorm sees the mixed
 batch as in the paper's mixed mini-batches, and a step costs one forward per pathway.
 
-The loss is a per-example mean: ``(Σ task CE + w_aux · Σ aux CE) / N`` with N the
-examples in the batch. With equal-proportion sampling that gives the paper's equal
-task weights on average, and under DDP the averaged gradient equals the global-batch one.
+Each auxiliary term has its own weight: ``w_aux · w_inflated`` for images inflated into the
+video pathway, ``w_aux · w_frame`` for frames sent through the image pathway.
+
+Normalisation (``normalize``): ``"examples"`` (default) divides the weighted sum of every
+cross-entropy by N, the examples in the batch -- with routing ``both`` an example of
+UniDual-Aux then contributes two terms where a baseline's contributes one, so its shared
+filters take steps about twice as large at the same LR. ``"terms"`` divides by the weighted
+number of scored terms instead (Σ w·n over segments), which makes the loss a weighted mean per
+scored term and puts every model's gradient on the same scale. Either way, with
+equal-proportion sampling the tasks are weighted equally on average, and under DDP the
+averaged gradient equals the global-batch one.
 """
 from __future__ import annotations
 
@@ -30,6 +38,7 @@ from unidual.models.table import get_model_def
 from unidual.pathways import aux_name, image_to_clip, other_pathway, select_frame
 
 ROUTINGS = ("both", "random")
+NORMALIZE = ("examples", "terms")
 
 
 @dataclass
@@ -72,10 +81,15 @@ class Objective:
         *,
         aux: bool = False,
         aux_weight: float = 1.0,
+        inflated_weight: float = 1.0,
+        frame_weight: float = 1.0,
+        normalize: str = "examples",
         routing: str = "both",
         p: float = 0.5,
         frame: str = "random",
     ) -> None:
+        if normalize not in NORMALIZE:
+            raise ValueError(f"loss normalisation must be one of {NORMALIZE}, got {normalize!r}")
         if routing not in ROUTINGS:
             raise ValueError(f"aux routing must be one of {ROUTINGS}, got {routing!r}")
         if not 0 <= p <= 1:
@@ -83,6 +97,10 @@ class Objective:
         self.modalities = dict(modalities)
         self.aux = aux and aux_weight > 0
         self.aux_weight = float(aux_weight)
+        # weight of the auxiliary term of a source, by the source's modality
+        self.term_weight = {"image": self.aux_weight * float(inflated_weight),
+                            "video": self.aux_weight * float(frame_weight)}
+        self.normalize = normalize
         self.routing = routing
         self.p = float(p)
         self.frame = frame
@@ -90,8 +108,9 @@ class Objective:
     @classmethod
     def from_config(cls, cfg: Any) -> "Objective":  # cfg: TrainConfig
         aux = get_model_def(cfg.model.name).aux_heads
-        return cls(cfg.modalities, aux=aux, aux_weight=cfg.aux.weight, routing=cfg.aux.routing,
-                   p=cfg.aux.p, frame=cfg.aux.frame)
+        a = cfg.aux
+        return cls(cfg.modalities, aux=aux, aux_weight=a.weight, inflated_weight=a.inflated_weight,
+                   frame_weight=a.frame_weight, normalize=a.normalize, routing=a.routing, p=a.p, frame=a.frame)
 
     # -- planning --------------------------------------------------------
     def segments(
@@ -120,14 +139,14 @@ class Objective:
             if task_mask.any():
                 sel = task_mask.to(y.device)
                 out.append(Segment(own, x[sel], y[sel], model.head_for(key, own), key, 1.0))
-            if aux_mask.any():
+            if aux_mask.any() and self.term_weight[modality] > 0:  # a zero-weight term costs no forward
                 sel = aux_mask.to(y.device)
                 xa = x[sel]
                 if modality == "video":
                     xa = select_frame(xa, self.frame, generator)  # image pathway sees single frames
                 # images stay 4D: they are inflated below (or by the model) on the video pathway
                 out.append(Segment(aux_pathway, xa, y[sel], model.head_for(key, aux_pathway),
-                                   aux_name(key), self.aux_weight))
+                                   aux_name(key), self.term_weight[modality]))
         return out
 
     # -- loss ------------------------------------------------------------
@@ -139,6 +158,7 @@ class Objective:
             raise ValueError("empty batch: every example was skipped")
         segments = self.segments(model, sub, generator)
         total: Tensor | None = None
+        scored = 0.0  # Σ weight · examples over the segments: the "terms" normaliser
         stats = LossOutput(loss=torch.zeros(()), examples=examples)
         for group in group_segments(segments):
             x = torch.cat([s.input for s in group])
@@ -151,12 +171,13 @@ class Objective:
                 ce = F.cross_entropy(logits, s.label, reduction="sum")
                 term = ce * s.weight
                 total = term if total is None else total + term
+                scored += s.weight * n
                 stats.loss_sum[s.term] = stats.loss_sum.get(s.term, 0.0) + float(ce.detach())
                 stats.count[s.term] = stats.count.get(s.term, 0) + n
                 hits = int((logits.detach().argmax(1) == s.label).sum())
                 stats.correct[s.term] = stats.correct.get(s.term, 0) + hits
         assert total is not None
-        stats.loss = total / examples
+        stats.loss = total / (scored if self.normalize == "terms" and scored > 0 else examples)
         return stats
 
 

@@ -30,11 +30,13 @@ from torch.utils.data import DataLoader
 
 from unidual import checkpoint as ckpt
 from unidual.allocator import tune_allocator
+from unidual.data.mixing import MixedDataset, MixedSampler, collate_mixed
 from unidual.data.utils import Spread
 from unidual.models import ImageVideoNet, create_model, get_model_def
 from unidual.train import distributed as D
 from unidual.train.config import TrainConfig, dump_config
 from unidual.train.objectives import LossModule, Objective
+from unidual.train.precise_bn import recompute_bn_statistics
 from unidual.train.schedule import from_config as schedule_from_config
 from unidual.train.schedule import make_scheduler, scaled_lr
 
@@ -171,7 +173,6 @@ class Trainer:
 
     def _build_data(self) -> None:
         from unidual.data import build_dataset
-        from unidual.data.mixing import MixedDataset, MixedSampler
 
         cfg = self.cfg
         self.specs = {s.key: s for s in cfg.sources}
@@ -379,8 +380,6 @@ class Trainer:
         return RunResult(self.run_dir, self.global_step, self.epoch, self.last_metrics, self.best_score)
 
     def _loader(self) -> DataLoader:
-        from unidual.data.mixing import collate_mixed
-
         if self.resume_sampler_state is not None:  # mid-epoch resume: the sampler restarts where it stopped
             self.sampler.load_state_dict(self.resume_sampler_state)
             self.resume_sampler_state = None
@@ -508,7 +507,20 @@ class Trainer:
                                progress=self.cfg.run.progress)
         return D.broadcast_object(metrics)
 
+    def _precise_bn(self) -> None:
+        """Recompute BN running statistics from fresh training batches (docs/training.md, precise BN)."""
+        n = self.cfg.data.precise_bn_batches
+        sampler = MixedSampler({k: len(ds) for k, ds in self.train_sets.items()}, batch_size=self.cfg.optim.batch_size,
+                               epoch_size=n * self.cfg.optim.batch_size * self.env.world_size,
+                               weights=self.cfg.data.weights, seed=self.cfg.run.seed + 7919 * (self.epoch + 1),
+                               rank=self.env.rank, world_size=self.env.world_size)
+        loader = DataLoader(self.mixed, batch_sampler=sampler, collate_fn=collate_mixed,
+                            num_workers=self.cfg.data.num_workers)
+        recompute_bn_statistics(self.model, (batch["sub"] for batch in loader), self.device)
+
     def _validate_and_save(self) -> None:
+        if self.cfg.data.precise_bn_batches:
+            self._precise_bn()
         self.last_metrics = self.validate()
         score = primary_score(self.last_metrics, self.modalities)
         best = self.best_score is None or (not math.isnan(score) and score > self.best_score)
