@@ -53,6 +53,22 @@ class SourceResult:
     def per_class(self) -> dict[str, float]:
         return dict(zip(self.classes, M.per_class_accuracy(self.confusion())))
 
+    def per_example(self) -> dict[str, Tensor]:
+        """Whether each example counts as correct for every accuracy metric (bool, one per row).
+
+        The mean of each is the metric of :meth:`metrics` (as a fraction); kept per example so
+        that two models evaluated on the same test set can be compared pairwise.
+        """
+        def hit(scores: Tensor, k: int) -> Tensor:
+            if len(self.labels) == 0:
+                return torch.zeros(0, dtype=torch.bool)
+            top = scores.topk(min(k, scores.shape[1]), dim=1).indices
+            return (top == self.labels.unsqueeze(1)).any(1)
+
+        if self.modality == "video":
+            return {"clip@1": hit(self.single_view, 1), "video@1": hit(self.scores, 1), "video@5": hit(self.scores, 5)}
+        return {"top1": hit(self.scores, 1), "top5": hit(self.scores, 5)}
+
     def metrics(self) -> dict[str, float]:
         top = M.topk_accuracy(self.scores, self.labels, (1, 5))
         out: dict[str, float] = {}

@@ -73,6 +73,7 @@ def write_outputs(study: Study, out: Path, args: argparse.Namespace, clock: Cloc
     """table.md/csv, runs.csv, chart.png, results.json from every finished run; --doc section."""
     from unidual.study import report
     from unidual.study.chart import plot_table
+    from unidual.study.compare import compare, comparisons_markdown, write_comparisons_csv
     from unidual.study.runner import collect, expected_reports
     from unidual.study.table import build_table, to_markdown, write_csv, write_runs_csv
 
@@ -100,6 +101,11 @@ def write_outputs(study: Study, out: Path, args: argparse.Namespace, clock: Cloc
         "invocation_seconds": clock.seconds, "data_seconds": data_seconds,
     }
     (out / "results.json").write_text(json.dumps({"summary": summary, "results": results}, indent=1) + "\n")
+    paired = [r for r in (compare(study, out, seeds, c) for c in study.comparisons) if r is not None]
+    if paired:
+        write_comparisons_csv(paired, out / "comparisons.csv")
+        md += "\n" + comparisons_markdown(paired, {m.id: m.row for m in study.models})
+        (out / "table.md").write_text(f"# {study.title}\n\n{md}")
     if args.doc:
         report.update_markdown(args.doc, study.name, report.section(summary, md))
     return {"summary": summary, "markdown": md}

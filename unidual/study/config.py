@@ -69,6 +69,22 @@ class ModelRun:
     group: str | None = None
     pretrained: str | None = None  # id of the run whose final checkpoint this one finetunes
     report: list[str] | None = None  # source keys shown in the table (None: every column source it has)
+    overrides: list[str] = field(default_factory=list)  # key=value on this run's config only (ablations)
+    seeds: list[int] | None = None  # the seeds this run is trained with (None: all the study's seeds)
+
+    def runs_seed(self, seed: int) -> bool:
+        return self.seeds is None or seed in self.seeds
+
+
+@dataclass
+class Comparison:
+    """A paired comparison the study reports: ``a`` minus ``b`` on one source's metric, with a 95 % CI."""
+
+    a: str  # model id
+    b: str  # model id
+    source: str
+    metric: str
+    claim: str | None = None  # the paper's claim this comparison decides
 
 
 @dataclass
@@ -83,6 +99,7 @@ class Study:
     data: dict[str, Any] | None = None
     overrides: list[str] = field(default_factory=list)
     eval: EvalSettings = field(default_factory=EvalSettings)
+    comparisons: list[Comparison] = field(default_factory=list)
 
     def model(self, run_id: str) -> ModelRun:
         return next(m for m in self.models if m.id == run_id)
@@ -112,8 +129,8 @@ class Study:
         return done
 
 
-_TOP = {"name", "title", "out", "seeds", "data", "overrides", "eval", "columns", "models"}
-_MODEL = {"id", "row", "config", "group", "pretrained", "report"}
+_TOP = {"name", "title", "out", "seeds", "data", "overrides", "eval", "columns", "models", "comparisons"}
+_MODEL = {"id", "row", "config", "group", "pretrained", "report", "overrides", "seeds"}
 
 
 def load_study(path: str | Path) -> Study:
@@ -207,8 +224,16 @@ def study_from_dict(raw: Mapping[str, Any], path: Path) -> Study:
             missing = [r for r in report if r not in sources]
             if missing:
                 _fail(path, f"{where}.report", f"{missing} are not table columns ({sources})")
+        run_overrides = m.get("overrides") or []
+        if not isinstance(run_overrides, list) or not all(isinstance(o, str) and "=" in o for o in run_overrides):
+            _fail(path, f"{where}.overrides", "must be a list of 'key=value' strings")
+        run_seeds = m.get("seeds")
+        if run_seeds is not None and (not isinstance(run_seeds, list) or not run_seeds
+                                      or not all(isinstance(s, int) and not isinstance(s, bool) for s in run_seeds)):
+            _fail(path, f"{where}.seeds", f"must be a non-empty list of integers, got {run_seeds!r}")
         models.append(ModelRun(id=m["id"], row=m["row"], config=config, group=m.get("group"),
-                               pretrained=m.get("pretrained"), report=report))
+                               pretrained=m.get("pretrained"), report=report, overrides=list(run_overrides),
+                               seeds=run_seeds))
     if not models:
         _fail(path, "models", "at least one model is required")
     ids = [m.id for m in models]
@@ -217,8 +242,20 @@ def study_from_dict(raw: Mapping[str, Any], path: Path) -> Study:
     for m in models:
         if m.pretrained is not None and m.pretrained not in ids:
             _fail(path, f"models.{ids.index(m.id)}.pretrained", f"{m.pretrained!r} is not a model id ({ids})")
+        pre = next((p for p in models if p.id == m.pretrained), None)
+        if pre is not None and pre.seeds is not None and not set(m.seeds or seeds) <= set(pre.seeds):
+            _fail(path, f"models.{ids.index(m.id)}.seeds", f"needs its pretraining run {pre.id!r} on every seed")
+    comparisons = []
+    for i, c in enumerate(raw.get("comparisons") or []):
+        comparison = _typed(Comparison, c, path, f"comparisons.{i}.")
+        for side in ("a", "b"):
+            if getattr(comparison, side) not in ids:
+                _fail(path, f"comparisons.{i}.{side}", f"{getattr(comparison, side)!r} is not a model id ({ids})")
+        if comparison.source not in sources:
+            _fail(path, f"comparisons.{i}.source", f"{comparison.source!r} is not a table column ({sources})")
+        comparisons.append(comparison)
     study = Study(path=path, name=name, title=str(raw.get("title") or name), out=Path(raw.get("out") or "runs/study"),
                   seeds=list(seeds), columns=columns, models=models, data=data, overrides=list(overrides),
-                  eval=settings)
+                  eval=settings, comparisons=comparisons)
     study.ordered()  # cycles are an error now, not after the first runs
     return study

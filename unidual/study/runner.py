@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import numpy as np
 import yaml
 
 from unidual.data.utils import Spread
@@ -28,6 +29,7 @@ from unidual.study.config import ModelRun, Study, StudyError
 from unidual.study.data import fill_sources
 
 RESULT_FILE = "study_result.json"
+EXAMPLES_FILE = "study_examples.npz"  # per test example: correct or not, per metric (paired comparisons)
 TIME_FILE = "study_time.json"
 # Keys that may differ between sessions without changing what is trained.
 COSMETIC_KEYS = {"run.progress", "run.out", "run.name", "run.plots", "run.tensorboard"}
@@ -53,7 +55,7 @@ def plan(study: Study, out: Path, seeds: Sequence[int], only: list[str] | None =
     """Every (seed, model) in order: seeds outermost (a one-seed table is ready early), dependencies first."""
     order = study.ordered(only)
     return [Task(seed, m, run_dir(out, seed, m.id), run_dir(out, seed, m.pretrained) if m.pretrained else None)
-            for seed in seeds for m in order]
+            for seed in seeds for m in order if m.runs_seed(seed)]
 
 
 def status(task: Task) -> str:
@@ -75,7 +77,7 @@ def resolve_config(study: Study, task: Task, built: Mapping[str, Mapping[str, An
     raw = read_yaml(task.model.config)
     if built is not None:
         raw["sources"] = fill_sources(raw.get("sources") or [], built, where)
-    for text in [*study.overrides, *overrides]:
+    for text in [*study.overrides, *task.model.overrides, *overrides]:
         apply_override(raw, text)
     raw.setdefault("run", {})["seed"] = task.seed
     if task.pretrained_dir is not None:
@@ -180,6 +182,8 @@ def collect(study: Study, out: Path, seeds: Sequence[int]) -> tuple[list[dict[st
     results, missing = [], []
     for seed in seeds:
         for m in study.models:
+            if not m.runs_seed(seed):
+                continue
             directory = run_dir(out, seed, m.id)
             if (directory / RESULT_FILE).is_file():
                 r = read_result(directory)
@@ -222,8 +226,19 @@ def evaluate_run_sources(directory: Path, sources: Sequence[str], settings, devi
 
 def evaluate_run(directory: Path, sources: Sequence[str], settings, device_name: str = "auto",
                  progress: bool = False) -> tuple[dict[str, dict[str, float]], dict[str, int], dict[str, str]]:
-    """Final weights, the run's label maps, ``settings.clips`` clips per video: ``(metrics, classes, modalities)``."""
+    """Final weights, the run's label maps, ``settings.clips`` clips per video: ``(metrics, classes, modalities)``.
+
+    Also writes :data:`EXAMPLES_FILE`: ``{key}/index`` (test example index) and ``{key}/{metric}``
+    (1 where that example is correct) for every source.
+    """
     results, payload = evaluate_run_sources(directory, sources, settings, device_name, progress)
+    arrays = {}
+    for key, r in results.items():
+        arrays[f"{key}/index"] = r.indices.numpy()
+        arrays.update({f"{key}/{m}": hits.numpy().astype(np.uint8) for m, hits in r.per_example().items()})
+    tmp = directory / f".{EXAMPLES_FILE}.tmp.npz"
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, directory / EXAMPLES_FILE)
     metrics = {k: r.metrics() for k, r in results.items()}
     classes = {k: len(payload["sources"][k]["classes"]) for k in sources}
     modalities = {k: r.modality for k, r in results.items()}
@@ -246,7 +261,8 @@ def run_task(study: Study, task: Task, cfg, *, log: Callable[[str], None] = prin
     sources = reported_sources(study, task.model, cfg.source_keys)
     if status(task) == "done":
         previous = read_result(task.run_dir)
-        if previous.get("eval") == settings and previous.get("report") == sources:
+        if (previous.get("eval") == settings and previous.get("report") == sources
+                and (task.run_dir / EXAMPLES_FILE).is_file()):
             log(f"  already finished ({task.run_dir / RESULT_FILE}); not retrained")
             return previous
         log(f"  trained; evaluated before with {previous.get('eval')} on {previous.get('report')}, "

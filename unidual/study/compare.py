@@ -1,0 +1,130 @@
+"""Paired comparisons between two rows of a study, with bootstrap confidence intervals.
+
+Two models trained with the same seeds and evaluated on the same test examples are compared
+pairwise: for seed s and example i, ``d[s, i] = correct_a[s, i] - correct_b[s, i]``. The
+reported difference is the mean of ``d`` (in accuracy points); its 95 % interval comes from a
+two-level bootstrap that resamples the seeds and, independently, the test examples (the same
+resampled examples for every seed, since every seed is evaluated on the same test set), so it
+covers both training noise and test-set noise. A verdict is read off the interval, never typed:
+``a > b`` when it lies above 0, ``a < b`` below 0, ``not separable`` when it contains 0.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from unidual.study.config import Comparison, Study, StudyError
+from unidual.study.runner import EXAMPLES_FILE, run_dir
+
+BOOTSTRAP = 2000
+LEVEL = 0.95
+
+
+@dataclass
+class PairedResult:
+    comparison: Comparison
+    seeds: list[int]
+    examples: int
+    a: float  # mean accuracy of a over the paired seeds (%)
+    b: float
+    diff: float  # a - b (points)
+    low: float
+    high: float
+    se_one_run: float  # standard error of one run's accuracy on this test set (binomial, points)
+
+    @property
+    def verdict(self) -> str:
+        if self.low > 0:
+            return f"{self.comparison.a} > {self.comparison.b}"
+        if self.high < 0:
+            return f"{self.comparison.a} < {self.comparison.b}"
+        return "not separable"
+
+
+def load_examples(directory: Path, source: str, metric: str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(example index, correct 0/1)`` of one finished run, sorted by index; None if it has none."""
+    path = directory / EXAMPLES_FILE
+    if not path.is_file():
+        return None
+    with np.load(path) as data:
+        if f"{source}/{metric}" not in data:
+            return None
+        index, hits = data[f"{source}/index"], data[f"{source}/{metric}"]
+    order = np.argsort(index, kind="stable")
+    return index[order], hits[order].astype(np.float64)
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, *, rounds: int = BOOTSTRAP, level: float = LEVEL,
+                     seed: int = 0) -> tuple[float, float, float]:
+    """Mean of ``a - b`` (seeds x examples, 0/1) and its two-level bootstrap interval, in points."""
+    if a.shape != b.shape or a.ndim != 2 or a.size == 0:
+        raise ValueError(f"need two equal (seeds, examples) arrays, got {a.shape} and {b.shape}")
+    d = a - b
+    n_seeds, n_examples = d.shape
+    rng = np.random.default_rng(seed)
+    seed_w = rng.multinomial(n_seeds, np.full(n_seeds, 1 / n_seeds), size=rounds) / n_seeds  # (R, S)
+    example_w = rng.multinomial(n_examples, np.full(n_examples, 1 / n_examples), size=rounds) / n_examples  # (R, N)
+    stats = np.einsum("rs,sn,rn->r", seed_w, d, example_w)
+    tail = (1 - level) / 2
+    low, high = np.quantile(stats, [tail, 1 - tail])
+    return 100 * float(d.mean()), 100 * float(low), 100 * float(high)
+
+
+def compare(study: Study, out: Path, seeds: Sequence[int], comparison: Comparison) -> PairedResult | None:
+    """One comparison over the seeds where both runs have per-example results (None if there are none)."""
+    rows_a, rows_b, used = [], [], []
+    for seed in seeds:
+        ea = load_examples(run_dir(out, seed, comparison.a), comparison.source, comparison.metric)
+        eb = load_examples(run_dir(out, seed, comparison.b), comparison.source, comparison.metric)
+        if ea is None or eb is None:
+            continue
+        if not np.array_equal(ea[0], eb[0]):
+            raise StudyError(f"seed {seed}: {comparison.a} and {comparison.b} were evaluated on different "
+                             f"{comparison.source} examples; re-evaluate both with the same eval settings")
+        rows_a.append(ea[1])
+        rows_b.append(eb[1])
+        used.append(seed)
+    if not used:
+        return None
+    if len({len(r) for r in rows_a}) != 1:
+        raise StudyError(f"{comparison.source}: seeds were evaluated on test sets of different sizes")
+    a, b = np.stack(rows_a), np.stack(rows_b)
+    diff, low, high = paired_bootstrap(a, b)
+    p = float(a.mean())
+    return PairedResult(comparison, used, a.shape[1], 100 * p, 100 * float(b.mean()), diff, low, high,
+                        100 * float(np.sqrt(max(p * (1 - p), 1e-12) / a.shape[1])))
+
+
+def comparisons_markdown(results: Sequence[PairedResult], labels: dict[str, str]) -> str:
+    """The generated comparison table (one line per comparison)."""
+    if not results:
+        return ""
+    lines = [
+        "| Claim | A | B | Metric | A (%) | B (%) | A − B (points) [95 % CI] | Seeds | Verdict |",
+        "|---|---|---|---|---:|---:|---|---:|---|",
+    ]
+    for r in results:
+        c = r.comparison
+        verdict = {f"{c.a} > {c.b}": "A better", f"{c.a} < {c.b}": "B better"}.get(r.verdict, "not separable")
+        lines.append(f"| {c.claim or ''} | {labels.get(c.a, c.a)} | {labels.get(c.b, c.b)} | {c.source} {c.metric} "
+                     f"| {r.a:.1f} | {r.b:.1f} | {r.diff:+.1f} [{r.low:+.1f}, {r.high:+.1f}] | {len(r.seeds)} "
+                     f"| {verdict} |")
+    se = sorted({f"{r.comparison.source} {r.comparison.metric}: {r.se_one_run:.1f}" for r in results})
+    n = sorted({f"{r.comparison.source}: {r.examples}" for r in results})
+    lines += ["", f"Paired by seed; 95 % CI from {BOOTSTRAP} bootstrap resamples of seeds and test examples. "
+                  f"Test examples: {', '.join(n)}. Standard error of one run's accuracy (binomial, points): "
+                  f"{', '.join(se)}."]
+    return "\n".join(lines) + "\n"
+
+
+def write_comparisons_csv(results: Sequence[PairedResult], path: Path) -> None:
+    rows = ["a,b,source,metric,claim,seeds,examples,a_pct,b_pct,diff,ci_low,ci_high,se_one_run,verdict"]
+    for r in results:
+        c = r.comparison
+        claim = (c.claim or "").replace('"', "'")
+        rows.append(f"{c.a},{c.b},{c.source},{c.metric},\"{claim}\",{' '.join(map(str, r.seeds))},{r.examples},"
+                    f"{r.a:.3f},{r.b:.3f},{r.diff:.3f},{r.low:.3f},{r.high:.3f},{r.se_one_run:.3f},{r.verdict}")
+    path.write_text("\n".join(rows) + "\n")
