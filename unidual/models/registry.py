@@ -38,6 +38,7 @@ _OPTIONS: dict[str, Any] = {
     "temporal_strides": True,  # temporal stride 2 in stages 2-4 (video pathway only)
     "lstm_hidden": 512,       # r2d_lstm_multitask only
     "deployed": False,        # unidual_aux only: auxiliary heads dropped
+    "bn_eps": 1e-5,           # BatchNorm epsilon; 1e-3 for Caffe2/VMZ-trained weights (docs/models.md)
 }
 
 
@@ -121,6 +122,8 @@ def create_model(
         raise ValueError(f"{name}: frames must be an integer >= 1, got {frames!r}")
     if opts["layout"] not in LAYOUTS:
         raise ValueError(f"{name}: layout must be one of {LAYOUTS}, got {opts['layout']!r}")
+    if isinstance(opts["bn_eps"], bool) or not isinstance(opts["bn_eps"], (int, float)) or not opts["bn_eps"] > 0:
+        raise ValueError(f"{name}: bn_eps must be a positive number, got {opts['bn_eps']!r}")
     modalities = _check_modalities(name, heads, opts["modalities"])
     pathways, route, lstm, _ = _TABLE[name]
     aux = name == "unidual_aux" and not opts["deployed"]
@@ -128,6 +131,7 @@ def create_model(
 
     spec_options = {"frames": frames, "modalities": modalities}
     spec_options.update({k: opts[k] for k in ("temporal_kernel", "layout", "per_pathway_bn", "maxpool", "temporal_strides")})
+    spec_options["bn_eps"] = float(opts["bn_eps"])
     if lstm:
         spec_options["lstm_hidden"] = opts["lstm_hidden"]
     if name == "unidual_aux":
@@ -143,6 +147,7 @@ def create_model(
         per_pathway_bn=opts["per_pathway_bn"],
         maxpool=opts["maxpool"],
         temporal_strides=opts["temporal_strides"],
+        bn_eps=float(opts["bn_eps"]),
     )
     model = UniDualNet(
         spec, backbone, route, classes, where, frames=frames, lstm_hidden=opts["lstm_hidden"] if lstm else None

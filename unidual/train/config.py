@@ -103,7 +103,11 @@ class DataConfig:
 
 @dataclass
 class FinetuneConfig:
-    """Pretrain -> finetune: backbone from ``checkpoint`` (file or run dir), converted if needed."""
+    """Start from pretrained weights: backbone from ``checkpoint`` (file or run dir), converted if needed.
+
+    Required by regime ``finetune``; any other regime may use it too (e.g. a checkpoint written by
+    ``unidual convert``: ``deflate`` feeds the image pathway of r2d / unidual from it).
+    """
 
     checkpoint: str | None = None
     convert: Literal["inflate", "deflate"] | None = None
@@ -362,8 +366,8 @@ def validate(cfg: TrainConfig, where: str = "<dict>", *, check_sources: bool = T
         fail("sources", f"regime {cfg.regime!r} needs at least one image and one video source")
     if cfg.regime == "finetune" and not cfg.finetune.checkpoint:
         fail("finetune.checkpoint", "regime 'finetune' needs the pretrained checkpoint (file or run dir)")
-    if cfg.regime != "finetune" and cfg.finetune.checkpoint:
-        fail("finetune.checkpoint", f"only used by regime 'finetune' (regime is {cfg.regime!r})")
+    if cfg.finetune.convert and not cfg.finetune.checkpoint:
+        fail("finetune.convert", "converts the weights of finetune.checkpoint, which is not set")
     if cfg.data.weights is not None:
         extra = set(cfg.data.weights) - set(keys)
         if extra:
