@@ -1,9 +1,12 @@
-"""The plain-PyTorch reference: R(2+1)D-18 exactly as torchvision's ``r2plus1d_18`` defines it.
+"""The plain-PyTorch reference: R(2+1)D exactly as torchvision's ``VideoResNet`` defines it.
 
-Written out here so the benchmarks need no torchvision (it is not installed in the project
-environment); torchvision's own model is used instead when it is importable. The module names
-mirror torchvision's, so ``unidual.models.surgery.from_torchvision`` loads its ``state_dict``
-strictly (the numerics check of ``model_speed.py``). 31,505,325 parameters with 400 classes.
+Written out here so the benchmarks and the default test suite need no torchvision (it is not
+installed in the project environment); torchvision's own model is used instead when it is
+importable. The module names mirror torchvision's, so ``unidual.models.surgery.from_torchvision``
+loads its ``state_dict`` strictly. ``R2Plus1d18``: torchvision's ``r2plus1d_18`` (31,505,325
+parameters with 400 classes). ``r2plus1d_34(caffe2=True)``: the ig65m-pytorch project's R(2+1)D-34
+-- torchvision's topology with blocks (3, 4, 6, 3), the Caffe2/VMZ mid-channel width in the second
+conv of the first block of layers 2-4 and BatchNorm eps 1e-3.
 """
 from __future__ import annotations
 
@@ -53,17 +56,17 @@ class R2Plus1dStem(nn.Sequential):
         )
 
 
-class R2Plus1d18(nn.Module):
-    """torchvision's ``VideoResNet(BasicBlock, [Conv2Plus1D] * 4, [2, 2, 2, 2], R2Plus1dStem)``."""
+class VideoResNetR2Plus1d(nn.Module):
+    """torchvision's ``VideoResNet(BasicBlock, [Conv2Plus1D] * 4, layers, R2Plus1dStem)``."""
 
-    def __init__(self, num_classes: int = 400) -> None:
+    def __init__(self, layers: tuple[int, int, int, int] = (2, 2, 2, 2), num_classes: int = 400) -> None:
         super().__init__()
         self.inplanes = 64
         self.stem = R2Plus1dStem()
-        self.layer1 = self._make_layer(64, 2, stride=1)
-        self.layer2 = self._make_layer(128, 2, stride=2)
-        self.layer3 = self._make_layer(256, 2, stride=2)
-        self.layer4 = self._make_layer(512, 2, stride=2)
+        self.layer1 = self._make_layer(64, layers[0], stride=1)
+        self.layer2 = self._make_layer(128, layers[1], stride=2)
+        self.layer3 = self._make_layer(256, layers[2], stride=2)
+        self.layer4 = self._make_layer(512, layers[3], stride=2)
         self.avgpool = nn.AdaptiveAvgPool3d((1, 1, 1))
         self.fc = nn.Linear(512, num_classes)
         for m in self.modules():
@@ -90,6 +93,40 @@ class R2Plus1d18(nn.Module):
         x = self.stem(x)
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(self.avgpool(x).flatten(1))
+
+
+class R2Plus1d18(VideoResNetR2Plus1d):
+    """torchvision's ``r2plus1d_18``."""
+
+    def __init__(self, num_classes: int = 400) -> None:
+        super().__init__((2, 2, 2, 2), num_classes)
+
+
+def caffe2_midplanes(model: VideoResNetR2Plus1d) -> VideoResNetR2Plus1d:
+    """The ig65m-pytorch fix: the second conv of layers 2-4's first block gets its own M_i
+    (computed from its own in/out planes, as Caffe2/VMZ does) instead of the first conv's."""
+    for name in ("layer2", "layer3", "layer4"):
+        block = getattr(model, name)[0]
+        planes = block.conv2[0][3].out_channels
+        mid = (planes * planes * 3 * 3 * 3) // (planes * 3 * 3 + 3 * planes)
+        block.conv2[0] = Conv2Plus1D(planes, planes, mid)
+        nn.init.kaiming_normal_(block.conv2[0][0].weight, mode="fan_out", nonlinearity="relu")
+        nn.init.kaiming_normal_(block.conv2[0][3].weight, mode="fan_out", nonlinearity="relu")
+    return model
+
+
+def set_bn_eps(model: nn.Module, eps: float) -> nn.Module:
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm3d):
+            m.eps = eps
+    return model
+
+
+def r2plus1d_34(num_classes: int = 400, caffe2: bool = True) -> VideoResNetR2Plus1d:
+    """R(2+1)D-34 in torchvision's topology; ``caffe2=True``: as ig65m-pytorch builds it
+    (Caffe2 mid-channels in layers 2-4's first block, BatchNorm eps 1e-3)."""
+    model = VideoResNetR2Plus1d((3, 4, 6, 3), num_classes)
+    return set_bn_eps(caffe2_midplanes(model), 1e-3) if caffe2 else model
 
 
 def reference_r2plus1d_18(num_classes: int = 400) -> tuple[nn.Module, str]:

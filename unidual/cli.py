@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("unidual.train.demo", "train UniDual-Aux on the embedded dataset and compare"),
     "eval": ("unidual.evaluate.commands", "evaluate a run or checkpoint"),
     "predict": ("unidual.evaluate.predict", "top-k classes for image/video files"),
+    "convert": ("unidual.convert", "published R(2+1)D weights (torchvision layout) -> a unidual checkpoint"),
     "export": ("unidual.evaluate.export", "export one pathway to ONNX or TorchScript"),
     "visualize": ("unidual.evaluate.visualize", "feature maps of the dual point-wise layers"),
     "study": ("unidual.study", "the paper's comparative study (Tables 2 and 3)"),

@@ -75,3 +75,17 @@ def test_data_override_uses_class_folders_and_rejects_unknown_classes(tiny_run, 
     shutil.copytree(classes_only / "left", classes_only / "jump")  # a class the run never saw
     assert cli(["eval", str(tiny_run["checkpoint"]), "--data", f"moves={classes_only}"]) == 2
     assert "'jump' is not in the label map" in capsys.readouterr().err
+
+
+def test_eval_folder_passes_over_non_media_files_with_one_note(tiny_run, tmp_path, capsys):
+    import shutil
+
+    flat = tmp_path / "moves_flat"
+    shutil.copytree(tiny_run["videos"] / "test", flat)
+    (flat / "README.md").write_text("how these clips were made")
+    (flat / "left" / "Thumbs.db").write_bytes(b"\x00")
+    assert cli(["eval", str(tiny_run["checkpoint"]), "--data", f"moves={flat}", "--json", "--clips", "1"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["moves"]["examples"] == 4
+    notes = [line for line in captured.err.splitlines() if "passed over" in line]
+    assert len(notes) == 1 and "passed over 2 file(s)" in notes[0] and "README.md" in notes[0]

@@ -61,3 +61,33 @@ def test_predict_cli_folder_skips_bad_files(tiny_run, tmp_path, capsys):
     # batching gives the same answer as one file at a time
     single = predict(tiny_run["checkpoint"], [good[0]["path"]], topk=1)[0]
     assert single.top[next(iter(single.top))][0][1] == pytest.approx(next(iter(good[0]["top"].values()))[0]["score"], abs=1e-5)
+
+
+def test_predict_folder_passes_over_non_media_files_with_one_note(tiny_run, tmp_path, capsys):
+    folder = tmp_path / "photos"
+    shutil.copytree(tiny_run["images"] / "test" / "circle", folder)
+    for name in ("README.md", ".DS_Store", "Thumbs.db"):
+        (folder / name).write_text("not a picture")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "notes.txt").write_text("nor this")
+    status = cli(["predict", str(tiny_run["checkpoint"]), str(folder), "--json"])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    rows = json.loads(captured.out)
+    assert sorted(r["path"].rsplit("/", 1)[-1] for r in rows) == ["circle0.png", "circle1.png"]
+    notes = [line for line in captured.err.splitlines() if "passed over" in line]
+    assert len(notes) == 1 and "passed over 4 file(s)" in notes[0] and ".DS_Store" in notes[0]
+
+
+def test_predict_named_unreadable_file_is_still_an_error(tiny_run, tmp_path, capsys):
+    readme = tmp_path / "README.md"
+    readme.write_text("# not media")
+    status = cli(["predict", str(tiny_run["checkpoint"]), str(readme)])
+    err = capsys.readouterr().err
+    assert status == 1 and "README.md" in err and "passed over" not in err
+
+
+def test_predict_folder_without_media_is_a_clear_error(tiny_run, tmp_path, capsys):
+    (tmp_path / "README.md").write_text("# nothing here")
+    assert cli(["predict", str(tiny_run["checkpoint"]), str(tmp_path)]) == 2
+    assert "no image or video files in" in capsys.readouterr().err

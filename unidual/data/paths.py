@@ -1,10 +1,19 @@
-"""Where the shared real data lives: $UNIDUAL_DATA, else ../shared/data beside the project."""
+"""Where the shared real data lives: $UNIDUAL_DATA, else ``../shared/data`` beside the project.
+
+"The project" is the source checkout when unidual runs from one (an editable install: the
+folder holding pyproject.toml above the package), else the working directory -- an installed
+package has no project folder, and nothing else in the library depends on where it is installed.
+"""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+def source_checkout() -> Path | None:
+    """The project folder if this package is imported from a source checkout, else None."""
+    root = Path(__file__).resolve().parents[2]
+    return root if (root / "pyproject.toml").is_file() and (root / "unidual").is_dir() else None
 
 
 def shared_data_dir() -> Path:
@@ -12,4 +21,4 @@ def shared_data_dir() -> Path:
     env = os.environ.get("UNIDUAL_DATA")
     if env:
         return Path(env).expanduser().resolve()
-    return (PROJECT_ROOT / ".." / "shared" / "data").resolve()
+    return ((source_checkout() or Path.cwd()) / ".." / "shared" / "data").resolve()

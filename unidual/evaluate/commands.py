@@ -14,13 +14,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 from unidual.checkpoint import CheckpointError, load_model
 from unidual.data import DataError
 from unidual.evaluate import metrics as M
 from unidual.evaluate.datasets import build_test_datasets, source_specs
 from unidual.evaluate.evaluator import SourceResult, evaluate_sources, format_table
+from unidual.evaluate.predict import passed_over_note
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +47,17 @@ def parse_data_args(items: Sequence[str]) -> dict[str, str]:
             raise ValueError(f"--data {item!r}: expected KEY=PATH")
         out[key] = path
     return out
+
+
+def passed_over_files(spec: Mapping[str, Any], dataset: Any) -> list[Path]:
+    """Files of a ``folder`` source's class folders (and the folder holding them) that the dataset
+    did not take: README.md, .DS_Store, Thumbs.db and other non-media files."""
+    if spec.get("format") != "folder":
+        return []  # list / CSV formats select their files; the rest of a folder is not theirs
+    taken = {Path(f) for f in getattr(dataset, "files", []) if "::" not in str(f)}
+    class_dirs = {f.parent for f in taken}
+    folders = class_dirs | {d.parent for d in class_dirs}
+    return sorted(f for d in folders for f in d.iterdir() if f.is_file() and f not in taken)
 
 
 def write_reports(results: Mapping[str, SourceResult], out: Path) -> dict[str, dict[str, float]]:
@@ -74,6 +86,9 @@ def main(args: argparse.Namespace) -> int:
     except (CheckpointError, DataError, KeyError, ValueError) as exc:
         print(f"unidual eval: {exc}", file=sys.stderr)
         return 2
+    passed_over = [f for key, ds in datasets.items() for f in passed_over_files(specs[key], ds)]
+    if passed_over:
+        print(passed_over_note(passed_over, "eval"), file=sys.stderr)
     model.to(args.device)
     modalities = {key: spec["modality"] for key, spec in specs.items()}
     results = evaluate_sources(model, datasets, modalities, batch_size=args.batch_size, device=args.device,

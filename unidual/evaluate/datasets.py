@@ -35,6 +35,10 @@ def source_specs(
         specs = chosen
     if not specs:
         raise ValueError("the checkpoint has no config sources; name the test data with --data KEY=PATH")
+    rootless = [key for key, spec in specs.items() if not spec.get("root")]
+    if rootless:  # converted weights: the checkpoint knows the test recipe, not where the videos are
+        raise ValueError(f"the checkpoint names no test data for {rootless}; "
+                         f"give it with --data {rootless[0]}=PATH")
     for spec in specs.values():
         if clips is not None:
             spec.setdefault("clip", {})

@@ -99,8 +99,8 @@ def spec_for(payload: Mapping[str, Any], modality: str) -> Any:
     from unidual.data import SourceSpec
 
     for src in (payload.get("config") or {}).get("sources", []):
-        if src.get("modality") == modality:
-            return SourceSpec.from_dict(src)
+        if src.get("modality") == modality:  # converted weights store the recipe without a root
+            return SourceSpec.from_dict({"root": ".", **src})
     frames = int(payload.get("model_spec", {}).get("options", {}).get("frames") or 8)
     return SourceSpec.from_dict(default_spec(modality, frames))
 
@@ -131,16 +131,34 @@ def load_views(path: str | Path, modality: str, spec: Any) -> Tensor:
     return torch.stack([v.permute(1, 0, 2, 3) for v in views])
 
 
-def expand_inputs(items: Iterable[str | Path]) -> list[Path]:
-    """Files as given, folders walked recursively (sorted; hidden files skipped)."""
+def expand_inputs(items: Iterable[str | Path], passed_over: list[Path] | None = None) -> list[Path]:
+    """Files as given; folders walked recursively (sorted) for image/video files only.
+
+    A folder's other files (README.md, .DS_Store, Thumbs.db, ...) are appended to ``passed_over``
+    for one note; a file named explicitly is always taken, so an unreadable one is an error.
+    """
+    from unidual.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+
+    media = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
     out: list[Path] = []
     for item in items:
         p = Path(item)
-        if p.is_dir():
-            out += sorted(f for f in p.rglob("*") if f.is_file() and not f.name.startswith("."))
-        else:
+        if not p.is_dir():
             out.append(p)
+            continue
+        for f in sorted(f for f in p.rglob("*") if f.is_file()):
+            if f.suffix.lower() in media and not f.name.startswith("."):
+                out.append(f)
+            elif passed_over is not None:
+                passed_over.append(f)
     return out
+
+
+def passed_over_note(files: Sequence[Path], command: str) -> str:
+    """One line: how many non-media files the folders held, and the first few names."""
+    names = ", ".join(f.name for f in files[:3]) + (", ..." if len(files) > 3 else "")
+    return (f"unidual {command}: passed over {len(files)} file(s) in the given folder(s) without an "
+            f"image/video extension ({names})")
 
 
 # --------------------------------------------------------------------------- predicting
@@ -255,7 +273,13 @@ def main(args: argparse.Namespace) -> int:
     except CheckpointError as exc:
         print(f"unidual predict: {exc}", file=sys.stderr)
         return 2
-    files = expand_inputs(args.inputs)
+    passed_over: list[Path] = []
+    files = expand_inputs(args.inputs, passed_over)
+    if passed_over:
+        print(passed_over_note(passed_over, "predict"), file=sys.stderr)
+    if not files:
+        print(f"unidual predict: no image or video files in {' '.join(args.inputs)}", file=sys.stderr)
+        return 2
     results = predict_files(model, payload, files, topk=args.topk, batch_size=args.batch_size, device=args.device,
                             progress=len(files) > 1 and sys.stderr.isatty())
     if args.json:

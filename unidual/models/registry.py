@@ -25,6 +25,7 @@ COMMON_OPTIONS: dict[str, Any] = {
     "image_init": "independent",  # image 1×1 filters: "independent" random init, or "deflate"d video filters
     "maxpool": False,         # 1×3×3 stride-2 max-pool after the stem (224-px configuration)
     "temporal_strides": True,  # temporal stride 2 in stages 2-4 (video pathway only)
+    "bn_eps": 1e-5,           # BatchNorm epsilon; 1e-3 for Caffe2/VMZ-trained weights (docs/models.md)
 }
 _BACKBONE_OPTIONS = ("temporal_kernel", "layout", "per_pathway_bn", "pathway_bn_stats", "image_init", "maxpool",
                      "temporal_strides")
@@ -100,11 +101,14 @@ def create_model(
         raise ValueError(f"{name}: frames must be an integer >= 1, got {frames!r}")
     if opts["layout"] not in LAYOUTS:
         raise ValueError(f"{name}: layout must be one of {LAYOUTS}, got {opts['layout']!r}")
+    if isinstance(opts["bn_eps"], bool) or not isinstance(opts["bn_eps"], (int, float)) or not opts["bn_eps"] > 0:
+        raise ValueError(f"{name}: bn_eps must be a positive number, got {opts['bn_eps']!r}")
     modalities = _check_modalities(d, heads, opts["modalities"])
     with_aux = d.aux_heads and not opts.get("deployed", False)
     classes, where = head_layout(d.pathways, heads, modalities, with_aux)
 
     spec_options = {"frames": frames, "modalities": modalities, **{k: opts[k] for k in _BACKBONE_OPTIONS}}
+    spec_options["bn_eps"] = float(opts["bn_eps"])
     spec_options.update({k: opts[k] for k in d.options})
     if "deployed" in spec_options:
         spec_options["deployed"] = bool(spec_options["deployed"])
@@ -113,7 +117,8 @@ def create_model(
     backbone = ResNet2Plus1d(depth, pathways=d.backbone_pathways, width=width, t=opts["temporal_kernel"],
                              layout=opts["layout"], per_pathway_bn=opts["per_pathway_bn"],
                              pathway_bn_stats=opts["pathway_bn_stats"], image_init=opts["image_init"],
-                             maxpool=opts["maxpool"], temporal_strides=opts["temporal_strides"])
+                             maxpool=opts["maxpool"], temporal_strides=opts["temporal_strides"],
+                             bn_eps=float(opts["bn_eps"]))
     lstm_hidden = opts["lstm_hidden"] if d.temporal == "lstm" else None
     model = ImageVideoNet(spec, d, backbone, classes, where, frames=frames, lstm_hidden=lstm_hidden)
     return set_memory_format(model, default_channels_last() if channels_last is None else bool(channels_last))

@@ -187,6 +187,7 @@ class ResNet2Plus1d(nn.Module):
         maxpool: bool = False,
         temporal_strides: bool = True,
         in_channels: int = 3,
+        bn_eps: float = 1e-5,
     ) -> None:
         super().__init__()
         if depth not in DEPTHS:
@@ -218,6 +219,9 @@ class ResNet2Plus1d(nn.Module):
             self.add_module(f"layer{i + 1}", nn.ModuleList(blocks))
         self.out_channels = in_ch
         self._init_weights()
+        for m in self.modules():  # 1e-5: PyTorch's default; 1e-3: Caffe2/VMZ-trained weights (ig65m)
+            if isinstance(m, nn.BatchNorm3d):
+                m.eps = bn_eps
         if image_init == "deflate":
             for m in self.modules():
                 if isinstance(m, UniDualBlock):

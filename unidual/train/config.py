@@ -97,10 +97,12 @@ class DataConfig:
 
 @dataclass
 class FinetuneConfig:
-    """Pretrain -> finetune: backbone from ``checkpoint`` (file or run dir), converted if needed.
+    """Start from pretrained weights: backbone from ``checkpoint`` (file or run dir), converted if needed.
 
-    ``convert: auto`` applies the model's own conversion (its ``pretrained_convert`` in the
-    model table) to whatever the checkpoint lacks; ``inflate`` / ``deflate`` force one; null
+    Required by regime ``finetune``; any other regime may use it too (e.g. a checkpoint written by
+    ``unidual convert``). ``convert: auto`` applies the model's own conversion (its
+    ``pretrained_convert`` in the model table) to whatever the checkpoint lacks -- for r2d / unidual
+    from an R(2+1)D that deflates the image pathway from it; ``inflate`` / ``deflate`` force one; null
     copies tensors of equal shape only. ``inflate_mode``: ``center`` puts a 1×1 filter on the
     middle tap (the network equals the 2D one frame by frame), ``mean`` spreads it as w/t over
     the taps (I3D's inflation, which the paper cites).
@@ -207,8 +209,8 @@ def validate(cfg: TrainConfig, where: str = "<dict>") -> None:
                         f"{' and one '.join(definition.needs_modalities)} source")
     if cfg.regime == "finetune" and not cfg.finetune.checkpoint:
         fail("finetune.checkpoint", "regime 'finetune' needs the pretrained checkpoint (file or run dir)")
-    if cfg.regime != "finetune" and cfg.finetune.checkpoint:
-        fail("finetune.checkpoint", f"only used by regime 'finetune' (regime is {cfg.regime!r})")
+    if cfg.finetune.convert not in (None, "auto") and not cfg.finetune.checkpoint:
+        fail("finetune.convert", "converts the weights of finetune.checkpoint, which is not set")
     if cfg.data.weights is not None:
         extra = set(cfg.data.weights) - set(keys)
         if extra:

@@ -14,9 +14,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from unidual.data.paths import PROJECT_ROOT
-
-CONFIG_DIR = PROJECT_ROOT / "configs" / "cpu"
+# shipped inside the package (package data), so an installed unidual finds them from any folder
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "cpu"
 DEMO_CONFIG = CONFIG_DIR / "demo.yaml"
 COMPARE_CONFIG = CONFIG_DIR / "demo_r2plus1d.yaml"
 

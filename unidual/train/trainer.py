@@ -207,7 +207,7 @@ class Trainer:
     def _build_model(self) -> None:
         cfg = self.cfg
         model = model_for_config(cfg, {k: len(c) for k, c in self.classes.items()})
-        if cfg.regime == "finetune" and not self.resume:
+        if cfg.finetune.checkpoint and not self.resume:
             self._load_pretrained(model)
         self.model = model.to(self.device)
         self.objective = Objective.from_config(cfg)
@@ -220,10 +220,14 @@ class Trainer:
             self.model.compile(dynamic=False)
 
     def _load_pretrained(self, model: nn.Module) -> None:
-        from unidual.models.surgery import load_backbone
+        from unidual.models.surgery import architecture_mismatch, load_backbone
 
         source = self.cfg.finetune.checkpoint
         payload = ckpt.load_checkpoint(source, map_location="cpu")
+        differ = architecture_mismatch(payload["model_spec"], model.spec)
+        if differ:  # bn_eps / maxpool are in no tensor: copying anyway would silently compute something else
+            raise TrainingError(f"{source}: its backbone differs from the configured {self.cfg.model.name} "
+                                f"({'; '.join(differ)}); set the model to match")
         try:
             ft = self.cfg.finetune
             auto = ft.convert == "auto"
