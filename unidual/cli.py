@@ -26,7 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("unidual.convert", "published R(2+1)D weights (torchvision layout) -> a unidual checkpoint"),
     "export": ("unidual.evaluate.export", "export one pathway to ONNX or TorchScript"),
     "visualize": ("unidual.evaluate.visualize", "feature maps of the dual point-wise layers"),
-    "study": ("unidual.study", "the paper's comparative study (Tables 2 and 3)"),
+    "study": ("unidual.study.commands", "the paper's comparative study (Tables 2 and 3)"),
+    "study-parts": ("unidual.study.commands:parts", "which half of '<class> <motion>' labels a study's runs get right"),
 }
 
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from unidual.study.config import Study, StudyError, load_study
+from unidual.study.parts import part_accuracy
+from unidual.study.runner import RESULT_FILE, evaluate_run_sources, plan, read_result
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -218,3 +221,40 @@ def main(args: argparse.Namespace) -> int:
         print(f"unidual study: interrupted ({exc or 'Ctrl-C'}); rerun the same command to continue — finished "
               "runs are kept, an interrupted run resumes from its last checkpoint", file=sys.stderr)
         return 130
+
+
+# -- `unidual study-parts CONFIG`: which half of "<class> <motion>" labels each run gets right ----------
+def parts_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="study YAML (e.g. configs/cpu/study/study.yaml)")
+    parser.add_argument("--out", help="study directory (default: the study's out:)")
+    parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the study's seeds:)")
+    parser.add_argument("--source", default="motion", help="the video source with '<class> <motion>' labels")
+
+
+def parts_main(args: argparse.Namespace) -> int:
+    try:
+        study = load_study(args.config)
+    except StudyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else study.out
+    rows, per_model = [], {}
+    for task in plan(study, out, args.seeds or study.seeds):
+        if not (task.run_dir / RESULT_FILE).is_file() or args.source not in read_result(task.run_dir)["metrics"]:
+            continue  # not finished, or a model without that task (R2D)
+        r = evaluate_run_sources(task.run_dir, [args.source], study.eval)[0][args.source]
+        acc = part_accuracy(r.predictions, r.labels, r.classes)
+        rows.append(f"| {task.model.row} | {task.seed} | {acc['both']:.1f} | {acc['class']:.1f} | {acc['motion']:.1f} |")
+        per_model.setdefault(task.model.row, []).append(acc)
+        print(f"{task.label}: {acc}", file=sys.stderr, flush=True)
+    if not rows:
+        print(f"error: no finished run in {out} reports {args.source!r}", file=sys.stderr)
+        return 1
+    print("| model | seed | video@1 (%) | class part right (%) | motion part right (%) |\n|---|---:|---:|---:|---:|")
+    print("\n".join(rows))
+    print("\n| model | median video@1 | median class part | median motion part |\n|---|---:|---:|---:|")
+    for row, accs in per_model.items():
+        med = {k: statistics.median(a[k] for a in accs) for k in ("both", "class", "motion")}
+        print(f"| {row} | {med['both']:.1f} | {med['class']:.1f} | {med['motion']:.1f} |")
+    return 0
+
