@@ -22,6 +22,9 @@ from typing import Any, Literal, Mapping, Sequence, Union
 
 import yaml
 
+from unidual.models.resnet import DEPTHS
+from unidual.safeyaml import safe_load as safe_yaml_load
+
 REGIMES = ("separate", "finetune", "multitask", "unidual", "unidual_aux")
 # Which models make sense in each regime (a mismatch is almost always a config slip).
 REGIME_MODELS: dict[str, tuple[str, ...]] = {
@@ -99,6 +102,9 @@ class DataConfig:
     num_workers: int = 0
     eval_batch_size: int = 32  # views per forward during validation
     eval_limit: int | None = None  # validate on the first N test examples of each source (None: all)
+    # skip budget: training stops once a source has skipped more unreadable examples than this
+    max_skipped: int | None = None  # count per source over the run (None: no count limit)
+    max_skipped_fraction: float = 0.1  # share of a source's drawn examples (checked once it drew 20)
 
 
 @dataclass
@@ -181,7 +187,11 @@ def read_yaml(path: Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path.resolve() in _seen:
         raise ConfigError(f"{path}: 'base' chain loops back on itself")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = safe_yaml_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (a YAML config must be UTF-8 text)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(raw, dict):
@@ -215,7 +225,7 @@ def apply_override(raw: dict[str, Any], text: str) -> None:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"command line: override {text!r} has an empty key")
     try:
-        value = yaml.safe_load(value_text) if value_text.strip() else None
+        value = safe_yaml_load(value_text) if value_text.strip() else None
     except yaml.YAMLError as exc:
         raise ConfigError(f"command line: value of {key!r} is not valid YAML ({exc})") from exc
     node: Any = raw
@@ -372,6 +382,10 @@ def validate(cfg: TrainConfig, where: str = "<dict>", *, check_sources: bool = T
             fail("data.weights", "weights must be >= 0 with at least one > 0")
 
     _positive(fail, "model.depth", cfg.model.depth)
+    if cfg.model.depth not in DEPTHS:
+        fail("model.depth", f"unsupported depth {cfg.model.depth}; choose one of {sorted(DEPTHS)}")
+    if not _valid_device(cfg.run.device):
+        fail("run.device", f"must be auto, cpu, cuda or cuda:N, got {cfg.run.device!r}")
     _positive(fail, "model.width", cfg.model.width)
     if cfg.model.frames is not None:
         _positive(fail, "model.frames", cfg.model.frames)
@@ -403,12 +417,24 @@ def validate(cfg: TrainConfig, where: str = "<dict>", *, check_sources: bool = T
         fail("aux.p", f"must be in [0, 1], got {cfg.aux.p}")
     _positive(fail, "data.epoch_size", cfg.data.epoch_size)
     _positive(fail, "data.eval_batch_size", cfg.data.eval_batch_size)
+    if cfg.data.max_skipped is not None and cfg.data.max_skipped < 0:
+        fail("data.max_skipped", f"must be >= 0 or null, got {cfg.data.max_skipped}")
+    if not 0 <= cfg.data.max_skipped_fraction <= 1:
+        fail("data.max_skipped_fraction", f"must be in [0, 1], got {cfg.data.max_skipped_fraction}")
     if cfg.data.num_workers < 0:
         fail("data.num_workers", "must be >= 0")
     if cfg.run.eval_every < 0 or cfg.run.save_every < 0 or cfg.run.log_every < 1:
         fail("run", "eval_every and save_every must be >= 0, log_every >= 1")
     if cfg.run.max_steps is not None:
         _positive(fail, "run.max_steps", cfg.run.max_steps)
+
+
+def _valid_device(name: str) -> bool:
+    """Devices the trainer can run on; anything else would only fail once the data is indexed."""
+    kind, _, index = name.partition(":")
+    if name in ("auto", "cpu", "mps"):
+        return True
+    return kind == "cuda" and (not index or index.isdigit())
 
 
 def _positive(fail, key: str, value: float) -> None:
