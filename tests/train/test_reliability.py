@@ -320,6 +320,27 @@ def test_predict_bounds_a_huge_native_size_image(finished_run, tmp_path):
     assert tuple(load_views(small, "image", spec).shape[-2:]) == (30, 40)  # small files untouched
 
 
+def test_eval_of_mixed_native_sizes_runs_and_is_bounded(finished_run, tmp_path, capsys):
+    from unidual.evaluate.commands import build_test_datasets, source_specs
+
+    root = tmp_path / "imgs"
+    for c, name in enumerate(("red", "blue")):
+        (root / name).mkdir(parents=True)
+        for i in range(3):
+            side = 30 + 4 * i
+            Image.new("RGB", (side, side + c), (200, 30, 30) if name == "red" else (30, 30, 200)).save(
+                root / name / f"{i}.png")
+    Image.new("RGB", (3000, 1500), (200, 30, 30)).save(root / "red" / "huge.png")
+    assert cli(["eval", str(finished_run), "--data", f"img={root}", "--json"]) == 0
+    table = json.loads(capsys.readouterr().out)
+    assert table["img"]["examples"] == 7 and table["img"]["skipped"] == 0
+    payload = ckpt.load_checkpoint(finished_run / "last.pt")
+    specs = source_specs(payload, {"img": str(root)}, max_side=64)
+    dataset = build_test_datasets(payload, specs)["img"]
+    huge = dataset.files.index(str(root / "red" / "huge.png"))
+    assert tuple(dataset[huge]["input"].shape[-2:]) == (32, 64)
+
+
 # --------------------------------------------------------------------------- 8. YAML alias bomb
 
 def test_alias_bomb_is_refused_before_expansion(tiny_sources, tmp_path, capsys):

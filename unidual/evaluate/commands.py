@@ -19,6 +19,7 @@ from typing import Any, Mapping, Sequence
 
 from unidual.evaluate import metrics as M
 from unidual.evaluate.evaluator import SourceResult, evaluate_sources, format_table
+from unidual.evaluate.predict import MAX_SIDE  # the same bound on the work per file as predict
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,6 +32,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print metrics as JSON")
+    parser.add_argument("--max-side", type=int, default=MAX_SIDE,
+                        help="longer side frames are scaled down to when the run's test transform keeps the "
+                             f"native size (default {MAX_SIDE})")
     parser.add_argument("--out", type=Path, default=None,
                         help="write metrics.json, per-class CSV and confusion CSV/PNG per source here")
 
@@ -52,6 +56,7 @@ def source_specs(
     *,
     clips: int | None = None,
     three_crop: bool = False,
+    max_side: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """SourceSpec dicts to evaluate: the run's config sources, overridden by ``data`` (key -> root)."""
     known = payload.get("sources", {})
@@ -76,6 +81,11 @@ def source_specs(
             spec["clip"] = {**spec["clip"], "num_clips": clips}
         if three_crop:
             spec["transform"] = {**spec.get("transform", {}), "test_crops": 3}
+        transform = spec.get("transform", {})
+        native = transform.get("protocol") == "custom" and transform.get("resize") is None \
+            and transform.get("crop") is None
+        if max_side is not None and native and transform.get("max_side") is None:
+            spec["transform"] = {**transform, "max_side": max_side}  # bounded work per file
     return specs
 
 
@@ -111,7 +121,10 @@ def main(args: argparse.Namespace) -> int:
 
     try:
         model, payload = load_model(args.checkpoint, deploy=True, map_location="cpu")
-        specs = source_specs(payload, parse_data_args(args.data), clips=args.clips, three_crop=args.three_crop)
+        if args.max_side < 1:
+            raise ValueError(f"--max-side must be >= 1, got {args.max_side}")
+        specs = source_specs(payload, parse_data_args(args.data), clips=args.clips, three_crop=args.three_crop,
+                             max_side=args.max_side)
         datasets = build_test_datasets(payload, specs)
     except (CheckpointError, DataError, KeyError, ValueError) as exc:
         print(f"unidual eval: {exc}", file=sys.stderr)

@@ -113,27 +113,16 @@ def spec_for(payload: Mapping[str, Any], modality: str) -> Any:
     return SourceSpec.from_dict(default_spec(modality, frames))
 
 
-def keeps_native_size(plan: Any) -> bool:
-    """A test plan with neither resize nor crop: its cost grows with the file's pixel count."""
-    return plan.resize is None and not plan.scales and plan.crop is None
-
-
-def bounded_size(height: int, width: int, max_side: int) -> tuple[int, int]:
-    """(h, w) scaled so the longer side is at most ``max_side`` (aspect ratio kept)."""
-    scale = max_side / max(height, width)
-    if scale >= 1:
-        return height, width
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
 def load_views(path: str | Path, modality: str, spec: Any, max_side: int = MAX_SIDE) -> Tensor:
     """A file as test views: image ``(V, 3, H, W)``, video ``(V, 3, T, H, W)`` (V = clips x crops)."""
     from unidual.data import sampling
     from unidual.data.decode import image_array, load_image, read_clip
-    from unidual.data.transforms import apply_plan
+    from unidual.data.transforms import apply_plan, keeps_native_size
 
     plan = spec.transform.plan(modality, "test")
-    native = keeps_native_size(plan)
+    native = keeps_native_size(plan) and plan.max_side is None
+    if native:
+        plan = dataclasses.replace(plan, max_side=max_side)
     rng = random.Random(0)  # test plans are deterministic; rng is only a required argument
     if modality == "image":
         img = load_image(path)
@@ -149,8 +138,6 @@ def load_views(path: str | Path, modality: str, spec: Any, max_side: int = MAX_S
         return sorted(set(sampling.flatten(clips)))
 
     _, wanted, frames = read_clip(path, choose)
-    if native and len(frames) and max(frames[0].shape[:2]) > max_side:
-        plan = dataclasses.replace(plan, resize=bounded_size(*frames[0].shape[:2], max_side))
     by_index = dict(zip(wanted, frames))
     views = []
     for clip in clips:
