@@ -82,7 +82,7 @@ def main(args: argparse.Namespace) -> int:
     except (TrainingError, CheckpointWriteError) as exc:
         print(f"unidual train: {_one_line(exc)}", file=sys.stderr)
         return 1
-    except (DataError, RunDirError, CheckpointError) as exc:  # data, --out folder or checkpoint unusable
+    except (ConfigError, DataError, RunDirError, CheckpointError) as exc:  # config, data, --out or checkpoint
         print(f"unidual train: {_one_line(exc)}", file=sys.stderr)
         return 2
     finally:

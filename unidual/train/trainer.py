@@ -34,7 +34,7 @@ from unidual.allocator import tune_allocator
 from unidual.data.errors import DataError
 from unidual.train import distributed as D
 from unidual.train import rundir
-from unidual.train.config import TrainConfig, dump_config
+from unidual.train.config import ConfigError, TrainConfig, dump_config
 from unidual.train.objectives import LossModule, Objective
 from unidual.train.schedule import from_config as schedule_from_config
 from unidual.train.schedule import make_scheduler, scaled_lr
@@ -312,8 +312,8 @@ class Trainer:
             model = create_model(cfg.model.name, depth=cfg.model.depth, width=cfg.model.width,
                                  heads={k: len(c) for k, c in self.classes.items()}, frames=self._frames(),
                                  channels_last=cfg.run.channels_last, **options)
-        except (TypeError, ValueError) as exc:  # unknown model.options, bad values
-            raise TrainingError(f"model: {exc}") from None
+        except (TypeError, ValueError) as exc:  # unknown model.options, bad values: the config's fault
+            raise ConfigError(f"model: {exc}") from None
         if cfg.regime == "finetune" and not self.resume:
             self._load_pretrained(model)
         self.model = model.to(self.device)
