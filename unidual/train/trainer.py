@@ -139,7 +139,11 @@ def is_oom(exc: BaseException) -> bool:
 # --------------------------------------------------------------------------- the trainer
 
 class Trainer:
-    """Builds everything from a :class:`TrainConfig`, then :meth:`fit` runs (or resumes) the schedule."""
+    """Builds everything from a :class:`TrainConfig`, then :meth:`fit` runs (or resumes) the schedule.
+
+    Rank 0 holds the run directory's lock from construction until :meth:`fit` returns or
+    :meth:`close` is called (or the object / process goes away).
+    """
 
     def __init__(self, cfg: TrainConfig, *, run_dir: str | Path | None = None, resume: bool = False,
                  env: D.DistEnv | None = None, auto_resume: bool = False) -> None:
