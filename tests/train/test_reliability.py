@@ -396,7 +396,7 @@ def test_records_of_an_attempt_without_checkpoint_are_set_aside(finished_run, ti
 
 def test_auto_resume_refuses_a_checkpoint_of_another_config(finished_run, tmp_path, capsys):
     run = copy_run(finished_run, tmp_path / "run")
-    assert cli(["train", str(run / "config.yaml"), "--out", str(run), "optim.lr=0.07", "--auto-resume"]) == 1
+    assert cli(["train", str(run / "config.yaml"), "--out", str(run), "optim.lr=0.07", "--auto-resume"]) == 2
     err = capsys.readouterr().err
     one_line_error(err)
     assert "another config (optim.lr: 0.05 -> 0.07)" in err

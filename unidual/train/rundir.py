@@ -19,7 +19,7 @@ import socket
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, Mapping
 
 from unidual import checkpoint as ckpt
 
@@ -136,6 +136,23 @@ def set_aside_aborted_metrics(run_dir: Path) -> Path | None:
     target = path.with_name("metrics.aborted.jsonl")
     os.replace(path, target)
     return target
+
+
+def config_difference(a: Any, b: Any, prefix: str = "") -> str | None:
+    """The first dotted key where two config dicts differ, as ``key: old -> new`` (None: equal)."""
+    if isinstance(a, Mapping) and isinstance(b, Mapping):
+        for key in list(a) + [k for k in b if k not in a]:
+            diff = config_difference(a.get(key), b.get(key), f"{prefix}{key}.")
+            if diff:
+                return diff
+        return None
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            diff = config_difference(x, y, f"{prefix}{i}.")
+            if diff:
+                return diff
+        return None
+    return None if a == b else f"{prefix.rstrip('.')}: {a!r} -> {b!r}"
 
 
 def notice(message: str) -> None:

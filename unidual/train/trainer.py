@@ -34,13 +34,13 @@ from unidual.allocator import tune_allocator
 from unidual.data.errors import DataError
 from unidual.train import distributed as D
 from unidual.train import rundir
+from unidual.train.skips import SkipBudget
 from unidual.train.config import ConfigError, TrainConfig, dump_config
 from unidual.train.objectives import LossModule, Objective
 from unidual.train.schedule import from_config as schedule_from_config
 from unidual.train.schedule import make_scheduler, scaled_lr
 
 PROBE_FILES = 32  # files tried per source before training: all unreadable -> the source is refused
-SKIP_FRACTION_AFTER = 20  # data.max_skipped_fraction applies once a source drew this many examples
 LOSS_SCALE_HINT = (
     "lower optim.batch_size (keep the global batch with optim.accumulate), the clip length / input size "
     "of the sources, model.width or model.depth, or use run.amp=bf16 on a GPU"
@@ -198,11 +198,11 @@ class Trainer:
             if self.is_main:
                 try:
                     decision = (self._can_auto_resume(), None)
-                except (TrainingError, ckpt.CheckpointError) as exc:
+                except (rundir.RunDirError, ckpt.CheckpointError) as exc:
                     decision = (False, str(exc))
             resume, error = D.broadcast_object(decision)
             if error:
-                raise TrainingError(error)
+                raise rundir.RunDirError(error)
         self.resume = resume
         seed_everything(cfg.run.seed)  # same on every rank: identical initial weights
         self.finetune_missing: list[str] = []  # head keys left at init when finetuning
@@ -231,9 +231,9 @@ class Trainer:
         if not last.is_file():
             return False
         stored = ckpt.load_checkpoint(last, map_location="cpu").get("config") or {}
-        diff = _first_difference(stored, self.cfg.to_dict())
+        diff = rundir.config_difference(stored, self.cfg.to_dict())
         if diff is not None:
-            raise TrainingError(f"{last}: holds a run of another config ({diff}); it is not resumed "
+            raise rundir.RunDirError(f"{last}: holds a run of another config ({diff}); it is not resumed "
                                 f"automatically: use --resume {self.run_dir} or another --out")
         rundir.notice(f"{self.run_dir}: resuming the run found there (same config)")
         return True
@@ -259,7 +259,7 @@ class Trainer:
             if len(ds) == 0:
                 raise TrainingError(f"source {k!r} ({self.specs[k].root}): the train split has no examples")
             self._probe(k, ds)
-        self.skips = _SkipBudget(list(self.specs), cfg.data.max_skipped, cfg.data.max_skipped_fraction)
+        self.skips = SkipBudget(list(self.specs), cfg.data.max_skipped, cfg.data.max_skipped_fraction)
         self.test_sets: dict[str, Any] = {}
         for k, s in self.specs.items():
             test = build_dataset(s, "test", classes=self.classes[k])
@@ -727,58 +727,6 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _first_difference(a: Any, b: Any, prefix: str = "") -> str | None:
-    """The first dotted key where two config dicts differ, as ``key: old -> new`` (None: equal)."""
-    if isinstance(a, Mapping) and isinstance(b, Mapping):
-        for key in list(a) + [k for k in b if k not in a]:
-            diff = _first_difference(a.get(key), b.get(key), f"{prefix}{key}.")
-            if diff:
-                return diff
-        return None
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)) and len(a) == len(b):
-        for i, (x, y) in enumerate(zip(a, b)):
-            diff = _first_difference(x, y, f"{prefix}{i}.")
-            if diff:
-                return diff
-        return None
-    return None if a == b else f"{prefix.rstrip('.')}: {a!r} -> {b!r}"
-
-
-class _SkipBudget:
-    """Unreadable examples per source against ``data.max_skipped`` / ``data.max_skipped_fraction``."""
-
-    def __init__(self, keys: list[str], max_count: int | None, max_fraction: float) -> None:
-        self.keys = keys
-        self.max_count, self.max_fraction = max_count, max_fraction
-        self.drawn = dict.fromkeys(keys, 0)
-        self.skipped = dict.fromkeys(keys, 0)
-        self.files: dict[str, list[str]] = {k: [] for k in keys}
-
-    def add(self, drawn: Mapping[str, int], skipped: list[tuple[str, tuple[str, str]]]) -> None:
-        for key, n in drawn.items():
-            self.drawn[key] += n
-        for key, (path, reason) in skipped:
-            self.skipped[key] += 1
-            if len(self.files[key]) < 3:
-                self.files[key].append(f"{path} ({reason})")
-
-    def _over(self, key: str) -> bool:
-        n, bad = self.drawn[key], self.skipped[key]
-        if self.max_count is not None and bad > self.max_count:
-            return True
-        return n >= SKIP_FRACTION_AFTER and bad > self.max_fraction * n
-
-    def over(self) -> bool:
-        return any(self._over(k) for k in self.keys)
-
-    def message(self) -> str:
-        worst = max(self.keys, key=lambda k: (self._over(k), self.skipped[k] / max(1, self.drawn[k])))
-        files = "; ".join(self.files[worst])
-        return (f"source {worst!r}: {self.skipped[worst]} of {self.drawn[worst]} examples drawn were unreadable, "
-                f"past the skip budget (data.max_skipped={self.max_count}, data.max_skipped_fraction="
-                f"{self.max_fraction}); first: {files}. Fix or remove them (unidual data check) or raise the budget")
 
 
 class _Window:
