@@ -95,3 +95,15 @@ def test_shipped_studies_resolve(tmp_path, folder, rows, recipe):
         order = [m.id for m in study.ordered()]
         assert order.index("r2plus1d") < order.index("r2d_finetuned") and order.index("r2d") < order.index(
             "r2plus1d_finetuned")
+
+
+def test_alias_bomb_and_binary_study_files_are_refused(tmp_path):
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
+                    + "".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 10)))
+    with pytest.raises(StudyError, match="alias bomb"):
+        load_study(bomb)
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(StudyError, match="not a text file"):
+        load_study(binary)

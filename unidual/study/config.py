@@ -29,6 +29,8 @@ from typing import Any, Mapping
 
 import yaml
 
+from unidual.safeyaml import safe_load as safe_yaml_load
+
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 # Metrics of a column group, by the modality of its source (Table 2: clip@1, video@1 | top 1, top 5).
 DEFAULT_METRICS = {"video": ["clip@1", "video@1"], "image": ["top1", "top5"]}
@@ -122,7 +124,9 @@ def load_study(path: str | Path) -> Study:
     if not path.is_file():
         raise StudyError(f"{path}: study file not found")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = safe_yaml_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError:
+        raise StudyError(f"{path}: not a text file (a study file must be UTF-8 YAML)") from None
     except yaml.YAMLError as exc:
         raise StudyError(f"{path}: not valid YAML ({exc})") from exc
     if not isinstance(raw, dict):
