@@ -18,6 +18,7 @@ Layout of the dict (``FORMAT`` version 1)::
 """
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from pathlib import Path
@@ -29,10 +30,15 @@ from torch import nn
 FORMAT = "unidual-checkpoint/1"
 LAST = "last.pt"
 BEST = "best.pt"
+TMP_SUFFIX = ".tmp"
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or not a unidual checkpoint."""
+
+
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint could not be written (disk full, permissions); the previous one is intact."""
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
@@ -40,17 +46,41 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"format": FORMAT, **payload}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TMP_SUFFIX, dir=path.parent)
+    except OSError as exc:
+        raise CheckpointWriteError(f"{path}: cannot write the checkpoint ({_reason(exc)})") from None
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, (OSError, RuntimeError)):  # torch wraps a failed write in a RuntimeError
+            kept = "the previous checkpoint is kept" if path.exists() else "no earlier checkpoint existed"
+            raise CheckpointWriteError(f"{path}: cannot write the checkpoint ({_reason(exc)}); {kept}") from None
         raise
     return path
+
+
+def _reason(exc: BaseException) -> str:
+    """The root OS error of a (possibly chained) write failure, in one line."""
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno is not None:
+            if seen.errno == errno.ENOSPC:
+                return "no space left on device: free some space, then resume"
+            return seen.strerror or str(seen)
+        seen = seen.__cause__ or seen.__context__
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def stale_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Temporary files of saves that were killed before their rename (only safe to delete with the run locked)."""
+    folder = Path(folder)
+    return sorted(p for name in (LAST, BEST) for p in folder.glob(f".{name}.*{TMP_SUFFIX}"))
 
 
 def resolve_checkpoint(path: str | os.PathLike) -> Path:
@@ -85,13 +115,26 @@ def build_model(spec: dict[str, Any]) -> nn.Module:
     """Rebuild the network described by a checkpoint's ``model_spec``."""
     from unidual.models import create_model
 
-    return create_model(
-        spec["name"],
-        depth=spec["depth"],
-        width=spec["width"],
-        heads=dict(spec["heads"]),
-        **dict(spec.get("options", {})),
-    )
+    try:
+        return create_model(
+            spec["name"],
+            depth=spec["depth"],
+            width=spec["width"],
+            heads=dict(spec["heads"]),
+            **dict(spec.get("options", {})),
+        )
+    except (KeyError, TypeError, ValueError) as exc:  # unknown name/option, bad depth, missing field
+        raise CheckpointError(f"its model_spec cannot be built ({exc})") from None
+
+
+def load_weights(model: nn.Module, state: Any, file: str | os.PathLike) -> None:
+    """``model.load_state_dict`` whose failure (tensors that do not fit the spec) names the file in one line."""
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()
+        detail = " ".join(line.strip() for line in first[:3])
+        raise CheckpointError(f"{file}: its weights do not fit its model_spec ({detail[:300]})") from None
 
 
 def load_model(
@@ -102,8 +145,12 @@ def load_model(
     ``deploy=True`` drops auxiliary heads, as the paper does at inference.
     """
     payload = load_checkpoint(path, map_location=map_location)
-    model = build_model(payload["model_spec"])
-    model.load_state_dict(payload["model"])
+    file = resolve_checkpoint(path)
+    try:
+        model = build_model(payload["model_spec"])
+    except CheckpointError as exc:
+        raise CheckpointError(f"{file}: {exc}") from None
+    load_weights(model, payload["model"], file)
     if deploy and hasattr(model, "deploy"):
         model.deploy()
     model.eval()

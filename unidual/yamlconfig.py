@@ -1,5 +1,6 @@
 """One loader for every YAML file the project reads: training configs, study files, sources files.
 
+* :func:`load_yaml_file` -- one file, alias bombs and binary files refused (:mod:`unidual.safeyaml`);
 * :func:`read_yaml` -- a file, with its ``base:`` chain merged underneath (a path relative
   to the file), so configs that differ in a few keys share one base;
 * :func:`apply_override` -- ``dotted.key=value`` from the command line;
@@ -16,9 +17,11 @@ import dataclasses
 import types
 import typing
 from pathlib import Path
-from typing import Any, Literal, Mapping, Union
+from typing import Any, Collection, Literal, Mapping, Union
 
 import yaml
+
+from unidual.safeyaml import safe_load as safe_yaml_load
 
 
 class ConfigError(ValueError):
@@ -31,7 +34,11 @@ def load_yaml_file(path: str | Path) -> Any:
     if not path.is_file():
         raise ConfigError(f"{path}: config file not found")
     try:
-        return yaml.safe_load(path.read_text())
+        return safe_yaml_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file (a YAML config must be UTF-8 text)") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read ({exc.strerror or exc})") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
 
@@ -73,7 +80,7 @@ def apply_override(raw: dict[str, Any], text: str) -> None:
     if not key or any(not part for part in key.split(".")):
         raise ConfigError(f"command line: override {text!r} has an empty key")
     try:
-        value = yaml.safe_load(value_text) if value_text.strip() else None
+        value = safe_yaml_load(value_text) if value_text.strip() else None
     except yaml.YAMLError as exc:
         raise ConfigError(f"command line: value of {key!r} is not valid YAML ({exc})") from exc
     node: Any = raw
@@ -197,3 +204,38 @@ def _convert(tp: Any, value: Any, where: str, key: str) -> Any:
             raise ConfigError(f"{where}: {key} must be a string, got {value!r}")
         return value
     raise TypeError(f"config type {tp!r} of {key} is not supported")  # programming error
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        items = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, (list, tuple)):
+        items = [(str(i), v) for i, v in enumerate(value)]
+    else:
+        return {prefix[:-1]: value}
+    out: dict[str, Any] = {}
+    for k, v in items:
+        out.update(_flatten(v, f"{prefix}{k}."))
+    return out
+
+
+def config_differences(stored: Mapping[str, Any], current: Mapping[str, Any],
+                       ignore: Collection[str] = ()) -> list[tuple[str, Any, Any]]:
+    """``(dotted key, stored value, current value)`` wherever two resolved configs differ.
+
+    A YAML round trip comes first, so tuples and lists, ints and equal floats compare alike.
+    Only keys both sides have count: both are fully resolved, so a key on one side only was
+    added (with its default) or removed by another version of the code. ``ignore`` lists
+    keys that do not change what is trained (progress bars, output paths).
+    """
+    a = _flatten(yaml.safe_load(yaml.safe_dump(_plain(stored))))
+    b = _flatten(yaml.safe_load(yaml.safe_dump(_plain(current))))
+    return [(k, a[k], b[k]) for k in a if k in b and k not in ignore and a[k] != b[k]]
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value

@@ -113,3 +113,13 @@ def test_table2_studies_share_their_rows_through_base(tmp_path):
                      "columns: [{source: motion}]\n")
     with pytest.raises(StudyError, match=r"eval\.clips"):
         load_study(child)
+def test_alias_bomb_and_binary_study_files_are_refused(tmp_path):
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
+                    + "".join(f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]\n" for i in range(1, 10)))
+    with pytest.raises(StudyError, match="alias bomb"):
+        load_study(bomb)
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(StudyError, match="not a text file"):
+        load_study(binary)

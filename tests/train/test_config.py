@@ -120,3 +120,14 @@ def test_a_source_without_root_is_a_missing_key(tmp_path):
     path = write(tmp_path, {"sources": [{"key": "cifar", "modality": "image", "format": "folder"}]})
     with pytest.raises(ConfigError, match=r"sources\.0: missing required key 'root'"):
         load_config(path)
+
+
+def test_config_differences_compare_resolved_values_only():
+    from unidual.yamlconfig import config_differences
+
+    a = {"optim": {"lr": 0.1, "momentum": 0.9}, "sources": [{"root": "/a"}], "run": {"progress": True}}
+    b = {"optim": {"lr": 0.1, "momentum": 0.8}, "sources": ({"root": "/b"},), "run": {"progress": False},
+         "new": {"key": 1}}
+    assert config_differences(a, b, ignore={"run.progress"}) == [
+        ("optim.momentum", 0.9, 0.8), ("sources.0.root", "/a", "/b")]
+    assert config_differences(a, a) == []

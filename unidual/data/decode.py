@@ -62,7 +62,10 @@ def _video_stream(container, path: str | Path):
         raise DataError(f"{path}: no video stream")
     # Single-threaded decoding on purpose: clips are a few small frames and DataLoader
     # workers already run in parallel; FFmpeg frame threads made small clips ~2x slower.
-    return container.streams.video[0]
+    stream = container.streams.video[0]
+    if stream.codec_context is None:  # a corrupt header naming no codec FFmpeg knows
+        raise DataError(f"{path}: video stream has no decodable codec")
+    return stream
 
 
 def _stream_fps(stream) -> float:

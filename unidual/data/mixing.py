@@ -150,17 +150,33 @@ def collate_mixed(items: list[dict[str, Any]]) -> dict[str, Any]:
     """``{"sub": {key: {"input", "label", "index"}}, "skipped": [(path, reason)]}``: one dense tensor per source."""
     sub: dict[str, dict[str, list]] = {}
     skipped: list[tuple[str, str]] = []
+    skipped_sources: list[str] = []
     for item in items:
         if SKIPPED in item:
             skipped.append(item[SKIPPED])
+            skipped_sources.append(item["source"])
             continue
-        group = sub.setdefault(item["source"], {"input": [], "label": [], "index": []})
+        group = sub.setdefault(item["source"], {"input": [], "label": [], "index": [], "path": []})
         group["input"].append(item["input"])
         group["label"].append(item["label"])
         group["index"].append(item["index"])
+        group["path"].append(item.get("path", f"{item['source']}[{item['index']}]"))
     out = {
-        key: {"input": torch.stack(g["input"]), "label": torch.tensor(g["label"], dtype=torch.long),
+        key: {"input": _stack(key, g), "label": torch.tensor(g["label"], dtype=torch.long),
               "index": torch.tensor(g["index"], dtype=torch.long)}
         for key, g in sub.items()
     }
-    return {"sub": out, "skipped": skipped}
+    return {"sub": out, SKIPPED: skipped, "skipped_sources": skipped_sources}
+
+
+def _stack(key: str, group: Mapping[str, list]) -> torch.Tensor:
+    """One batch tensor; examples of different sizes (a transform that keeps the native size) are an error naming two files."""
+    inputs = group["input"]
+    first = tuple(inputs[0].shape)
+    for i, x in enumerate(inputs):
+        if tuple(x.shape) != first:
+            raise DataError(
+                f"source {key!r}: examples of different sizes cannot share a batch: {group['path'][0]} gives "
+                f"{list(first)}, {group['path'][i]} gives {list(x.shape)}; give the source's transform a "
+                "resize and a crop (protocol A/B, or custom resize: + crop:), or use optim.batch_size=1")
+    return torch.stack(inputs)

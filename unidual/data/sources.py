@@ -84,6 +84,7 @@ class TransformSpec:
     mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     flip: bool = True  # random horizontal flip in training (turn off for left/right motion labels)
+    max_side: int | None = None  # longer side frames are first scaled down to (None: no bound)
 
     def __post_init__(self) -> None:
         if self.protocol not in ("A", "B", "custom"):
@@ -102,6 +103,9 @@ class TransformSpec:
             raise DataError(f"transform.test_crops: must be 1 or 3, got {self.test_crops!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise DataError("transform.mean/std: need three values each, std > 0")
+        if self.max_side is not None and (isinstance(self.max_side, bool) or not isinstance(self.max_side, int)
+                                          or self.max_side < 1):
+            raise DataError(f"transform.max_side: must be a positive integer or null, got {self.max_side!r}")
         self.mean, self.std = [float(v) for v in self.mean], [float(v) for v in self.std]
 
     @classmethod
@@ -113,6 +117,11 @@ class TransformSpec:
         train = split == "train"
         mean, std = tuple(self.mean), tuple(self.std)
         flip = self.flip and train
+        if self.max_side is not None:
+            return dataclasses.replace(self._plan(modality, split, train, mean, std, flip), max_side=self.max_side)
+        return self._plan(modality, split, train, mean, std, flip)
+
+    def _plan(self, modality: str, split: str, train: bool, mean: tuple, std: tuple, flip: bool) -> Plan:
         if self.protocol == "B":
             if train:
                 return Plan(resize=None, scales=(256, 320), crop=224, random_crop=True, flip=flip, mean=mean, std=std)

@@ -34,6 +34,7 @@ class Plan:
     flip: bool = False
     mean: tuple[float, float, float] = IMAGENET_MEAN
     std: tuple[float, float, float] = IMAGENET_STD
+    max_side: int | None = None  # frames with a longer side past this are scaled down first (bounded work)
 
 
 def to_tensor(frames: np.ndarray) -> Tensor:
@@ -96,9 +97,24 @@ def normalise(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
     return (x - m) / s
 
 
+def bounded_size(height: int, width: int, max_side: int) -> tuple[int, int]:
+    """(h, w) scaled so the longer side is at most ``max_side`` (aspect ratio kept)."""
+    scale = max_side / max(height, width)
+    if scale >= 1:
+        return height, width
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def keeps_native_size(plan: Plan) -> bool:
+    """A plan with neither resize nor crop: its cost grows with the file's pixel count."""
+    return plan.resize is None and not plan.scales and plan.crop is None
+
+
 def apply_plan(frames: np.ndarray, plan: Plan, rng: random.Random) -> list[Tensor]:
     """uint8 frames of one clip -> list of views, each ``(T, 3, h, w)`` normalised float."""
     x = to_tensor(frames)
+    if plan.max_side is not None and max(x.shape[-2:]) > plan.max_side:
+        x = resize(x, bounded_size(*x.shape[-2:], plan.max_side))
     if plan.scales:
         x = resize(x, (rng.choice(plan.scales),))
     elif plan.resize is not None:

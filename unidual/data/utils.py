@@ -18,12 +18,16 @@ def example_path(dataset: Any, index: int, key: str | None = None) -> str:
 
 
 def read_or_skip(dataset: Any, index: int, key: str | None = None) -> dict[str, Any]:
-    """``dataset[index]``, or a skip marker naming the file and the error: one bad file never stops a run."""
+    """``dataset[index]`` with its file under ``"path"`` (so a batching error can name it), or a skip
+    marker naming the file and the error: one bad file never stops a run."""
     try:
-        return dataset[index]
+        example = dataset[index]
     except Exception as exc:  # noqa: BLE001 - any unreadable file becomes a counted skip
         return {SKIPPED: (example_path(dataset, index, key), f"{type(exc).__name__}: {exc}"),
                 "source": key, "index": index}
+    if isinstance(example, dict) and getattr(dataset, "files", None) is not None:
+        example = {**example, "path": example_path(dataset, index, key)}
+    return example
 
 
 class Spread(Dataset):

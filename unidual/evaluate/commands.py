@@ -21,7 +21,10 @@ from unidual.data import DataError
 from unidual.evaluate import metrics as M
 from unidual.evaluate.datasets import build_test_datasets, source_specs
 from unidual.evaluate.evaluator import SourceResult, evaluate_sources, format_table
-from unidual.evaluate.predict import passed_over_note
+from unidual.evaluate.predict import (  # the same bound on the work per file as predict
+    MAX_SIDE,
+    passed_over_note,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print metrics as JSON")
+    parser.add_argument("--max-side", type=int, default=MAX_SIDE,
+                        help="longer side frames are scaled down to when the run's test transform keeps the "
+                             f"native size (default {MAX_SIDE})")
     parser.add_argument("--out", type=Path, default=None,
                         help="write metrics.json, per-class CSV and confusion CSV/PNG per source here")
 
@@ -81,7 +87,10 @@ def write_reports(results: Mapping[str, SourceResult], out: Path) -> dict[str, d
 def main(args: argparse.Namespace) -> int:
     try:
         model, payload = load_model(args.checkpoint, deploy=True, map_location="cpu")
-        specs = source_specs(payload, parse_data_args(args.data), clips=args.clips, three_crop=args.three_crop)
+        if args.max_side < 1:
+            raise ValueError(f"--max-side must be >= 1, got {args.max_side}")
+        specs = source_specs(payload, parse_data_args(args.data), clips=args.clips, three_crop=args.three_crop,
+                             max_side=args.max_side)
         datasets = build_test_datasets(payload, specs)
     except (CheckpointError, DataError, KeyError, ValueError) as exc:
         print(f"unidual eval: {exc}", file=sys.stderr)

@@ -17,6 +17,7 @@ def source_specs(
     *,
     clips: int | None = None,
     three_crop: bool = False,
+    max_side: int | None = None,
 ) -> dict[str, dict[str, Any]]:
     """SourceSpec dicts to evaluate: the run's config sources, overridden by ``data`` (key -> root)."""
     known = payload.get("sources", {})
@@ -45,6 +46,11 @@ def source_specs(
             spec["clip"] = {**spec["clip"], "num_clips": clips}
         if three_crop:
             spec["transform"] = {**spec.get("transform", {}), "test_crops": 3}
+        transform = spec.get("transform", {})
+        native = transform.get("protocol") == "custom" and transform.get("resize") is None \
+            and transform.get("crop") is None
+        if max_side is not None and native and transform.get("max_side") is None:
+            spec["transform"] = {**transform, "max_side": max_side}  # bounded work per file
     return specs
 
 

@@ -102,9 +102,14 @@ def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     bad = [it[SKIPPED] for it in items if SKIPPED in it]
     batch: dict[str, Any] = {SKIPPED: bad, "size": len(good)}
     if good:
-        batch["input"] = torch.stack([torch.as_tensor(it["input"]) for it in good])
-        batch["label"] = torch.as_tensor([int(it["label"]) for it in good])
-        batch["index"] = torch.as_tensor([int(it.get("index", -1)) for it in good])
+        inputs = [torch.as_tensor(it["input"]) for it in good]
+        labels = [int(it["label"]) for it in good]
+        indices = [int(it.get("index", -1)) for it in good]
+        if len({tuple(x.shape) for x in inputs}) == 1:
+            batch["parts"] = [(torch.stack(inputs), torch.as_tensor(labels), torch.as_tensor(indices))]
+        else:  # a transform that keeps the native size: examples of different sizes run one by one
+            batch["parts"] = [(x[None], torch.as_tensor([y]), torch.as_tensor([i]))
+                              for x, y, i in zip(inputs, labels, indices)]
     return batch
 
 
@@ -144,6 +149,21 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="ex", disable=not enabled, file=sys.stderr, leave=False)
 
 
+def _view_logits(net: nn.Module, x: Tensor, head: str, key: str, modality: str, chunk: int,
+                 device: torch.device) -> Tensor:
+    """``(B, V, classes)`` logits of a batch of examples with V views each, ``chunk`` views per forward."""
+    if x.dim() == _BASE_DIMS[modality] + 1:
+        x = x.unsqueeze(1)  # one view per example
+    b, v = x.shape[:2]
+    logits = []
+    for part in iterate_views(x.reshape(b * v, *x.shape[2:]), chunk):
+        out = net(part.to(device, non_blocking=True))
+        if head not in out:
+            raise KeyError(f"model has no head {head!r} for source {key!r}; heads: {sorted(out)}")
+        logits.append(out[head].float().cpu())
+    return torch.cat(logits).view(b, v, -1)
+
+
 @torch.no_grad()
 def evaluate_source(
     model: nn.Module,
@@ -179,29 +199,17 @@ def evaluate_source(
         for batch in loader:
             skipped += batch[SKIPPED]
             bar.update(batch["size"] + len(batch[SKIPPED]))
-            if not batch["size"]:
-                continue
-            x = batch["input"]
-            if x.dim() == _BASE_DIMS[modality] + 1:
-                x = x.unsqueeze(1)  # one view per example
-            b, v = x.shape[:2]
-            flat = x.reshape(b * v, *x.shape[2:])
-            logits = []
-            for part in iterate_views(flat, batch_size):
-                out = net(part.to(device, non_blocking=True))
-                if head not in out:
-                    raise KeyError(f"model has no head {head!r} for source {key!r}; heads: {sorted(out)}")
-                logits.append(out[head].float().cpu())
-            logits_t = torch.cat(logits).view(b, v, -1)
-            if classes and logits_t.shape[-1] != len(classes):
-                raise ValueError(
-                    f"source {key!r}: head {head!r} has {logits_t.shape[-1]} classes but the label map "
-                    f"has {len(classes)}; evaluate with the run's label map"
-                )
-            scores.append(M.average_view_scores(logits_t))
-            singles.append(logits_t[:, min(single, v - 1)].softmax(-1))
-            labels.append(batch["label"])
-            indices.append(batch["index"])
+            for x, y, idx in batch.get("parts", []):
+                logits_t = _view_logits(net, x, head, key, modality, batch_size, device)
+                if classes and logits_t.shape[-1] != len(classes):
+                    raise ValueError(
+                        f"source {key!r}: head {head!r} has {logits_t.shape[-1]} classes but the label map "
+                        f"has {len(classes)}; evaluate with the run's label map"
+                    )
+                scores.append(M.average_view_scores(logits_t))
+                singles.append(logits_t[:, min(single, logits_t.shape[1] - 1)].softmax(-1))
+                labels.append(y)
+                indices.append(idx)
     num_classes = len(classes) if classes else (scores[0].shape[1] if scores else 0)
     if not classes:
         classes = [str(i) for i in range(num_classes)]

@@ -8,10 +8,16 @@ through that modality's pathway, and every head on the pathway is reported with
 the label map of its source. Multi-view scores are averaged softmax
 probabilities, as in `unidual eval`. Unreadable files are reported and skipped;
 the exit status is 1 if any file failed.
+
+The work per file is bounded: when the run's test transform keeps the native size
+(``protocol: custom`` without ``resize``/``crop``), frames whose longer side is past
+``--max-side`` (default :data:`MAX_SIDE`) are downscaled first, so one small file
+declaring a huge canvas cannot take minutes and gigabytes.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import random
 import sys
@@ -25,6 +31,8 @@ from torch import Tensor, nn
 
 from unidual.evaluate import metrics as M
 from unidual.pathways import AUX_SUFFIX, is_aux_name
+
+MAX_SIDE = 1024  # longer side of a frame when the run's test transform keeps the native size
 
 
 @dataclass
@@ -105,16 +113,22 @@ def spec_for(payload: Mapping[str, Any], modality: str) -> Any:
     return SourceSpec.from_dict(default_spec(modality, frames))
 
 
-def load_views(path: str | Path, modality: str, spec: Any) -> Tensor:
+def load_views(path: str | Path, modality: str, spec: Any, max_side: int = MAX_SIDE) -> Tensor:
     """A file as test views: image ``(V, 3, H, W)``, video ``(V, 3, T, H, W)`` (V = clips x crops)."""
     from unidual.data import sampling
     from unidual.data.decode import image_array, load_image, read_clip
-    from unidual.data.transforms import apply_plan
+    from unidual.data.transforms import apply_plan, keeps_native_size
 
     plan = spec.transform.plan(modality, "test")
+    native = keeps_native_size(plan) and plan.max_side is None
+    if native:
+        plan = dataclasses.replace(plan, max_side=max_side)
     rng = random.Random(0)  # test plans are deterministic; rng is only a required argument
     if modality == "image":
-        return torch.stack([v[0] for v in apply_plan(image_array(load_image(path)), plan, rng)])
+        img = load_image(path)
+        if native and max(img.size) > max_side:
+            img.thumbnail((max_side, max_side))  # Pillow's reducing resize: little memory, aspect kept
+        return torch.stack([v[0] for v in apply_plan(image_array(img), plan, rng)])
     c = spec.clip
     clips: list[list[int]] = []
 
@@ -202,6 +216,7 @@ def predict_files(
     batch_size: int = 8,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    max_side: int = MAX_SIDE,
 ) -> list[Prediction]:
     """Top-k per head for every file (in order); unreadable files come back with ``error`` set.
 
@@ -222,7 +237,7 @@ def predict_files(
                 try:
                     result.modality = detect_modality(path)
                     spec = specs.setdefault(result.modality, spec_for(payload, result.modality))
-                    views = load_views(path, result.modality, spec)
+                    views = load_views(path, result.modality, spec, max_side)
                 except Exception as exc:  # one unreadable file is reported, never stops the rest
                     result.error = f"{type(exc).__name__}: {exc}"
                     continue
@@ -251,6 +266,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="files read per forward pass")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="one JSON list on stdout")
+    parser.add_argument("--max-side", type=int, default=MAX_SIDE,
+                        help="longer side a frame is scaled down to when the run's test transform keeps "
+                             f"the native size (default {MAX_SIDE})")
 
 
 def _print_text(results: Sequence[Prediction]) -> None:
@@ -265,8 +283,8 @@ def _print_text(results: Sequence[Prediction]) -> None:
 def main(args: argparse.Namespace) -> int:
     from unidual.checkpoint import CheckpointError, load_model
 
-    if args.topk < 1:
-        print("unidual predict: --topk must be >= 1", file=sys.stderr)
+    if args.topk < 1 or args.max_side < 1:
+        print("unidual predict: --topk and --max-side must be >= 1", file=sys.stderr)
         return 2
     try:
         model, payload = load_model(args.checkpoint, deploy=True)
@@ -281,7 +299,7 @@ def main(args: argparse.Namespace) -> int:
         print(f"unidual predict: no image or video files in {' '.join(args.inputs)}", file=sys.stderr)
         return 2
     results = predict_files(model, payload, files, topk=args.topk, batch_size=args.batch_size, device=args.device,
-                            progress=len(files) > 1 and sys.stderr.isatty())
+                            progress=len(files) > 1 and sys.stderr.isatty(), max_side=args.max_side)
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     else:

@@ -47,9 +47,13 @@ class Conv(nn.Conv3d):
                 raise ValueError(
                     f"a {tuple(self.kernel_size)} convolution needs a clip (N,C,T,H,W); got an image batch {tuple(x.shape)}"
                 )
-            return F.conv2d(
-                x, self.weight[:, :, 0], self.bias, self.stride[1:], self.padding[1:], self.dilation[1:], self.groups
-            )
+            stride, padding = self.stride[1:], self.padding[1:]
+            if self.kernel_size[1:] == (1, 1) and padding == (0, 0) and stride != (1, 1):
+                # A strided 1×1 conv (the shortcut) samples every s-th pixel: take them first and run it
+                # unstrided. Same output; it also avoids a crash of torch 2.13's CPU kernel for the
+                # weight gradient of strided 1×1 convs on channels-last batches of odd size (docs/models.md).
+                x, stride = x[:, :, :: stride[0], :: stride[1]], (1, 1)
+            return F.conv2d(x, self.weight[:, :, 0], self.bias, stride, padding, self.dilation[1:], self.groups)
         raise ValueError(f"expected (N,C,H,W) or (N,C,T,H,W), got shape {tuple(x.shape)}")
 
 

@@ -27,6 +27,7 @@ import yaml
 from unidual.data.utils import Spread
 from unidual.study.config import ModelRun, Study, StudyError
 from unidual.study.data import fill_sources
+from unidual.yamlconfig import config_differences
 
 RESULT_FILE = "study_result.json"
 EXAMPLES_FILE = "study_examples.npz"  # per test example: correct or not, per metric (paired comparisons)
@@ -112,26 +113,6 @@ def expected_reports(study: Study) -> dict[str, set[str]]:
     return out
 
 
-def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(d, dict):
-        out: dict[str, Any] = {}
-        for k, v in d.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-        return out
-    return {prefix[:-1]: d}
-
-
-def config_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """Dotted keys whose values differ (YAML round trip first, so tuples/lists and floats compare alike).
-
-    Only keys both configs have are compared: both are fully resolved, so a key on one side
-    only was added (with its default) or removed by a newer version of the code.
-    """
-    a = _flatten(yaml.safe_load(yaml.safe_dump(dict(stored))))
-    b = _flatten(yaml.safe_load(yaml.safe_dump(dict(current))))
-    return sorted(k for k in set(a) & set(b) if k not in COSMETIC_KEYS and a[k] != b[k])
-
-
 def check_same_config(task: Task, cfg) -> None:
     """A finished or half-trained run must have been trained with the config we would use now."""
     stored = None
@@ -141,7 +122,7 @@ def check_same_config(task: Task, cfg) -> None:
         stored = yaml.safe_load((task.run_dir / "config.yaml").read_text())
     if stored is None:
         return
-    diff = config_differences(stored, cfg.to_dict())
+    diff = sorted(k for k, _, _ in config_differences(stored, cfg.to_dict(), ignore=COSMETIC_KEYS))
     if diff:
         shown = ", ".join(diff[:6]) + (" ..." if len(diff) > 6 else "")
         raise StudyError(f"{task.run_dir}: was trained with a different config ({shown}); move it away or "

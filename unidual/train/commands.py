@@ -1,15 +1,18 @@
 """``unidual train CONFIG [key=value ...] [--resume RUN_DIR] [--out DIR]``.
 
 Under ``torchrun --nproc_per_node=K -m unidual train ...`` every process runs this;
-only rank 0 writes files.
+only rank 0 writes files. A job torchrun restarted (``--max-restarts``; it sets
+``TORCHELASTIC_RESTART_COUNT``) resumes the checkpoint its earlier attempt left in
+``--out`` when that checkpoint is of the same config, as ``--auto-resume`` asks.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from unidual.checkpoint import CheckpointError
+from unidual.checkpoint import CheckpointError, CheckpointWriteError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -18,7 +21,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="dotted overrides parsed as YAML, e.g. optim.lr=0.05 schedule.epochs=3")
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last.pt")
     parser.add_argument("--out", metavar="DIR", help="run directory (default: run.out/run.name)")
+    parser.add_argument("--auto-resume", action="store_true",
+                        help="if --out already holds a checkpoint of this same config, continue it "
+                             "(on by itself in a job torchrun restarted)")
     parser.add_argument("--check", action="store_true", help="validate the config, print it resolved, exit")
+
+
+def restarted_by_torchrun() -> bool:
+    """True in the 2nd, 3rd, ... attempt of a torchrun job (``--max-restarts``)."""
+    try:
+        return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")) > 0
+    except ValueError:
+        return False
 
 
 def _split_positionals(args: argparse.Namespace) -> tuple[str | None, list[str]]:
@@ -54,17 +68,23 @@ def main(args: argparse.Namespace) -> int:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
 
+    from unidual.data import DataError
+    from unidual.train.rundir import RunDirError
     from unidual.train.trainer import Interrupted, TrainingError, train
     from unidual.train import distributed as D
 
+    auto = bool(args.auto_resume) or restarted_by_torchrun()
     try:
-        result = train(cfg, run_dir=run_dir, resume=bool(args.resume))
+        result = train(cfg, run_dir=run_dir, resume=bool(args.resume), auto_resume=auto and not args.resume)
     except Interrupted as exc:
         print(f"unidual train: {exc}", file=sys.stderr)
         return 130
-    except (TrainingError, CheckpointError) as exc:
-        print(f"unidual train: {exc}", file=sys.stderr)
+    except (TrainingError, CheckpointWriteError) as exc:
+        print(f"unidual train: {_one_line(exc)}", file=sys.stderr)
         return 1
+    except (ConfigError, DataError, RunDirError, CheckpointError) as exc:  # config, data, --out or checkpoint
+        print(f"unidual train: {_one_line(exc)}", file=sys.stderr)
+        return 2
     finally:
         D.teardown()
     if D.env_from_torchrun().is_main:
@@ -74,6 +94,14 @@ def main(args: argparse.Namespace) -> int:
             print(format_table(result.metrics, _columns(result.metrics)))
         print(f"run directory: {result.run_dir}")
     return 0
+
+
+def _one_line(exc: BaseException) -> str:
+    """A DataLoader worker re-raises with the worker's traceback in the message: keep the error itself."""
+    lines = [line for line in str(exc).splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].startswith("Caught "):
+        return lines[-1].split(": ", 1)[-1]
+    return lines[0] if lines else type(exc).__name__
 
 
 def _columns(metrics: dict) -> list[str]:

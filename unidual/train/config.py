@@ -21,10 +21,10 @@ from typing import Any, Literal, Mapping, Sequence
 import yaml
 
 from unidual.data.sources import SourceSpec
+from unidual.models.resnet import DEPTHS
 from unidual.models.table import get_model_def, models_for_regime
 from unidual.yamlconfig import ConfigError, apply_override, read_yaml
 from unidual.yamlconfig import from_dict as build_dataclass
-
 
 
 @dataclass
@@ -93,6 +93,9 @@ class DataConfig:
     eval_batch_size: int = 32  # views per forward during validation
     eval_limit: int | None = None  # validate on the first N test examples of each source (None: all)
     precise_bn_batches: int = 0  # before each validation, recompute BN statistics from N training batches (0: off)
+    # skip budget: training stops once a source has skipped more unreadable examples than this
+    max_skipped: int | None = None  # count per source over the run (None: no count limit)
+    max_skipped_fraction: float = 0.1  # share of a source's drawn examples (checked once it drew 20)
 
 
 @dataclass
@@ -219,6 +222,10 @@ def validate(cfg: TrainConfig, where: str = "<dict>") -> None:
             fail("data.weights", "weights must be >= 0 with at least one > 0")
 
     _positive(fail, "model.depth", cfg.model.depth)
+    if cfg.model.depth not in DEPTHS:
+        fail("model.depth", f"unsupported depth {cfg.model.depth}; choose one of {sorted(DEPTHS)}")
+    if not _valid_device(cfg.run.device):
+        fail("run.device", f"must be auto, cpu, cuda or cuda:N, got {cfg.run.device!r}")
     _positive(fail, "model.width", cfg.model.width)
     if cfg.model.frames is not None:
         _positive(fail, "model.frames", cfg.model.frames)
@@ -251,6 +258,10 @@ def validate(cfg: TrainConfig, where: str = "<dict>") -> None:
         fail("aux.p", f"must be in [0, 1], got {cfg.aux.p}")
     _positive(fail, "data.epoch_size", cfg.data.epoch_size)
     _positive(fail, "data.eval_batch_size", cfg.data.eval_batch_size)
+    if cfg.data.max_skipped is not None and cfg.data.max_skipped < 0:
+        fail("data.max_skipped", f"must be >= 0 or null, got {cfg.data.max_skipped}")
+    if not 0 <= cfg.data.max_skipped_fraction <= 1:
+        fail("data.max_skipped_fraction", f"must be in [0, 1], got {cfg.data.max_skipped_fraction}")
     if cfg.data.num_workers < 0:
         fail("data.num_workers", "must be >= 0")
     if cfg.data.precise_bn_batches < 0:
@@ -259,6 +270,14 @@ def validate(cfg: TrainConfig, where: str = "<dict>") -> None:
         fail("run", "eval_every and save_every must be >= 0, log_every >= 1")
     if cfg.run.max_steps is not None:
         _positive(fail, "run.max_steps", cfg.run.max_steps)
+
+
+def _valid_device(name: str) -> bool:
+    """Devices the trainer can run on; anything else would only fail once the data is indexed."""
+    kind, _, index = name.partition(":")
+    if name in ("auto", "cpu", "mps"):
+        return True
+    return kind == "cuda" and (not index or index.isdigit())
 
 
 def _positive(fail, key: str, value: float) -> None:

@@ -63,7 +63,24 @@ def setup(env: DistEnv, device: torch.device) -> None:
     if not env.enabled or dist.is_initialized():
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
-    dist.init_process_group(backend=backend, rank=env.rank, world_size=env.world_size)
+    store = _attempt_store(env)
+    dist.init_process_group(backend=backend, rank=env.rank, world_size=env.world_size, store=store)
+
+
+def _attempt_store(env: DistEnv) -> dist.Store | None:
+    """Under torchrun, the agent's store with a per-attempt prefix (None elsewhere: the usual env:// rendezvous).
+
+    A job torchrun restarts (``--max-restarts``) reuses the agent's store, where the
+    killed attempt's process-group keys (its ranks' addresses) are still present: the new
+    ranks read them and time out connecting to processes that are gone. A prefix per
+    ``TORCHELASTIC_RESTART_COUNT`` gives every attempt its own keys.
+    """
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
+    agent = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), env.world_size,
+                          is_master=False)
+    return dist.PrefixStore(f"unidual/attempt_{attempt}", agent)
 
 
 def teardown() -> None:

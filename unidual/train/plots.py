@@ -10,7 +10,13 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:  # blank, or torn by a full disk: the resume drops it anyway
+            continue
+    return [r for r in records if isinstance(r, dict)]
 
 
 def plot_metrics(metrics_path: str | Path, out_dir: str | Path) -> list[Path]:

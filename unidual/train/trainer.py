@@ -11,6 +11,7 @@ Run directory: ``config.yaml`` (resolved), ``labels.json``, ``metrics.jsonl``,
 """
 from __future__ import annotations
 
+import errno
 import json
 import math
 import random
@@ -30,16 +31,21 @@ from torch.utils.data import DataLoader
 
 from unidual import checkpoint as ckpt
 from unidual.allocator import tune_allocator
+from unidual.data.errors import DataError
 from unidual.data.mixing import MixedDataset, MixedSampler, collate_mixed
 from unidual.data.utils import Spread
 from unidual.models import ImageVideoNet, create_model, get_model_def
 from unidual.train import distributed as D
-from unidual.train.config import TrainConfig, dump_config
+from unidual.train import rundir
+from unidual.train.config import ConfigError, TrainConfig, dump_config
 from unidual.train.objectives import LossModule, Objective
 from unidual.train.precise_bn import recompute_bn_statistics
 from unidual.train.schedule import from_config as schedule_from_config
 from unidual.train.schedule import make_scheduler, scaled_lr
+from unidual.yamlconfig import config_differences
+from unidual.train.skips import SkipBudget
 
+PROBE_FILES = 32  # files tried per source before training: all unreadable -> the source is refused
 LOSS_SCALE_HINT = (
     "lower optim.batch_size (keep the global batch with optim.accumulate), the clip length / input size "
     "of the sources, model.width or model.depth, or use run.amp=bf16 on a GPU"
@@ -128,21 +134,71 @@ def is_oom(exc: BaseException) -> bool:
 # --------------------------------------------------------------------------- the trainer
 
 class Trainer:
-    """Builds everything from a :class:`TrainConfig`, then :meth:`fit` runs (or resumes) the schedule."""
+    """Builds everything from a :class:`TrainConfig`, then :meth:`fit` runs (or resumes) the schedule.
+
+    Rank 0 holds the run directory's lock from construction until :meth:`fit` returns or
+    :meth:`close` is called (or the object / process goes away).
+    """
 
     def __init__(self, cfg: TrainConfig, *, run_dir: str | Path | None = None, resume: bool = False,
-                 env: D.DistEnv | None = None) -> None:
+                 env: D.DistEnv | None = None, auto_resume: bool = False) -> None:
         tune_allocator()  # reuse freed activation memory (unidual/allocator.py); UNIDUAL_MALLOC_TUNING=0: off
         self.cfg = cfg
         self.env = env or D.env_from_torchrun()
-        self.device = D.resolve_device(cfg.run.device, self.env)
+        try:
+            self.device = D.resolve_device(cfg.run.device, self.env)
+        except RuntimeError as exc:
+            raise TrainingError(f"run.device={cfg.run.device}: {exc}") from None
         D.setup(self.env, self.device)
         if cfg.run.amp != "off" and self.device.type != "cuda":
             raise TrainingError(f"run.amp={cfg.run.amp} is for CUDA only (bf16/fp16 are slow or unsupported "
                                 "on CPUs); use run.amp=off")
         self.run_dir = Path(D.broadcast_object(str(run_dir or self._default_run_dir())))
-        self.resume = resume
         self.is_main = self.env.is_main
+        self.lock: rundir.RunLock | None = None
+        self._take_run_dir()
+        try:
+            self._init_rest(cfg, resume, auto_resume)
+        except BaseException:
+            self.close()
+            raise
+
+    def _take_run_dir(self) -> None:
+        """Rank 0 locks the run directory (one writer) and removes what killed saves left; all ranks agree."""
+        error = None
+        if self.is_main:
+            try:
+                self.lock = rundir.RunLock(self.run_dir).acquire()
+            except rundir.RunDirError as exc:
+                error = str(exc)
+            else:
+                if self.lock.previous:
+                    rundir.notice(f"{self.run_dir}: took over the stale lock of {self.lock.previous} "
+                                  "(that process is gone)")
+                for path in rundir.remove_stale_temp_files(self.run_dir):
+                    rundir.notice(f"removed {path.name}, the temp file of a checkpoint save that was killed")
+        error = D.broadcast_object(error)
+        if error:
+            raise rundir.RunDirError(error)
+
+    def close(self) -> None:
+        """Release the run directory (also done at process exit)."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
+
+    def _init_rest(self, cfg: TrainConfig, resume: bool, auto_resume: bool) -> None:
+        if auto_resume and not resume:
+            decision: tuple[bool, str | None] = (False, None)
+            if self.is_main:
+                try:
+                    decision = (self._can_auto_resume(), None)
+                except (rundir.RunDirError, ckpt.CheckpointError) as exc:
+                    decision = (False, str(exc))
+            resume, error = D.broadcast_object(decision)
+            if error:
+                raise rundir.RunDirError(error)
+        self.resume = resume
         seed_everything(cfg.run.seed)  # same on every rank: identical initial weights
         self.finetune_missing: list[str] = []  # head keys left at init when finetuning
 
@@ -164,6 +220,20 @@ class Trainer:
             # every rank draws augmentations from its own stream (after identical init)
             seed_everything(cfg.run.seed + 1000 * self.env.rank + 1)
 
+    def _can_auto_resume(self) -> bool:
+        """True when the run directory holds a checkpoint of this very config (a restarted job)."""
+        last = self.run_dir / ckpt.LAST
+        if not last.is_file():
+            return False
+        stored = ckpt.load_checkpoint(last, map_location="cpu").get("config") or {}
+        diffs = config_differences(stored, self.cfg.to_dict())
+        if diffs:
+            key, old, new = diffs[0]
+            raise rundir.RunDirError(f"{last}: holds a run of another config ({key}: {old!r} -> {new!r}); it is not resumed "
+                                f"automatically: use --resume {self.run_dir} or another --out")
+        rundir.notice(f"{self.run_dir}: resuming the run found there (same config)")
+        return True
+
     # -- construction ----------------------------------------------------
     def _default_run_dir(self) -> Path:
         name = self.cfg.run.name or (
@@ -182,6 +252,8 @@ class Trainer:
         for k, ds in self.train_sets.items():
             if len(ds) == 0:
                 raise TrainingError(f"source {k!r} ({self.specs[k].root}): the train split has no examples")
+            self._probe(k, ds)
+        self.skips = SkipBudget(list(self.specs), cfg.data.max_skipped, cfg.data.max_skipped_fraction)
         self.test_sets: dict[str, Any] = {}
         for k, s in self.specs.items():
             test = build_dataset(s, "test", classes=self.classes[k])
@@ -204,9 +276,29 @@ class Trainer:
                                 f"{cfg.optim.batch_size} x {self.env.world_size} processes")
         self.updates_per_epoch = math.ceil(self.micro_per_epoch / cfg.optim.accumulate)
 
+    def _probe(self, key: str, dataset: Any) -> None:
+        """Refuse a source none of whose files can be read, before any training (up to PROBE_FILES tried)."""
+        n = len(dataset)
+        tried = sorted({int(i) for i in np.linspace(0, n - 1, num=min(PROBE_FILES, n))})
+        failures: list[str] = []
+        with torch.random.fork_rng(devices=[]):  # reading draws crops: keep the run's RNG stream untouched
+            for i in tried:
+                try:
+                    dataset[i]
+                    return
+                except Exception as exc:  # noqa: BLE001 - any unreadable file counts
+                    files = getattr(dataset, "files", None)
+                    failures.append(f"{files[i] if files is not None else i}: {exc}")
+        every = "every file" if len(tried) == n else f"all {len(tried)} files tried (of {n})"
+        raise DataError(f"source {key!r} ({self.specs[key].root}): {every} unreadable, e.g. {failures[0]}; "
+                            "check it with `unidual data check`")
+
     def _build_model(self) -> None:
         cfg = self.cfg
-        model = model_for_config(cfg, {k: len(c) for k, c in self.classes.items()})
+        try:
+            model = model_for_config(cfg, {k: len(c) for k, c in self.classes.items()})
+        except (TypeError, ValueError) as exc:  # unknown model.options, bad values: the config's fault
+            raise ConfigError(f"model: {exc}") from None
         if cfg.finetune.checkpoint and not self.resume:
             self._load_pretrained(model)
         self.model = model.to(self.device)
@@ -281,17 +373,24 @@ class Trainer:
 
     def save(self, best: bool = False) -> None:
         payload = self.payload()  # collective (gathers RNG states): every rank calls it
+        error = None
         if self.is_main:
-            ckpt.save_checkpoint(self.run_dir / ckpt.LAST, payload)
-            if best:
-                ckpt.save_checkpoint(self.run_dir / ckpt.BEST, payload)
-        D.barrier()
+            try:
+                # best first: a kill between the two leaves best.pt at least as new as last.pt says it is
+                if best:
+                    ckpt.save_checkpoint(self.run_dir / ckpt.BEST, payload)
+                ckpt.save_checkpoint(self.run_dir / ckpt.LAST, payload)
+            except ckpt.CheckpointWriteError as exc:
+                error = str(exc)
+        error = D.broadcast_object(error)
+        if error:
+            raise ckpt.CheckpointWriteError(error)
 
     def _restore(self, payload: Mapping[str, Any]) -> None:
         state = payload.get("train_state")
         if not state:
             raise TrainingError(f"{self.run_dir / ckpt.LAST}: holds no training state, cannot resume")
-        self.model.load_state_dict(payload["model"])
+        ckpt.load_weights(self.model, payload["model"], self.run_dir / ckpt.LAST)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.scaler is not None and state.get("scaler"):
@@ -312,22 +411,35 @@ class Trainer:
             self._truncate_metrics()
 
     def _truncate_metrics(self) -> None:
-        """Drop records the killed run wrote after its last checkpoint."""
-        path = self.run_dir / "metrics.jsonl"
-        if not path.is_file():
-            return
-        keep = [line for line in path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= self.global_step]
-        path.write_text("".join(line + "\n" for line in keep))
+        """Drop records the killed run wrote after its last checkpoint, and lines torn by a full disk."""
+        _, torn = rundir.truncate_metrics(self.run_dir, self.global_step)
+        if torn:
+            rundir.notice(f"{self.run_dir / rundir.METRICS}: dropped {torn} unreadable line(s) "
+                          "(a write cut short by a full disk or a kill)")
 
     # -- files -----------------------------------------------------------
     def _prepare_run_dir(self) -> None:
-        if not self.is_main:
-            return
+        error = None
+        if self.is_main:
+            try:
+                self._write_run_files()
+            except (TrainingError, OSError) as exc:
+                error = str(exc) if isinstance(exc, TrainingError) else \
+                    f"{self.run_dir}: cannot write the run files ({exc.strerror or exc})"
+        error = D.broadcast_object(error)
+        if error:
+            raise TrainingError(error)
+
+    def _write_run_files(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if not self.resume and (self.run_dir / ckpt.LAST).exists():
             raise TrainingError(f"{self.run_dir}: already holds a run (last.pt); resume it with --resume "
-                                f"{self.run_dir} or choose another --out")
+                                f"{self.run_dir} (or --auto-resume) or choose another --out")
+        if not self.resume:
+            aside = rundir.set_aside_aborted_metrics(self.run_dir)
+            if aside:
+                rundir.notice(f"{self.run_dir}: an earlier attempt stopped before its first checkpoint; "
+                              f"its records moved to {aside.name}")
         dump_config(self.cfg, self.run_dir / "config.yaml")
         labels = {k: {"modality": self.modalities[k], "classes": c} for k, c in self.classes.items()}
         (self.run_dir / "labels.json").write_text(json.dumps(labels, indent=1))
@@ -340,10 +452,26 @@ class Trainer:
             self.tb = SummaryWriter(str(self.run_dir / "tb"))
 
     def log(self, record: dict[str, Any]) -> None:
+        """Append one record (strict JSON: NaN/inf become null); a failed append is undone, then stops the run."""
         if not self.is_main:
             return
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+        line = json.dumps({k: _json_value(v) for k, v in record.items()}, allow_nan=False) + "\n"
+        path = self.run_dir / rundir.METRICS
+        with open(path, "a") as f:
+            size = f.tell()
+            try:
+                f.write(line)
+                f.flush()
+            except OSError as exc:
+                try:
+                    f.truncate(size)  # no torn line: the file stays readable for --resume
+                except OSError:
+                    pass
+                reason = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+                last = self.run_dir / ckpt.LAST
+                raise TrainingError(f"{path}: cannot append ({reason}) at update {self.global_step}; "
+                                    f"free space, then continue with --resume {self.run_dir}"
+                                    + ("" if last.exists() else " (no checkpoint yet: start again)")) from None
         if self.tb is not None:
             for k, v in record.items():
                 if isinstance(v, (int, float)) and k not in ("step", "epoch"):
@@ -357,10 +485,18 @@ class Trainer:
 
     # -- the loop --------------------------------------------------------
     def fit(self) -> RunResult:
+        try:
+            return self._fit()
+        finally:
+            self.close()
+
+    def _fit(self) -> RunResult:
         self._prepare_run_dir()
         D.barrier()
         previous = self._install_signal_handlers()
         try:
+            if not self.resume:
+                self.save()  # at update 0: a kill before the first interval still leaves a resumable run
             while self.global_step < self.total_updates:
                 finished_epoch = self._run_epoch()
                 if self.stop_signal:
@@ -427,6 +563,7 @@ class Trainer:
                     window.skipped += 1
                     if self.is_main:
                         print(f"warning: skipped {path}: {reason}", file=sys.stderr)
+                self._count_skips(batch)
                 last_of_update = (micro_in_update + 1 == acc) or (self.step_in_epoch + 1 == self.micro_per_epoch)
                 self._micro_step(batch["sub"], last_of_update, acc, window)
                 self.step_in_epoch += 1
@@ -451,6 +588,23 @@ class Trainer:
         if window.updates:
             self.log(window.record(self))
         return finished
+
+    def _count_skips(self, batch: Mapping[str, Any]) -> None:
+        """Add this micro-batch to the skip budget (summed over ranks); past it, stop with the worst source."""
+        drawn = {k: len(v["label"]) for k, v in batch["sub"].items()}
+        skipped = list(zip(batch.get("skipped_sources", []), batch.get("skipped", [])))
+        for key, _ in skipped:
+            drawn[key] = drawn.get(key, 0) + 1
+        self.skips.add(drawn, skipped)
+        if self.env.enabled:
+            flag = torch.tensor([1.0 if self.skips.over() else 0.0])
+            over = D.all_reduce_sum(flag).item() > 0
+        else:
+            over = self.skips.over()
+        if over:
+            raise DataError(self.skips.message() if self.skips.over() else
+                                "another process exceeded the skip budget (data.max_skipped / "
+                                "data.max_skipped_fraction); see its message")
 
     def _micro_step(self, sub: Mapping[str, Any], sync: bool, acc: int, window: "_Window") -> None:
         sub = {k: v for k, v in sub.items() if len(v["label"])}
@@ -567,6 +721,13 @@ class Trainer:
         return bool(self.stop_signal)
 
 
+def _json_value(value: Any) -> Any:
+    """NaN / inf -> None so metrics.jsonl stays valid JSON (a score over zero examples is undefined)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 class _Window:
     """Running training statistics between two metrics.jsonl records."""
 
@@ -610,7 +771,12 @@ class _Window:
         return rec
 
 
-def train(cfg: TrainConfig, *, run_dir: str | Path | None = None, resume: bool = False) -> RunResult:
-    """Train (or resume) one run; the Python entry point behind ``unidual train``."""
-    trainer = Trainer(cfg, run_dir=run_dir, resume=resume)
+def train(cfg: TrainConfig, *, run_dir: str | Path | None = None, resume: bool = False,
+          auto_resume: bool = False) -> RunResult:
+    """Train (or resume) one run; the Python entry point behind ``unidual train``.
+
+    ``auto_resume``: if the run directory already holds a checkpoint of this same config,
+    continue it (a job restarted by torchrun); a checkpoint of another config is an error.
+    """
+    trainer = Trainer(cfg, run_dir=run_dir, resume=resume, auto_resume=auto_resume)
     return trainer.fit()
