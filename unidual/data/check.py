@@ -10,7 +10,7 @@ import statistics
 from pathlib import Path
 from typing import Any, Iterable
 
-import yaml
+from unidual.data.sourcefile import read_source_file
 
 from unidual.data import archive as archive_mod
 from unidual.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, probe_video, read_frames
@@ -28,11 +28,7 @@ def specs_for_path(path: str | Path) -> list[SourceSpec]:
     if path.is_dir() and (path / "sources.yaml").is_file():
         path = path / "sources.yaml"
     if path.suffix in (".yaml", ".yml"):
-        data = yaml.safe_load(path.read_text())
-        items = data.get("sources", data) if isinstance(data, dict) else data
-        if not isinstance(items, list):
-            raise DataError(f"{path}: expected a list of sources (or a 'sources:' list)")
-        return [SourceSpec.from_dict(d) for d in items]
+        return [SourceSpec.from_dict(d) for d in read_source_file(path)]
     if archive_mod.is_archive(path):
         return [SourceSpec(key=path.name, modality="image", format="folder", root=str(path))]
     if path.suffix == ".csv":

@@ -23,8 +23,9 @@ from unidual.evaluate.evaluator import SourceResult, evaluate_sources, format_ta
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT", help="run directory (best.pt/last.pt) or .pt file")
-    parser.add_argument("--data", action="append", default=[], metavar="KEY=PATH",
-                        help="evaluate source KEY from PATH (repeatable; default: every source of the run)")
+    parser.add_argument("--data", action="append", default=[], metavar="KEY=PATH|SOURCES.yaml",
+                        help="evaluate source KEY from PATH, or the sources of a sources.yaml "
+                             "(repeatable; default: every source of the run)")
     parser.add_argument("--clips", type=int, default=None, help="clips per test video (default: the source's)")
     parser.add_argument("--three-crop", action="store_true", help="three spatial crops per clip instead of one")
     parser.add_argument("--batch-size", type=int, default=32, help="views per forward pass")
@@ -35,10 +36,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write metrics.json, per-class CSV and confusion CSV/PNG per source here")
 
 
-def parse_data_args(items: Sequence[str]) -> dict[str, str]:
-    """``["k=/p", ...]`` -> ``{"k": "/p"}`` with a clear error for a malformed item."""
-    out: dict[str, str] = {}
+def parse_data_args(items: Sequence[str]) -> dict[str, str | dict[str, Any]]:
+    """``["k=/p", "sources.yaml", ...]`` -> ``{"k": "/p", key: spec dict, ...}``; a clear error for a malformed item."""
+    from unidual.data.sourcefile import read_source_file
+
+    out: dict[str, str | dict[str, Any]] = {}
     for item in items:
+        if "=" not in item and item.endswith((".yaml", ".yml")):
+            out.update({d.get("key"): d for d in read_source_file(item)})  # the file data check and train read
+            continue
         key, sep, path = item.partition("=")
         if not sep or not key or not path:
             raise ValueError(f"--data {item!r}: expected KEY=PATH")
@@ -48,7 +54,7 @@ def parse_data_args(items: Sequence[str]) -> dict[str, str]:
 
 def source_specs(
     payload: Mapping[str, Any],
-    data: Mapping[str, str] | None = None,
+    data: Mapping[str, str | dict[str, Any]] | None = None,
     *,
     clips: int | None = None,
     three_crop: bool = False,
@@ -62,6 +68,9 @@ def source_specs(
         for key, root in data.items():
             if key not in known:
                 raise KeyError(f"--data {key}=...: the checkpoint has no source {key!r} (sources: {sorted(known)})")
+            if isinstance(root, dict):  # a whole spec from a sources.yaml
+                chosen[key] = copy.deepcopy(root)
+                continue
             spec = specs.get(key) or {"key": key, "modality": known[key]["modality"], "format": "folder"}
             spec["root"] = root
             if spec["format"] == "folder" and Path(root).is_dir() and not (Path(root) / "test").is_dir():
@@ -116,6 +125,10 @@ def main(args: argparse.Namespace) -> int:
     except (CheckpointError, DataError, KeyError, ValueError) as exc:
         print(f"unidual eval: {exc}", file=sys.stderr)
         return 2
+    from unidual.data.missing import report_missing
+
+    for line in report_missing(datasets, "test", args.out):
+        print(f"warning: {line}", file=sys.stderr)
     model.to(args.device)
     modalities = {key: spec["modality"] for key, spec in specs.items()}
     results = evaluate_sources(model, datasets, modalities, batch_size=args.batch_size, device=args.device,
