@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -13,6 +14,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.add_argument("--split", choices=("train", "test", "both"), default="both")
     check.add_argument("--limit", type=int, default=None, help="check only the first N examples of each split")
+    check.add_argument("--deep", action="store_true",
+                       help="decode every frame (default: fast, container headers and packet indexes)")
+    check.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 8),
+                       help="processes checking files in parallel (default: the CPU count, at most 8)")
 
     default = sub.add_parser("make-default", help="write the small synthetic demo dataset")
     default.add_argument("out")
@@ -35,7 +40,11 @@ def _check(args: argparse.Namespace) -> int:
     from unidual.data.check import check_dataset, format_report
 
     splits = ("train", "test") if args.split == "both" else (args.split,)
-    report = check_dataset(args.path, splits=splits, limit=args.limit)
+    if args.workers < 1:
+        print(f"error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
+        return 2
+    report = check_dataset(args.path, splits=splits, limit=args.limit, deep=args.deep, workers=args.workers,
+                           progress=sys.stderr.isatty())
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0 if report["usable"] else 1
 
