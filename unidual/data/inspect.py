@@ -42,6 +42,11 @@ def _fps(stream) -> float:
     return float(rate) if rate else 0.0
 
 
+def _decodes_a_frame(path: str) -> bool:
+    with av.open(path, mode="r") as container:
+        return next(iter(container.decode(video=0)), None) is not None
+
+
 def inspect_video(path: str, deep: bool = False) -> dict[str, Any]:
     """Header + packet index (fast) or every decoded frame (deep) of one video."""
     out = _result(path)
@@ -75,10 +80,10 @@ def inspect_video(path: str, deep: bool = False) -> dict[str, Any]:
                     counted += 1
                     if packet.pts is not None and packet.time_base is not None:
                         end = max(end, float((packet.pts + (packet.duration or 0)) * packet.time_base))
-                    if not first_frame:
-                        first_frame = bool(packet.decode())
-                if counted and not first_frame:  # a decoder delay longer than the video: flush it
-                    first_frame = bool(stream.codec_context.decode(None))
+                    if counted == 1:  # the first packet alone, drained: one frame, not the B-frame delay's three
+                        first_frame = bool(packet.decode()) or bool(stream.codec_context.decode(None))
+                if counted and not first_frame:  # a stream that does not start on a keyframe: decode properly
+                    first_frame = _decodes_a_frame(path)
         except (av.FFmpegError, OSError, ValueError) as exc:
             what = "decoded frames" if deep else "packets"
             return {**out, "frames": counted, "error": f"unreadable after {counted} {what} ({exc})"}
