@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+import yaml
 from PIL import Image
 
 from unidual.data import DataError
@@ -64,6 +64,11 @@ def test_folder_format_with_per_split_roots_holding_class_folders(tmp_path):
     assert len(build_dataset(spec, "train")) == 6
     test = build_dataset(spec, "test")
     assert len(test) == 2 and test.classes == ["cat", "dog"] and "images_val" in test.files[0]
+    (tmp_path / "sources.yaml").write_text(yaml.safe_dump([{**spec.to_dict(), "train_root": "images_train",
+                                                            "test_root": "images_val"}]))
+    report = check_dataset(tmp_path / "sources.yaml")  # relative roots beside the file; both splits checked
+    assert report["usable"] and {k: v["readable"] for k, v in report["sources"][0]["splits"].items()} == {
+        "train": 6, "test": 2}
 
 
 def _rawframes(root: Path, name: str, n: int) -> None:
@@ -114,7 +119,6 @@ def test_sources_file_in_train_config_data_check_and_eval(tmp_path, monkeypatch)
     tiny = _mmaction_tiny(tmp_path / "data")
     spec = _tiny_spec(tiny)
     spec.update(root="kinetics400_tiny", train_root="kinetics400_tiny/train", test_root="kinetics400_tiny/val")
-    import yaml
     (tmp_path / "data" / "sources.yaml").write_text(yaml.safe_dump([spec]))
     (tmp_path / "cfg").mkdir()
     (tmp_path / "cfg" / "train.yaml").write_text("regime: separate\nmodel: {name: r2plus1d}\n"

@@ -60,6 +60,8 @@ def _has_test_split(spec: SourceSpec) -> bool:
     """Whether a test split is declared (or, for class folders, present on disk)."""
     if spec.format != "folder":
         return spec.test is not None
+    if spec.test_root is not None:
+        return (Path(spec.test_root) / (spec.test or ".")).is_dir()
     if spec.test is None and spec.train == ".":
         return False
     ref = spec.test or "test"

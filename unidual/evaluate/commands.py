@@ -73,6 +73,7 @@ def source_specs(
                 continue
             spec = specs.get(key) or {"key": key, "modality": known[key]["modality"], "format": "folder"}
             spec["root"] = root
+            spec["test_root"] = None  # PATH is the test data itself
             if spec["format"] == "folder" and Path(root).is_dir() and not (Path(root) / "test").is_dir():
                 spec["test"] = "."  # PATH itself holds the <class>/ folders
             chosen[key] = spec
