@@ -124,3 +124,17 @@ def test_check_real_truncated_clip(shared_data, tmp_path):
     files = report["sources"][0]["splits"]["files"]
     assert files["readable"] == 1
     assert files["unreadable"][0]["reason"].startswith("truncated: header says 377 frames, only ")
+
+
+def test_check_fast_mode_catches_a_truncated_jpeg(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    noise = np.random.default_rng(0).integers(0, 256, (160, 200, 3), dtype=np.uint8)
+    for name in ("a.jpg", "cut.jpg"):
+        Image.fromarray(noise).save(tmp_path / name, quality=90)
+    _truncate(tmp_path / "cut.jpg", 0.6)
+    for deep in (False, True):
+        files = check_dataset(tmp_path, deep=deep)["sources"][0]["splits"]["files"]
+        assert files["readable"] == 1 and files["unreadable"][0]["path"].endswith("cut.jpg")
+        assert "truncated" in files["unreadable"][0]["reason"]

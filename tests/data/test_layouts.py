@@ -113,6 +113,12 @@ def test_mmaction_rawframes_format_samples_clips_like_videos(tmp_path):
     (tmp_path / "rawframes" / "vid_a" / "img_00003.png").unlink()
     with pytest.raises(DataError, match="img_00003.png: file not found"):
         train.read_rawframes(0, [0, 1, 2])
+    (tmp_path / "sources.yaml").write_text(yaml.safe_dump([base]))
+    report = check_dataset(tmp_path / "sources.yaml", splits=("train",))
+    split = report["sources"][0]["splits"]["train"]
+    assert not report["usable"] and split["readable"] == 1 and len(split["missing"]) == 1
+    assert split["unreadable"] == [{"path": str(tmp_path / "rawframes" / "vid_a"),
+                                    "reason": "1 of 20 frame files missing (first: img_00003.png)"}]
 
 
 def test_sources_file_in_train_config_data_check_and_eval(tmp_path, monkeypatch):
