@@ -167,3 +167,5 @@ def test_ten_test_clips_in_one_pass_convert_only_the_wanted_frames(shared_data, 
         assert np.array_equal(clip, full[expected])
         assert len(converted) == len(set(wanted))  # not the ~270 frames the clips span
         monkeypatch.undo()
+        _, _, frames = decode.read_clip(path, lambda _: wanted, info, stacked=False)  # what a test item reads
+        assert isinstance(frames, list) and np.array_equal(np.stack(frames), clip)

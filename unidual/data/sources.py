@@ -612,7 +612,7 @@ class SourceDataset(Dataset):
                 wanted = choose(self.video_info(index))
                 frames = self.read_rawframes(index, wanted)
             else:  # a video seen for the first time is probed and read through one open
-                _, wanted, frames = read_clip(self.entries[index].path, choose, self._info.get(index))
+                _, wanted, frames = read_clip(self.entries[index].path, choose, self._info.get(index), stacked=False)
             by_index = dict(zip(wanted, frames))
             views = []
             for clip in clips:
