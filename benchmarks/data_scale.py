@@ -108,7 +108,7 @@ def main() -> None:
     add_run_args(parser)
     parser.add_argument("--clips", default="/tmp/unidual-hires", help="folder for the generated clips (reused)")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--reads-before", type=int, default=24)
+    parser.add_argument("--reads-before", type=int, default=40)
     parser.add_argument("--reads-after", type=int, default=300)
     args = parser.parse_args()
     load = start_run(args)
