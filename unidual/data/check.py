@@ -1,7 +1,7 @@
 """``unidual data check``: validate a dataset before training.
 
 Checks every example once -- fast by default (videos: header and packet index, first
-frame decoded; see ``unidual.data.inspect``), every frame with ``deep`` -- in worker
+frame decoded; see ``unidual.data.filecheck``), every frame with ``deep`` -- in worker
 processes, and reports counts per class, frame counts and durations, and every
 unreadable or suspicious file with the reason. A plain folder of media files (no class
 sub-folders) is checked file by file.
@@ -19,7 +19,7 @@ from tqdm import tqdm
 from unidual.data import archive as archive_mod
 from unidual.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from unidual.data.errors import DataError
-from unidual.data.inspect import inspect
+from unidual.data.filecheck import inspect
 from unidual.data.sourcefile import read_source_file
 from unidual.data.sources import SourceDataset, SourceSpec
 
