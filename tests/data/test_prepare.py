@@ -76,6 +76,20 @@ def test_prepare_mirrors_reencodes_rewrites_lists_and_resumes(tmp_path, capsys):
     assert "source folder not found" in capsys.readouterr().err
 
 
+def test_prepare_keeps_videos_apart_whose_mp4_names_clash(tmp_path):
+    """x.avi beside x.mp4 (mmaction2's kinetics samples have test.avi and test.mp4): both survive."""
+    src = tmp_path / "src"
+    write_video(src / "x.avi", counter_frames(6), fps=10)
+    write_video(src / "x.mp4", counter_frames(9), fps=10)
+    (src / "list.txt").write_text("x.avi 0\nx.mp4 1\n")
+    result = prepare_dataset(src, src / "prepared", PrepareOptions(short_side=16))  # DST inside SRC is no input
+    assert result["written"] == 2 and not result["unreadable"]
+    out = src / "prepared"
+    assert probe_video(out / "x_avi.mp4").num_frames == 6 and probe_video(out / "x.mp4").num_frames == 9
+    assert (out / "list.txt").read_text() == "x_avi.mp4 0\nx.mp4 1\n"
+    assert prepare_dataset(src, src / "prepared", PrepareOptions(short_side=16))["already_done"] == 2
+
+
 def test_prepare_resizes_images_when_asked(tmp_path):
     Image.new("RGB", (80, 60), (200, 10, 10)).save(tmp_path / "p.png")
     Image.new("RGB", (20, 10)).save(tmp_path / "small.png")

@@ -161,7 +161,8 @@ def plain_files(path: Path) -> tuple[str, list[str]] | None:
     own = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS]
     if not own:
         return None
-    files = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS)
+    media = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
+    files = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in media)
     videos = [f for f in files if f.lower().endswith(VIDEO_EXTENSIONS) and not f.lower().endswith(".gif")]
     modality = "video" if len(videos) * 2 >= len(files) else "image"
     wanted = VIDEO_EXTENSIONS if modality == "video" else IMAGE_EXTENSIONS

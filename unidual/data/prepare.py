@@ -5,14 +5,15 @@ seek to a keyframe far back and decode up to 128 full-size frames. Re-encoded to
 short side with a keyframe every 16 frames, a clip read decodes a few small frames: the
 step mmaction2 and PySlowFast tell their users to do by hand with ffmpeg.
 
-Each video becomes ``DST/<same relative path>.mp4``: H.264 (libx264, preset veryfast,
-crf 23, yuv420p), short side ``N`` (never upscaled; the other side keeps the aspect ratio,
-rounded to even), at most ``K`` frames between keyframes, the source's frames at its average rate,
-no audio. Images are copied, or resized to short side ``N`` with ``images=True``. List and
-CSV files (``.txt``, ``.csv``) are copied with video names rewritten to ``.mp4``, so the
-same lists and Kinetics CSVs describe the new tree. Outputs are written under a temporary
-name and renamed when complete: a second run skips what is done (resumable). Unreadable
-files are listed in ``DST/prepare_unreadable.txt`` and skipped.
+Each video becomes ``DST/<same relative path>.mp4`` (``x_avi.mp4`` when an ``x.mp4`` sits
+beside ``x.avi``): H.264 (libx264, preset veryfast, crf 23, yuv420p), short side ``N``
+(never upscaled; the other side keeps the aspect ratio, rounded to even), at most ``K``
+frames between keyframes, the source's frames at its average rate, no audio. Images are
+copied, or resized to short side ``N`` with ``images=True``. List and CSV files (``.txt``,
+``.csv``) are copied with video names rewritten to ``.mp4``, so the same lists and Kinetics
+CSVs describe the new tree. Outputs are written under a temporary name and renamed when
+complete: a second run skips what is done (resumable). Unreadable files are listed in
+``DST/prepare_unreadable.txt`` and skipped.
 """
 from __future__ import annotations
 
@@ -108,9 +109,21 @@ def resize_image(src: Path, dst: Path, opts: PrepareOptions) -> None:
             tmp.unlink()
 
 
-def rewrite_list(src: Path, dst: Path) -> None:
-    """A list/CSV file with every video name's extension changed to ``.mp4``."""
-    dst.write_text(_VIDEO_NAME.sub(lambda m: f"{m.group(1)}.mp4", src.read_text()))
+def video_target(rel: Path, clashes: set[str]) -> Path:
+    """``a/x.avi`` -> ``a/x.mp4``; ``a/x_avi.mp4`` when ``a/x.mp4`` is a source video too (``clashes``)."""
+    if rel.suffix.lower() != ".mp4" and rel.as_posix() in clashes:
+        return rel.with_name(f"{rel.stem}_{rel.suffix.lower().lstrip('.')}.mp4")
+    return rel.with_suffix(".mp4")
+
+
+def rewrite_list(src: Path, dst: Path, clashes: set[str] = frozenset()) -> None:
+    """A list/CSV file with every video name's extension changed to ``.mp4`` (as ``video_target`` names them)."""
+    def new_name(match: re.Match) -> str:
+        name = match.group(0)
+        clash = any(c == name or c.endswith("/" + name) for c in clashes)
+        return f"{match.group(1)}_{match.group(2).lower()}.mp4" if clash else f"{match.group(1)}.mp4"
+
+    dst.write_text(_VIDEO_NAME.sub(new_name, src.read_text()))
 
 
 def _job(task: tuple[str, str, str, PrepareOptions]) -> tuple[str, str, str | None]:
@@ -132,16 +145,26 @@ def _job(task: tuple[str, str, str, PrepareOptions]) -> tuple[str, str, str | No
     return "done", src, None
 
 
-def plan(src: Path, dst: Path, opts: PrepareOptions) -> tuple[list[tuple], list[tuple[Path, Path]], int]:
-    """(media jobs still to do, list files to rewrite, media files already done) of a mirror."""
+def _clashes(rels: list[Path]) -> set[str]:
+    """Non-mp4 videos whose ``.mp4`` name another source video already has (``x.avi`` beside ``x.mp4``)."""
+    names = {r.as_posix().lower() for r in rels}
+    return {r.as_posix() for r in rels
+            if r.suffix.lower() != ".mp4" and r.with_suffix(".mp4").as_posix().lower() in names}
+
+
+def plan(src: Path, dst: Path, opts: PrepareOptions) -> tuple[list[tuple], list[tuple[Path, Path]], int, set[str]]:
+    """(media jobs still to do, list files to rewrite, media files already done, renamed clashes) of a mirror."""
     jobs, lists, done = [], [], 0
-    for path in sorted(p for p in src.rglob("*") if p.is_file()):
+    files = [p for p in sorted(src.rglob("*")) if p.is_file()]
+    inside = dst.resolve().is_relative_to(src.resolve())
+    files = [p for p in files if not (inside and p.resolve().is_relative_to(dst.resolve()))]  # DST is no input
+    is_video = [p.suffix.lower() in VIDEO_EXTENSIONS and p.suffix.lower() != ".gif" for p in files]
+    clashes = _clashes([p.relative_to(src) for p, v in zip(files, is_video) if v])
+    for path, video in zip(files, is_video):
         rel = path.relative_to(src)
-        if rel.parts[0] == dst.name and dst.parent == src:  # a DST inside SRC is not its own input
-            continue
         suffix = path.suffix.lower()
-        if suffix in VIDEO_EXTENSIONS and suffix != ".gif":
-            kind, target = "video", dst / rel.with_suffix(".mp4")
+        if video:
+            kind, target = "video", dst / video_target(rel, clashes)
         elif suffix in IMAGE_EXTENSIONS:
             kind, target = ("image" if opts.images else "copy"), dst / rel
         elif suffix in LIST_EXTENSIONS:
@@ -153,7 +176,7 @@ def plan(src: Path, dst: Path, opts: PrepareOptions) -> tuple[list[tuple], list[
             done += 1
         else:
             jobs.append((kind, str(path), str(target), opts))
-    return jobs, lists, done
+    return jobs, lists, done, clashes
 
 
 def prepare_dataset(src: str | Path, dst: str | Path, opts: PrepareOptions, workers: int = 1,
@@ -166,7 +189,7 @@ def prepare_dataset(src: str | Path, dst: str | Path, opts: PrepareOptions, work
         raise DataError(f"{dst}: the destination must differ from the source")
     if opts.short_side < 2 or opts.keyframe_interval < 1:
         raise DataError("--short-side must be >= 2 and --keyframe-interval >= 1")
-    jobs, lists, done = plan(src, dst, opts)
+    jobs, lists, done, clashes = plan(src, dst, opts)
     dst.mkdir(parents=True, exist_ok=True)
     bad: list[tuple[str, str]] = []
     bar = tqdm(total=len(jobs), unit="file", desc="prepare", disable=not progress, file=sys.stderr,
@@ -187,7 +210,7 @@ def prepare_dataset(src: str | Path, dst: str | Path, opts: PrepareOptions, work
                 bar.update()
     for list_src, list_dst in lists:
         list_dst.parent.mkdir(parents=True, exist_ok=True)
-        rewrite_list(list_src, list_dst)
+        rewrite_list(list_src, list_dst, clashes)
     bad.sort()
     if bad:  # unreadable files have no output, so every run tries them again and lists them anew
         (dst / UNREADABLE).write_text("".join(f"{p}\t{why}\n" for p, why in bad))
