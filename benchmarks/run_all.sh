@@ -11,4 +11,5 @@ $PY benchmarks/loader_vs_model.py
 $PY benchmarks/memory.py
 $PY benchmarks/allocator.py
 $PY benchmarks/loader.py
+$PY benchmarks/data_scale.py
 $PY benchmarks/summary.py

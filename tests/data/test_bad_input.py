@@ -84,17 +84,26 @@ def test_missing_files_and_folders(tmp_path):
         build_dataset(spec, "train")
 
 
-def test_missing_video_in_a_list_fails_at_read_time_and_is_skipped_in_training(tmp_path):
+def test_missing_video_in_a_list_fails_at_indexing_or_is_dropped_once(tmp_path):
     write_video(tmp_path / "ok.mp4", counter_frames(10), fps=10)
     (tmp_path / "broken.mp4").write_bytes(b"garbage" * 10)
-    ds = build_dataset(_video_spec(tmp_path, "ok.mp4 0\nbroken.mp4 1\nabsent.mp4 1\n"), "train")
-    with pytest.raises(DataError, match="absent.mp4: file not found"):
-        ds[2]
+    spec = _video_spec(tmp_path, "ok.mp4 0\nbroken.mp4 1\nabsent.mp4 1\n")
+    with pytest.raises(DataError, match=r"1 of 3 listed files missing: .*list.txt:3: .*absent.mp4 .*skip_missing"):
+        build_dataset(spec, "train")
+    spec.skip_missing = True
+    ds = build_dataset(spec, "train")
+    assert [Path(p).name for p in ds.files] == ["ok.mp4", "broken.mp4"]
+    assert len(ds.missing) == 1 and ds.missing[0].endswith("absent.mp4")
+    assert ds.classes == ["0", "1"]  # the label map still counts the dropped row's label
+    # a file that disappears after indexing, or is corrupt, is skipped when read
+    (tmp_path / "ok.mp4").unlink()
+    with pytest.raises(DataError, match="ok.mp4: file not found"):
+        ds[0]
     mixed = MixedDataset({"v": ds})
-    batch = collate_mixed([mixed[("v", i)] for i in range(3)])
-    assert batch["sub"]["v"]["input"].shape[0] == 1
-    assert [Path(p).name for p, _ in batch["skipped"]] == ["broken.mp4", "absent.mp4"]
-    assert "not a readable video" in batch["skipped"][0][1]
+    batch = collate_mixed([mixed[("v", i)] for i in range(2)])
+    assert "v" not in batch["sub"]
+    assert [Path(p).name for p, _ in batch["skipped"]] == ["ok.mp4", "broken.mp4"]
+    assert "not a readable video" in batch["skipped"][1][1]
 
 
 def test_odd_image_modes_in_a_dataset(tmp_path):

@@ -56,3 +56,85 @@ def test_check_plain_class_folder_without_test_split(tmp_path, capsys):
     assert report["usable"] and list(src["splits"]) == ["train"]
     assert src["splits"]["train"]["classes"] == {"a": 1, "b": 1}
     assert any("tiny image" in p["reason"] for p in src["splits"]["train"]["suspicious"])
+
+
+def _faststart_mp4(path, n: int = 60) -> None:
+    """An H.264 mp4 with its index (moov) before the data, as downloaded clips usually are."""
+    from fractions import Fraction
+
+    import av
+
+    import numpy as np
+
+    noise = np.random.default_rng(0).integers(0, 256, (n, 32, 48, 3), dtype=np.uint8)  # no compression: data >> index
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=Fraction(10))
+        stream.width, stream.height, stream.pix_fmt = 48, 32, "yuv420p"
+        for rgb in noise:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def _truncate(path, share: float) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * share)])
+
+
+def test_check_plain_folder_file_by_file_fast_and_deep_catch_truncation(tmp_path, capsys):
+    """A folder of videos without class folders: every file checked; a truncated mp4 whose header still
+    says 60 frames is unreadable in both modes (the old check decoded first + last frame and passed it)."""
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    for name in ("a.mp4", "b.mp4", "cut.mp4"):
+        _faststart_mp4(folder / name)
+    _truncate(folder / "cut.mp4", 0.3)
+    (folder / "README.md").write_text("not a video")
+    (folder / "more").mkdir()
+    _faststart_mp4(folder / "more" / "c.mp4", n=5)  # sub-folders of a plain folder are checked too
+    for deep in (False, True):
+        for workers in (1, 2):
+            report = check_dataset(folder, deep=deep, workers=workers)
+            (src,) = report["sources"]
+            files = src["splits"]["files"]
+            assert not report["usable"] and src["format"] == "files"
+            assert files["checked"] == 4 and files["readable"] == 3 and files["frames"]["max"] == 60
+            (bad,) = files["unreadable"]
+            assert bad["path"].endswith("cut.mp4")
+            assert ("header says 60 frames" in bad["reason"]) if not deep else ("decoded frames" in bad["reason"]
+                                                                               or "header says 60" in bad["reason"])
+    assert main(["data", "check", str(folder), "--workers", "2"]) == 1
+    out = capsys.readouterr().out
+    assert "NOT USABLE (fast check)" in out and "files: 3/4 readable" in out and "cut.mp4: truncated" in out
+    (folder / "cut.mp4").unlink()
+    assert main(["data", "check", str(folder), "--deep", "--workers", "1"]) == 0
+    assert main(["data", "check", str(folder), "--workers", "0"]) == 2
+
+
+def test_check_real_truncated_clip(shared_data, tmp_path):
+    """car-detection.mp4 (377 frames) cut to a twelfth: fast mode reads only packets, still finds it."""
+    src = shared_data / "videos" / "intel-samples" / "car-detection.mp4"
+    (tmp_path / "v").mkdir()
+    cut = tmp_path / "v" / "car.mp4"
+    cut.write_bytes(src.read_bytes())
+    _truncate(cut, 1 / 12)
+    (tmp_path / "v" / "whole.mp4").write_bytes(src.read_bytes())
+    report = check_dataset(tmp_path / "v")
+    files = report["sources"][0]["splits"]["files"]
+    assert files["readable"] == 1
+    assert files["unreadable"][0]["reason"].startswith("truncated: header says 377 frames, only ")
+
+
+def test_check_fast_mode_catches_a_truncated_jpeg(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    noise = np.random.default_rng(0).integers(0, 256, (160, 200, 3), dtype=np.uint8)
+    for name in ("a.jpg", "cut.jpg"):
+        Image.fromarray(noise).save(tmp_path / name, quality=90)
+    _truncate(tmp_path / "cut.jpg", 0.6)
+    for deep in (False, True):
+        files = check_dataset(tmp_path, deep=deep)["sources"][0]["splits"]["files"]
+        assert files["readable"] == 1 and files["unreadable"][0]["path"].endswith("cut.jpg")
+        assert "truncated" in files["unreadable"][0]["reason"]

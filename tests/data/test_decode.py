@@ -146,3 +146,25 @@ def test_read_clip_opens_once_and_matches_probe_plus_read(make_video, monkeypatc
     opens.clear()
     _, _, again = decode.read_clip(path, lambda i: [3], info=info)  # info known: no probe at all
     assert frame_ids(again) == [3] and len(opens) == 1
+
+
+def test_ten_test_clips_in_one_pass_convert_only_the_wanted_frames(shared_data, monkeypatch):
+    """Evaluation reads the 10 clips of a video in one forward decode, converting only their frames to RGB."""
+    from unidual.data import decode
+    from unidual.data.sampling import flatten, uniform_clips
+
+    for name, offset in (("demo.mp4", 0), ("test.avi", 1)):  # AVI pts start at 1
+        path = shared_data / "videos" / "kinetics-samples" / name
+        info = probe_video(path)
+        full = read_video(path)
+        wanted = flatten(uniform_clips(info.num_frames, 8, 2, 10)) + [info.num_frames + 5]  # one past the end
+        converted = []
+        real_rgb = decode._rgb
+        monkeypatch.setattr(decode, "_rgb", lambda frame: converted.append(1) or real_rgb(frame))
+        clip = read_frames(path, wanted, info)
+        expected = [max(min(i, info.num_frames) - offset, 0) for i in wanted[:-1]] + [len(full) - 1]
+        assert np.array_equal(clip, full[expected])
+        assert len(converted) == len(set(wanted))  # not the ~270 frames the clips span
+        monkeypatch.undo()
+        _, _, frames = decode.read_clip(path, lambda _: wanted, info, stacked=False)  # what a test item reads
+        assert isinstance(frames, list) and np.array_equal(np.stack(frames), clip)

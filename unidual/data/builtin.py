@@ -27,8 +27,8 @@ from PIL import Image, ImageDraw
 
 from unidual.data.encode import write_video
 from unidual.data.errors import DataError
+from unidual.data.sourcefile import read_source_file
 from unidual.data.sources import SourceDataset, SourceSpec
-from unidual.yamlconfig import ConfigError, load_yaml_file
 
 DEFAULT_VERSION = 2
 MOTION_VERSION = 1
@@ -50,16 +50,13 @@ def _marker_ok(path: Path, expected: dict[str, Any]) -> bool:
 
 
 def read_sources(path: str | Path) -> dict[str, dict[str, Any]]:
-    """A builder's ``sources.yaml`` (a list of source mappings) as ``{key: mapping}``."""
+    """A builder's ``sources.yaml`` as ``{key: mapping}`` (read by the one sources-file reader)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: sources file not found (build the data first)")
-    try:
-        items = load_yaml_file(path)
-    except ConfigError as exc:
-        raise DataError(str(exc)) from None
-    if not isinstance(items, list) or not all(isinstance(d, dict) and "key" in d for d in items):
-        raise DataError(f"{path}: expected a list of source mappings, each with a 'key'")
+    items = read_source_file(path)
+    if not all("key" in d for d in items):
+        raise DataError(f"{path}: every source mapping needs a 'key'")
     return {d["key"]: d for d in items}
 
 

@@ -1,23 +1,27 @@
 """``unidual data check``: validate a dataset before training.
 
-Reads every example once (images fully decoded; videos probed and their first and
-last frames decoded) and reports counts per class, frame counts and durations, and
-every unreadable or suspicious file with the reason.
+Checks every example once -- fast by default (videos: header and packet index, first
+frame decoded; see ``unidual.data.filecheck``), every frame with ``deep`` -- in worker
+processes, and reports counts per class, frame counts and durations, and every
+unreadable or suspicious file with the reason. A plain folder of media files (no class
+sub-folders) is checked file by file.
 """
 from __future__ import annotations
 
+import multiprocessing
 import statistics
+import sys
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
-import yaml
+from tqdm import tqdm
 
 from unidual.data import archive as archive_mod
-from unidual.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, probe_video, read_frames
+from unidual.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from unidual.data.errors import DataError
+from unidual.data.filecheck import inspect
+from unidual.data.sourcefile import read_source_file
 from unidual.data.sources import SourceDataset, SourceSpec
-
-MIN_IMAGE_SIDE = 8
 
 
 def specs_for_path(path: str | Path) -> list[SourceSpec]:
@@ -28,11 +32,7 @@ def specs_for_path(path: str | Path) -> list[SourceSpec]:
     if path.is_dir() and (path / "sources.yaml").is_file():
         path = path / "sources.yaml"
     if path.suffix in (".yaml", ".yml"):
-        data = yaml.safe_load(path.read_text())
-        items = data.get("sources", data) if isinstance(data, dict) else data
-        if not isinstance(items, list):
-            raise DataError(f"{path}: expected a list of sources (or a 'sources:' list)")
-        return [SourceSpec.from_dict(d) for d in items]
+        return [SourceSpec.from_dict(d) for d in read_source_file(path)]
     if archive_mod.is_archive(path):
         return [SourceSpec(key=path.name, modality="image", format="folder", root=str(path))]
     if path.suffix == ".csv":
@@ -60,6 +60,8 @@ def _has_test_split(spec: SourceSpec) -> bool:
     """Whether a test split is declared (or, for class folders, present on disk)."""
     if spec.format != "folder":
         return spec.test is not None
+    if spec.test_root is not None:
+        return (Path(spec.test_root) / (spec.test or ".")).is_dir()
     if spec.test is None and spec.train == ".":
         return False
     ref = spec.test or "test"
@@ -75,56 +77,125 @@ def _summary(values: list[float]) -> dict[str, float] | None:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
-def check_split(ds: SourceDataset, limit: int | None = None) -> dict[str, Any]:
-    """Read every example of one split; collect counts, frame statistics and problems."""
-    counts = {name: 0 for name in ds.classes}
-    bad: list[dict[str, str]] = []
-    odd: list[dict[str, str]] = []
+def run_checks(tasks: Sequence[tuple], workers: int = 1, progress: bool = False,
+               desc: str = "check") -> list[dict[str, Any]]:
+    """``inspect`` every task, in ``workers`` processes, with a progress bar; results in task order."""
+    bar = tqdm(total=len(tasks), unit="file", desc=desc, disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    with bar:
+        if workers <= 1 or len(tasks) < 2:
+            results = []
+            for task in tasks:
+                results.append(inspect(task))
+                bar.update()
+            return results
+        with multiprocessing.get_context("fork").Pool(min(workers, len(tasks))) as pool:
+            results = []
+            for result in pool.imap(inspect, tasks, chunksize=max(1, min(16, len(tasks) // (workers * 8)))):
+                results.append(result)
+                bar.update()
+            return results
+
+
+def _raw_options(ds: SourceDataset, index: int) -> dict[str, Any] | None:
+    entry = ds.entries[index]
+    if entry.frames is None:
+        return None
+    return {"frames": entry.frames, "filename_tmpl": ds.spec.filename_tmpl, "start_index": ds.spec.start_index}
+
+
+def summarise(results: Sequence[dict[str, Any]], labels: Sequence[str | None], modality: str,
+              clip_frames: int, loop: bool) -> dict[str, Any]:
+    """Counts per class, frame/duration statistics, unreadable and suspicious files of checked results."""
+    counts: dict[str, int] = {name: 0 for name in dict.fromkeys(l for l in labels if l is not None)}
+    bad, odd = [], []
     frames, durations = [], []
-    clip = ds.spec.clip.frames
-    indices: Iterable[int] = range(len(ds) if limit is None else min(limit, len(ds)))
-    for i in indices:
-        path = ds.files[i]
-        try:
-            if ds.spec.modality == "image":
-                img = ds.read_image(i)
-                if min(img.size) < MIN_IMAGE_SIDE:
-                    odd.append({"path": path, "reason": f"tiny image {img.size[0]}x{img.size[1]}"})
-            else:
-                info = probe_video(path)
-                read_frames(path, [0, info.num_frames - 1], info)
-                frames.append(info.num_frames)
-                durations.append(round(info.duration, 3))
-                if info.num_frames < clip:
-                    odd.append({"path": path, "reason": f"{info.num_frames} frames, shorter than a {clip}-frame clip (looped)"
-                                if ds.spec.clip.loop else f"{info.num_frames} frames, padded to {clip}"})
-                if not 1 <= info.fps <= 240:
-                    odd.append({"path": path, "reason": f"unusual frame rate {info.fps:.2f}"})
-        except DataError as exc:
-            bad.append({"path": path, "reason": str(exc).replace(f"{path}: ", "", 1)})
+    for result, label in zip(results, labels):
+        path = result["path"]
+        if result["error"]:
+            bad.append({"path": path, "reason": result["error"]})
             continue
-        except Exception as exc:  # noqa: BLE001 - report anything a decoder raises
-            bad.append({"path": path, "reason": f"{type(exc).__name__}: {exc}"})
-            continue
-        counts[ds.classes[ds.labels[i]]] += 1
-    empty = [c for c, n in counts.items() if n == 0]
-    if empty and limit is None:
-        odd.append({"path": ds.spec.root, "reason": f"{len(empty)} class(es) without readable examples: {empty[:5]}"})
-    report: dict[str, Any] = {"examples": len(ds), "checked": len(list(indices)) if limit else len(ds),
-                              "readable": sum(counts.values()), "classes": counts,
+        odd += [{"path": path, "reason": note} for note in result["notes"]]
+        if modality == "video":
+            n = result["frames"]
+            frames.append(float(n))
+            if result.get("duration") is not None:
+                durations.append(result["duration"])
+            if n < clip_frames:
+                odd.append({"path": path, "reason": f"{n} frames, shorter than a {clip_frames}-frame clip (looped)"
+                            if loop else f"{n} frames, padded to {clip_frames}"})
+            fps = result.get("fps")
+            if fps is not None and not 1 <= fps <= 240:
+                odd.append({"path": path, "reason": f"unusual frame rate {fps:.2f}"})
+        if label is not None:
+            counts[label] += 1
+    report: dict[str, Any] = {"checked": len(results), "readable": len(results) - len(bad), "classes": counts,
                               "unreadable": bad, "suspicious": odd}
-    if ds.spec.modality == "video":
-        report["frames"] = _summary([float(f) for f in frames])
+    if modality == "video":
+        report["frames"] = _summary(frames)
         report["duration_s"] = _summary(durations)
     return report
 
 
-def check_dataset(path: str | Path, splits: Iterable[str] = ("train", "test"), limit: int | None = None) -> dict[str, Any]:
-    """The full report; ``report["usable"]`` is False if any split failed to index or has unreadable files."""
+def check_split(ds: SourceDataset, limit: int | None = None, *, deep: bool = False, workers: int = 1,
+                progress: bool = False) -> dict[str, Any]:
+    """Check every example of one split (fast: container index; deep: every frame)."""
+    n = len(ds) if limit is None else min(limit, len(ds))
+    tasks = [(ds.files[i], ds.spec.modality, deep, _raw_options(ds, i)) for i in range(n)]
+    results = run_checks(tasks, workers, progress, desc=f"{ds.spec.key} {ds.split}")
+    report = summarise(results, [ds.classes[ds.labels[i]] for i in range(n)], ds.spec.modality,
+                       ds.spec.clip.frames, ds.spec.clip.loop)
+    report["examples"] = len(ds)
+    for name in ds.classes:
+        report["classes"].setdefault(name, 0)
+    empty = [c for c, k in report["classes"].items() if k == 0]
+    if empty and limit is None:
+        report["suspicious"].append({"path": ds.spec.root_for(ds.split),
+                                     "reason": f"{len(empty)} class(es) without readable examples: {empty[:5]}"})
+    if ds.missing:
+        report["missing"] = list(ds.missing)
+    return report
+
+
+def plain_files(path: Path) -> tuple[str, list[str]] | None:
+    """(modality, media files under ``path``) when it holds media files itself, i.e. is not a class folder."""
+    own = [p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS + VIDEO_EXTENSIONS]
+    if not own:
+        return None
+    media = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
+    files = sorted(str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in media)
+    videos = [f for f in files if f.lower().endswith(VIDEO_EXTENSIONS) and not f.lower().endswith(".gif")]
+    modality = "video" if len(videos) * 2 >= len(files) else "image"
+    wanted = VIDEO_EXTENSIONS if modality == "video" else IMAGE_EXTENSIONS
+    return modality, [f for f in files if f.lower().endswith(wanted)]
+
+
+def _check_plain(path: Path, modality: str, files: list[str], limit: int | None, deep: bool, workers: int,
+                 progress: bool) -> dict[str, Any]:
+    files = files[:limit] if limit is not None else files
+    results = run_checks([(f, modality, deep, None) for f in files], workers, progress, desc=path.name)
+    split = summarise(results, [None] * len(files), modality, clip_frames=1, loop=True)
+    split["examples"] = len(files)
+    usable = not split["unreadable"] and split["readable"] > 0
+    return {"path": str(path), "usable": usable, "mode": "deep" if deep else "fast",
+            "sources": [{"key": path.name, "modality": modality, "format": "files", "root": str(path),
+                         "splits": {"files": split}}]}
+
+
+def check_dataset(path: str | Path, splits: Iterable[str] = ("train", "test"), limit: int | None = None, *,
+                  deep: bool = False, workers: int = 1, progress: bool = False) -> dict[str, Any]:
+    """The full report; ``report["usable"]`` is False if any split failed to index or has unreadable files.
+
+    A folder holding media files itself (not only class sub-folders) is checked file by file.
+    """
+    mode = "deep" if deep else "fast"
     try:
+        folder = Path(path)
+        plain = plain_files(folder) if folder.is_dir() and not (folder / "sources.yaml").is_file() else None
+        if plain is not None:
+            return _check_plain(folder, *plain, limit, deep, workers, progress)
         specs = specs_for_path(path)
     except DataError as exc:
-        return {"path": str(path), "usable": False, "error": str(exc), "sources": []}
+        return {"path": str(path), "usable": False, "mode": mode, "error": str(exc), "sources": []}
     sources = []
     usable = True
     for spec in specs:
@@ -139,16 +210,16 @@ def check_dataset(path: str | Path, splits: Iterable[str] = ("train", "test"), l
                 entry["splits"][split] = {"error": str(exc)}
                 usable = False
                 continue
-            result = check_split(ds, limit)
+            result = check_split(ds, limit, deep=deep, workers=workers, progress=progress)
             usable &= not result["unreadable"] and result["readable"] > 0
             entry["splits"][split] = result
         sources.append(entry)
-    return {"path": str(path), "usable": usable, "sources": sources}
+    return {"path": str(path), "usable": usable, "mode": mode, "sources": sources}
 
 
 def format_report(report: dict[str, Any], max_problems: int = 20) -> str:
     """Human-readable text of a check report."""
-    lines = [f"{report['path']}: {'OK' if report['usable'] else 'NOT USABLE'}"]
+    lines = [f"{report['path']}: {'OK' if report['usable'] else 'NOT USABLE'} ({report.get('mode', 'fast')} check)"]
     if "error" in report:
         lines.append(f"  error: {report['error']}")
     for src in report["sources"]:
@@ -157,10 +228,14 @@ def format_report(report: dict[str, Any], max_problems: int = 20) -> str:
             if "error" in r:
                 lines.append(f"  {split}: ERROR {r['error']}")
                 continue
-            lines.append(f"  {split}: {r['readable']}/{r['checked']} readable, {len(r['classes'])} classes")
-            per = ", ".join(f"{c}={n}" for c, n in list(r["classes"].items())[:12])
-            more = " ..." if len(r["classes"]) > 12 else ""
-            lines.append(f"    per class: {per}{more}")
+            classes = f", {len(r['classes'])} classes" if r["classes"] else ""
+            lines.append(f"  {split}: {r['readable']}/{r['checked']} readable{classes}")
+            if r["classes"]:
+                per = ", ".join(f"{c}={n}" for c, n in list(r["classes"].items())[:12])
+                more = " ..." if len(r["classes"]) > 12 else ""
+                lines.append(f"    per class: {per}{more}")
+            if r.get("missing"):
+                lines.append(f"    missing (dropped, skip_missing): {len(r['missing'])}, first: {r['missing'][0]}")
             if r.get("frames"):
                 f, d = r["frames"], r["duration_s"]
                 lines.append(f"    frames min/median/max {f['min']:.0f}/{f['median']:.0f}/{f['max']:.0f}, "

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -13,6 +15,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.add_argument("--split", choices=("train", "test", "both"), default="both")
     check.add_argument("--limit", type=int, default=None, help="check only the first N examples of each split")
+    check.add_argument("--deep", action="store_true",
+                       help="decode every frame (default: fast, container headers and packet indexes)")
+    check.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 8),
+                       help="processes checking files in parallel (default: the CPU count, at most 8)")
+
+    prep = sub.add_parser("prepare", help="re-encode a video dataset small, with frequent keyframes (mirror tree)")
+    prep.add_argument("src", help="dataset folder (class folders, lists, CSVs: the tree is mirrored)")
+    prep.add_argument("dst", help="output folder; files already there are skipped (resumable)")
+    prep.add_argument("--short-side", type=int, required=True, help="shorter side in pixels (never upscaled)")
+    prep.add_argument("--keyframe-interval", type=int, default=16, help="frames between keyframes (default 16)")
+    prep.add_argument("--images", action="store_true", help="resize images to --short-side too (default: copy)")
+    prep.add_argument("--workers", type=int, default=min(os.cpu_count() or 1, 8),
+                      help="processes encoding in parallel (default: the CPU count, at most 8)")
 
     default = sub.add_parser("make-default", help="write the small synthetic demo dataset")
     default.add_argument("out")
@@ -35,9 +50,30 @@ def _check(args: argparse.Namespace) -> int:
     from unidual.data.check import check_dataset, format_report
 
     splits = ("train", "test") if args.split == "both" else (args.split,)
-    report = check_dataset(args.path, splits=splits, limit=args.limit)
+    if args.workers < 1:
+        print(f"error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
+        return 2
+    report = check_dataset(args.path, splits=splits, limit=args.limit, deep=args.deep, workers=args.workers,
+                           progress=sys.stderr.isatty())
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0 if report["usable"] else 1
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from unidual.data.prepare import UNREADABLE, PrepareOptions, prepare_dataset
+
+    if args.workers < 1:
+        print(f"error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
+        return 2
+    opts = PrepareOptions(short_side=args.short_side, keyframe_interval=args.keyframe_interval, images=args.images)
+    result = prepare_dataset(args.src, args.dst, opts, workers=args.workers, progress=sys.stderr.isatty())
+    print(f"{result['dst']}: {result['written']} written, {result['already_done']} already done, "
+          f"{result['lists']} list/CSV files rewritten, {len(result['unreadable'])} unreadable")
+    for bad in result["unreadable"][:20]:
+        print(f"  unreadable (skipped): {bad['path']}: {bad['reason']}")
+    if result["unreadable"]:
+        print(f"  full list: {Path(result['dst']) / UNREADABLE}")
+    return 0
 
 
 def _make_default(args: argparse.Namespace) -> int:
@@ -76,12 +112,12 @@ def _build_motion(args: argparse.Namespace) -> int:
 def main(args: argparse.Namespace) -> int:
     from unidual.data.errors import DataError
 
-    handlers = {"check": _check, "make-default": _make_default, "build-motion": _build_motion}
+    handlers = {"check": _check, "prepare": _prepare, "make-default": _make_default, "build-motion": _build_motion}
     if getattr(args, "data_command", None) not in handlers:
-        print("usage: unidual data {check,make-default,build-motion} ... (see unidual data --help)", file=sys.stderr)
+        print("usage: unidual data {check,prepare,make-default,build-motion} ... (see unidual data --help)", file=sys.stderr)
         return 2
     try:
         return handlers[args.data_command](args)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2 if args.data_command == "prepare" else 1

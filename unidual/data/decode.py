@@ -5,6 +5,7 @@ file handle across calls; that keeps the functions safe in DataLoader worker pro
 """
 from __future__ import annotations
 
+import bisect
 import io
 import math
 import threading
@@ -61,10 +62,12 @@ def _video_stream(container, path: str | Path):
     if not container.streams.video:
         raise DataError(f"{path}: no video stream")
     # Single-threaded decoding on purpose: clips are a few small frames and DataLoader
-    # workers already run in parallel; FFmpeg frame threads made small clips ~2x slower.
+    # workers already run in parallel. PyAV's default (slice threads, count 0 = one per core)
+    # starts a thread pool at every open: that halved the clip rate of prepared 128-px videos.
     stream = container.streams.video[0]
     if stream.codec_context is None:  # a corrupt header naming no codec FFmpeg knows
         raise DataError(f"{path}: video stream has no decodable codec")
+    stream.thread_count = 1
     return stream
 
 
@@ -129,31 +132,53 @@ def _frame_index(frame, start: float, fps: float) -> int:
     return int(round((t - start) * fps))
 
 
-def _decode_range(container, stream, first: int, last: int, fps: float, seek: bool) -> dict[int, np.ndarray]:
-    """Frames up to native index ``last`` keyed by index, from the one shown at ``first`` on."""
+def _decode_range(container, stream, wanted: Sequence[int], fps: float, seek: bool) -> dict[int, np.ndarray]:
+    """The frame shown at each native index of ``wanted`` (sorted, unique), in one forward decode.
+
+    Frames are decoded from the keyframe before ``wanted[0]`` to ``wanted[-1]``, but only the
+    ones some wanted index shows are kept and converted to RGB: the ten clips of a test video
+    span the whole file, and converting every frame of an 18-s 720p video cost more than
+    decoding it (and 2.7 GB). A wanted index without a frame of its own takes the last frame
+    before it (variable frame rate; past the decodable end: the last frame).
+    """
+    first, last = wanted[0], wanted[-1]
     start = float(stream.start_time * stream.time_base) if stream.start_time is not None else 0.0
     if seek:
         target = start + first / fps
         container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
-    out: dict[int, np.ndarray] = {}
-    before: tuple[int, object] | None = None  # last frame shown before `first` (decoded lazily)
+    exact: dict[int, object] = {}  # wanted index -> its frame
+    latest: dict[int, tuple[int, object]] = {}  # gap -> the latest frame not wanted itself, keyed by next wanted
+    wanted_set = set(wanted)
+    lowest: tuple[int, object] | None = None
     overrun = 0
     for counter, frame in enumerate(container.decode(stream)):
         index = _frame_index(frame, start, fps) if frame.time is not None else counter
         if seek and counter == 0 and index > first:
             raise _SeekOvershoot()
-        if index < first:
-            before = (index, frame)
-            continue
-        if before is not None and index > first and not out:
-            out[before[0]] = _rgb(before[1])
-        out[index] = _rgb(frame)
+        if index in wanted_set:
+            exact[index] = frame
+        elif index < last:
+            gap = wanted[bisect.bisect_right(wanted, index)]  # the next wanted index after this frame
+            if gap not in latest or latest[gap][0] < index:
+                latest[gap] = (index, frame)
+        if lowest is None or index < lowest[0]:
+            lowest = (index, frame)  # for wanted indices before every frame (a stream starting late)
         if index >= last:
             overrun += 1  # some codecs (mpeg4 in AVI) emit frames slightly out of display order
             if overrun > _REORDER_SLACK:
                 break
-    if not out and before is not None:  # every wanted index lies past the last frame
-        out[before[0]] = _rgb(before[1])
+    if lowest is None:
+        return {}
+    kept = {lowest[0]: lowest[1], **{i: f for i, f in latest.values()}, **exact}
+    available = sorted(kept)
+    out: dict[int, np.ndarray] = {}
+    converted: dict[int, np.ndarray] = {}
+    for i in wanted:
+        pos = bisect.bisect_right(available, i) - 1
+        source = available[max(pos, 0)]
+        if source not in converted:
+            converted[source] = _rgb(kept[source])
+        out[i] = converted[source]
     return out
 
 
@@ -173,11 +198,14 @@ def read_frames(path: str | Path, indices: Sequence[int], info: VideoInfo | None
 
 
 def read_clip(path: str | Path, choose: Callable[[VideoInfo], Sequence[int]],
-              info: VideoInfo | None = None) -> tuple[VideoInfo, list[int], np.ndarray]:
+              info: VideoInfo | None = None, *, stacked: bool = True,
+              ) -> tuple[VideoInfo, list[int], np.ndarray | list[np.ndarray]]:
     """Probe, pick the frames from what the probe says, decode them: ``(info, indices, frames)``.
 
     The same as ``probe_video`` + ``read_frames`` but opening the file once, which is a quarter
     of the cost of reading a short clip the first time (a data loader's first epoch).
+    ``stacked=False`` returns the frames as a list: a caller that regroups them into clips
+    (the ten test clips of a 720p video are 220 MB) saves a copy that cost more than decoding.
     """
     container = _open(path)
     try:
@@ -187,24 +215,25 @@ def read_clip(path: str | Path, choose: Callable[[VideoInfo], Sequence[int]],
                 container.close()
                 container = None
         indices = [int(i) for i in choose(info)]
-        return info, indices, _collect(path, indices, info, container)
+        return info, indices, _collect(path, indices, info, container, stacked)
     finally:
         if container is not None:
             container.close()
 
 
-def _collect(path: str | Path, indices: Sequence[int], info: VideoInfo, container=None) -> np.ndarray:
+def _collect(path: str | Path, indices: Sequence[int], info: VideoInfo, container=None,
+             stacked: bool = True) -> np.ndarray | list[np.ndarray]:
     """Decode the frames at ``indices``, using ``container`` (left open) for the first attempt if given."""
     if len(indices) == 0:
         raise ValueError("read_frames needs at least one index")
-    first, last = int(min(indices)), int(max(indices))
-    seek = first / info.fps > _SEEK_THRESHOLD_S
+    wanted = sorted({int(i) for i in indices})
+    seek = wanted[0] / info.fps > _SEEK_THRESHOLD_S
     frames: dict[int, np.ndarray] = {}
     for attempt, attempt_seek in enumerate((True, False) if seek else (False,)):
         current = container if attempt == 0 and container is not None else _open(path)
         try:
             stream = _video_stream(current, path)
-            frames = _decode_range(current, stream, first, last, info.fps, attempt_seek)
+            frames = _decode_range(current, stream, wanted, info.fps, attempt_seek)
             break
         except _SeekOvershoot:
             continue  # the seek landed after the wanted frame: decode from the start instead
@@ -215,12 +244,8 @@ def _collect(path: str | Path, indices: Sequence[int], info: VideoInfo, containe
                 current.close()
     if not frames:
         raise DataError(f"{path}: no decodable frames (header says {info.num_frames})")
-    available = np.array(sorted(frames))
-    picked = []
-    for i in indices:
-        pos = int(np.searchsorted(available, i, side="right")) - 1
-        picked.append(frames[int(available[max(pos, 0)])])
-    return np.stack(picked)
+    picked = [frames[int(i)] for i in indices]
+    return np.stack(picked) if stacked else picked
 
 
 def read_video(path: str | Path) -> np.ndarray:

@@ -10,6 +10,13 @@ Formats (``SourceSpec.format``):
   files are found anywhere under ``root`` as ``{id}_{start:06d}_{end:06d}.<ext>``
   (trimmed) or ``{id}.<ext>`` (untrimmed: the row's time window is used).
 - ``mmaction_list``: ``relative/path.mp4 label`` lines with integer labels.
+- ``mmaction_rawframes``: ``frame_dir total_frames label`` lines; each ``frame_dir`` holds
+  the extracted frames ``img_00001.jpg``, ... (mmaction2's ``RawframeDataset``).
+
+Every format takes optional ``train_root`` / ``test_root`` (default ``root``): mmaction2
+keeps one folder per split (its ``data_prefix``) with list paths relative to it. The list
+formats drop entries whose file is absent when the index is built if ``skip_missing`` is
+set, and fail naming them otherwise (``SourceDataset.missing`` keeps the dropped ones).
 """
 from __future__ import annotations
 
@@ -36,7 +43,9 @@ from unidual.pathways import MODALITIES
 from unidual.yamlconfig import ConfigError
 from unidual.yamlconfig import from_dict as build_dataclass
 
-FORMATS = ("folder", "list", "kinetics_csv", "mmaction_list")
+FORMATS = ("folder", "list", "kinetics_csv", "mmaction_list", "mmaction_rawframes")
+#: Raw frames carry no frame rate; a nominal one lets ``clip.fps`` still mean something.
+RAWFRAME_FPS = 30.0
 TEST_SPLIT_NAMES = {"test", "val", "valid", "validate", "validation"}
 
 
@@ -147,7 +156,11 @@ class SourceSpec:
     clip: ClipSpec = field(default_factory=ClipSpec)
     transform: TransformSpec = field(default_factory=TransformSpec)
     classes: list[str] | str | None = None  # label map: a list or a JSON/text file; None: discovered
-    skip_missing: bool = False  # kinetics_csv: drop rows whose video is missing instead of failing
+    skip_missing: bool = False  # list formats: drop entries whose file is missing instead of failing
+    train_root: str | None = None  # per-split data folders (mmaction2's data_prefix); default: root
+    test_root: str | None = None
+    filename_tmpl: str = "img_{:05d}.jpg"  # mmaction_rawframes: frame file names (mmaction2's default)
+    start_index: int = 1  # mmaction_rawframes: number of the first frame file
 
     def __post_init__(self) -> None:
         if isinstance(self.clip, dict):
@@ -161,6 +174,20 @@ class SourceSpec:
         if self.format not in FORMATS:
             raise DataError(f"source {self.key!r}: format must be one of {FORMATS}, got {self.format!r}")
         self.root = str(self.root)
+        self.train_root = None if self.train_root is None else str(self.train_root)
+        self.test_root = None if self.test_root is None else str(self.test_root)
+        if self.format == "mmaction_rawframes" and self.modality != "video":
+            raise DataError(f"source {self.key!r}: format mmaction_rawframes is a video format (modality: video)")
+        try:
+            self.filename_tmpl.format(self.start_index)
+        except (IndexError, KeyError, ValueError) as exc:
+            raise DataError(f"source {self.key!r}: filename_tmpl {self.filename_tmpl!r} does not format a frame "
+                            f"number ({exc})") from exc
+
+    def root_for(self, split: str) -> str:
+        """The data folder (or archive) of one split: ``train_root`` / ``test_root``, else ``root``."""
+        specific = self.train_root if split == "train" else self.test_root
+        return specific if specific is not None else self.root
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "SourceSpec":
@@ -175,7 +202,9 @@ class SourceSpec:
         ref = self.train if split == "train" else self.test
         if ref is None:
             if self.format == "folder":
-                return split
+                # a per-split root holds the class folders itself
+                own_root = self.train_root if split == "train" else self.test_root
+                return "." if own_root is not None else split
             raise DataError(f"source {self.key!r}: no {split!r} file given (set '{split}:' in the source)")
         return ref
 
@@ -232,27 +261,31 @@ def _read_classes(ref: list[str] | str) -> list[str]:
 class Entry:
     """One example on disk."""
 
-    path: str  # file path, or "archive::member"
+    path: str  # file path, or "archive::member", or a frame folder (raw frames)
     label: int
     window: tuple[float, float] | None = None  # seconds, for untrimmed Kinetics videos
+    frames: int | None = None  # raw frames: the listed total_frames
 
 
 def _extensions(modality: str) -> tuple[str, ...]:
     return IMAGE_EXTENSIONS if modality == "image" else VIDEO_EXTENSIONS
 
 
-def _resolve_list_file(spec: SourceSpec, ref: str) -> Path:
-    """A list/CSV file: absolute, else relative to the root's folder, else to the working directory.
+def _resolve_list_file(spec: SourceSpec, ref: str, split: str) -> Path:
+    """A list/CSV file: absolute, else relative to the split's root, ``root``, then the working directory.
 
-    Root first (the usual layout: annotations beside the data); the working directory second,
-    for lists kept apart from the data, e.g. lists written next to a read-only archive.
+    Roots first (the usual layout: annotations beside the data, or beside the split folders
+    as mmaction2 ships them); the working directory last, for lists kept apart from the data,
+    e.g. lists written next to a read-only archive.
     """
     path = Path(ref)
     if path.is_absolute():
         candidates = [path]
     else:
-        root = Path(spec.root)
-        candidates = [(root if root.is_dir() else root.parent) / path, Path.cwd() / path]
+        candidates = []
+        for root in dict.fromkeys((Path(spec.root_for(split)), Path(spec.root))):
+            candidates.append((root if root.is_dir() else root.parent) / path)
+        candidates.append(Path.cwd() / path)
     for candidate in candidates:
         if candidate.is_file():
             return candidate
@@ -264,19 +297,20 @@ def _folder_listing(spec: SourceSpec, split: str) -> list[tuple[str, str]]:
     """(path, class name) pairs of a class-folder split."""
     sub = spec.split_ref(split)
     exts = _extensions(spec.modality)
-    if archive_mod.is_archive(spec.root):
-        arch = archive_mod.open_archive(spec.root)
+    root = spec.root_for(split)
+    if archive_mod.is_archive(root):
+        arch = archive_mod.open_archive(root)
         prefix = "" if sub in (".", "") else sub.strip("/") + "/"
         pairs = []
         for name in arch.names():
             if name.startswith(prefix) and name.lower().endswith(exts):
                 parts = name[len(prefix):].split("/")
                 if len(parts) == 2:
-                    pairs.append((f"{spec.root}{archive_mod.SEP}{name}", parts[0]))
+                    pairs.append((f"{root}{archive_mod.SEP}{name}", parts[0]))
         if not pairs:
-            raise DataError(f"{spec.root}: no {spec.modality} files under '{prefix}<class>/' in the archive")
+            raise DataError(f"{root}: no {spec.modality} files under '{prefix}<class>/' in the archive")
         return sorted(pairs)
-    base = Path(spec.root) / sub
+    base = Path(root) / sub
     if not base.is_dir():
         raise DataError(f"source {spec.key!r}: folder not found: {base}")
     pairs = []
@@ -291,9 +325,9 @@ def _folder_listing(spec: SourceSpec, split: str) -> list[tuple[str, str]]:
 
 def _list_rows(spec: SourceSpec, split: str) -> list[tuple[str, str, str]]:
     """(path, label text, 'file:line') of a `path label` list file."""
-    list_file = _resolve_list_file(spec, spec.split_ref(split))
+    list_file = _resolve_list_file(spec, spec.split_ref(split), split)
     rows = []
-    base = spec.root
+    base = spec.root_for(split)
     in_archive = archive_mod.is_archive(base)
     for number, line in enumerate(list_file.read_text().splitlines(), start=1):
         text = line.strip()
@@ -310,11 +344,25 @@ def _list_rows(spec: SourceSpec, split: str) -> list[tuple[str, str, str]]:
     return rows
 
 
+def _rawframe_rows(spec: SourceSpec, split: str) -> tuple[list[tuple[str, str, str]], dict[str, int]]:
+    """mmaction2 raw-frame lines ``frame_dir total_frames label``: rows and frame counts per folder."""
+    rows, counts = [], {}
+    for path, label, where in _list_rows(spec, split):
+        parts = path.rsplit(None, 1)
+        if len(parts) != 2 or not parts[1].isdigit() or int(parts[1]) < 1:
+            raise DataError(f"{where}: expected 'frame_dir total_frames label' with total_frames >= 1")
+        # _list_rows joined the root to 'frame_dir total_frames'; split the count back off
+        folder = parts[0]
+        counts[folder] = int(parts[1])
+        rows.append((folder, label, where))
+    return rows, counts
+
+
 KINETICS_COLUMNS = ("label", "youtube_id", "time_start", "time_end")
 
 
 def _kinetics_rows(spec: SourceSpec, split: str) -> list[tuple[dict[str, str], str]]:
-    csv_file = _resolve_list_file(spec, spec.split_ref(split))
+    csv_file = _resolve_list_file(spec, spec.split_ref(split), split)
     with open(csv_file, newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
@@ -353,7 +401,8 @@ def _kinetics_entries(spec: SourceSpec, split: str, classes: list[str] | None) -
     rows = _kinetics_rows(spec, split)
     names = classes if classes is not None else sorted({r["label"] for r, _ in rows})
     lookup = {n: i for i, n in enumerate(names)}
-    files = _video_index(Path(spec.root))
+    root = spec.root_for(split)
+    files = _video_index(Path(root))
     entries, missing = [], []
     for row, where in rows:
         label = row["label"]
@@ -371,16 +420,43 @@ def _kinetics_entries(spec: SourceSpec, split: str, classes: list[str] | None) -
             candidates = files.get(vid)
             window = (start, end) if candidates else None
         if not candidates:
-            missing.append(f"{where}: no video {trimmed}.* or {vid}.* under {spec.root}")
+            missing.append(f"{where}: no video {trimmed}.* or {vid}.* under {root}")
             continue
         pick = next((c for c in candidates if c.parent.name in (label, label.replace(" ", "_"))), candidates[0])
         entries.append(Entry(str(pick), lookup[label], window))
+    _missing_policy(spec, split, len(rows), missing)
+    if not entries:
+        raise DataError(f"source {spec.key!r}: none of the CSV rows has a video under {root}")
+    return entries, names, missing
+
+
+def _missing_policy(spec: SourceSpec, split: str, listed: int, missing: list[str]) -> None:
+    """Fail naming the first missing files unless the source drops them (``skip_missing``)."""
     if missing and not spec.skip_missing:
         more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
-        raise DataError("; ".join(missing[:3]) + more + " — set skip_missing: true to drop missing videos")
-    if not entries:
-        raise DataError(f"source {spec.key!r}: none of the CSV rows has a video under {spec.root}")
-    return entries, names
+        raise DataError(f"source {spec.key!r} {split}: {len(missing)} of {listed} listed files missing: "
+                        + "; ".join(missing[:3]) + more + " — set skip_missing: true to drop them")
+
+
+def _present(path: str, archive_names: set[str] | None) -> bool:
+    if archive_names is not None:
+        return path.split(archive_mod.SEP, 1)[1] in archive_names
+    return os.path.exists(path)
+
+
+def _drop_missing(spec: SourceSpec, split: str, rows: list[tuple[str, str, str]],
+                  ) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """Rows whose file (or frame folder) exists, and ``'file:line: path'`` of the others, checked once."""
+    root = spec.root_for(split)
+    names = set(archive_mod.open_archive(root).names()) if archive_mod.is_archive(root) else None
+    kept, missing = [], []
+    for row in rows:
+        (kept if _present(row[0], names) else missing).append(row)
+    lost = [f"{where}: {path}" for path, _, where in missing]
+    _missing_policy(spec, split, len(rows), lost)
+    if not kept:
+        raise DataError(f"source {spec.key!r} {split}: none of the {len(rows)} listed files exists under {root}")
+    return kept, lost
 
 
 def _labelled(rows: Sequence[tuple[str, str, str]], classes: list[str] | None) -> tuple[list[Entry], list[str]]:
@@ -416,6 +492,13 @@ def discover_classes(spec: SourceSpec) -> list[str]:
 
 def index_source(spec: SourceSpec, split: str, classes: list[str] | None) -> tuple[list[Entry], list[str]]:
     """Every example of one split, labelled against ``classes`` (discovered when None)."""
+    entries, names, _ = index_source_missing(spec, split, classes)
+    return entries, names
+
+
+def index_source_missing(spec: SourceSpec, split: str, classes: list[str] | None,
+                         ) -> tuple[list[Entry], list[str], list[str]]:
+    """``index_source`` plus the ``'file:line: path'`` of listed files dropped as missing."""
     if split not in ("train", "test"):
         raise DataError(f"split must be 'train' or 'test', got {split!r}")
     if classes is None and spec.classes is not None:
@@ -430,15 +513,25 @@ def index_source(spec: SourceSpec, split: str, classes: list[str] | None) -> tup
         bad = [(p, c) for p, c, _ in rows if c not in lookup]
         if bad:
             raise DataError(f"{bad[0][0]}: class folder {bad[0][1]!r} is not in the label map ({len(classes)} classes)")
-        return [Entry(p, lookup[c]) for p, c, _ in rows], classes
+        return [Entry(p, lookup[c]) for p, c, _ in rows], classes, []
     if spec.format == "kinetics_csv":
         return _kinetics_entries(spec, split, classes)
-    rows = _list_rows(spec, split)
-    if spec.format == "mmaction_list":
+    counts: dict[str, int] = {}
+    if spec.format == "mmaction_rawframes":
+        rows, counts = _rawframe_rows(spec, split)
+    else:
+        rows = _list_rows(spec, split)
+    if spec.format.startswith("mmaction"):
         bad = next(((p, l, w) for p, l, w in rows if not l.lstrip("-").isdigit()), None)
         if bad:
             raise DataError(f"{bad[2]}: mmaction label must be an integer, got {bad[1]!r}")
-    return _labelled(rows, classes)
+    if classes is None:  # the label map comes from every listed row, present or not
+        classes = _labelled(rows, None)[1]
+    rows, missing = _drop_missing(spec, split, rows)
+    entries, classes = _labelled(rows, classes)
+    for entry in entries:
+        entry.frames = counts.get(entry.path)
+    return entries, classes, missing
 
 
 # --------------------------------------------------------------------------- dataset
@@ -449,9 +542,10 @@ class SourceDataset(Dataset):
     def __init__(self, spec: SourceSpec, split: str, classes: Sequence[str] | None = None) -> None:
         self.spec = spec
         self.split = split
-        entries, names = index_source(spec, split, list(classes) if classes is not None else None)
+        entries, names, missing = index_source_missing(spec, split, list(classes) if classes is not None else None)
         self.classes: list[str] = list(names)
         self.entries = entries
+        self.missing: list[str] = missing  # 'file:line: path' of listed files dropped (skip_missing)
         self.files: list[str] = [e.path for e in entries]
         self.labels: list[int] = [e.label for e in entries]
         self.plan = spec.transform.plan(spec.modality, split)
@@ -476,8 +570,21 @@ class SourceDataset(Dataset):
 
     def video_info(self, index: int) -> VideoInfo:
         if index not in self._info:
-            self._info[index] = probe_video(self.entries[index].path)
+            entry = self.entries[index]
+            if entry.frames is not None:  # raw frames: the list gives the count, nothing to probe
+                self._info[index] = VideoInfo(entry.frames, RAWFRAME_FPS, entry.frames / RAWFRAME_FPS, 0, 0)
+            else:
+                self._info[index] = probe_video(entry.path)
         return self._info[index]
+
+    def read_rawframes(self, index: int, wanted: Sequence[int]) -> np.ndarray:
+        """The frame files of native indices ``wanted`` (0-based) of a raw-frame folder, ``(T, H, W, 3)``."""
+        folder = Path(self.entries[index].path)
+        names = [self.spec.filename_tmpl.format(i + self.spec.start_index) for i in wanted]
+        frames = [image_array(load_image(folder / name)) for name in names]
+        if len({f.shape for f in frames}) != 1:
+            raise DataError(f"{folder}: frame files differ in size")
+        return np.stack(frames)
 
     def _window(self, index: int, info: VideoInfo) -> tuple[int, int]:
         """(first native frame, frame count) of the part of the video this example uses."""
@@ -516,8 +623,11 @@ class SourceDataset(Dataset):
                 clips.extend(self.clip_indices(index, rng, info))
                 return sorted(set(sampling.flatten(clips)))
 
-            # a video seen for the first time is probed and read through one open
-            _, wanted, frames = read_clip(self.entries[index].path, choose, self._info.get(index))
+            if self.entries[index].frames is not None:  # raw frames: one image file per index
+                wanted = choose(self.video_info(index))
+                frames = self.read_rawframes(index, wanted)
+            else:  # a video seen for the first time is probed and read through one open
+                _, wanted, frames = read_clip(self.entries[index].path, choose, self._info.get(index), stacked=False)
             by_index = dict(zip(wanted, frames))
             views = []
             for clip in clips:

@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 
 from unidual.checkpoint import CheckpointError, load_model
 from unidual.data import DataError
+from unidual.data.missing import report_missing
 from unidual.evaluate import metrics as M
 from unidual.evaluate.datasets import build_test_datasets, source_specs
 from unidual.evaluate.evaluator import SourceResult, evaluate_sources, format_table
@@ -29,8 +30,9 @@ from unidual.evaluate.predict import (  # the same bound on the work per file as
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT", help="run directory (best.pt/last.pt) or .pt file")
-    parser.add_argument("--data", action="append", default=[], metavar="KEY=PATH",
-                        help="evaluate source KEY from PATH (repeatable; default: every source of the run)")
+    parser.add_argument("--data", action="append", default=[], metavar="KEY=PATH|SOURCES.yaml",
+                        help="evaluate source KEY from PATH, or the sources of a sources.yaml "
+                             "(repeatable; default: every source of the run)")
     parser.add_argument("--clips", type=int, default=None, help="clips per test video (default: the source's)")
     parser.add_argument("--three-crop", action="store_true", help="three spatial crops per clip instead of one")
     parser.add_argument("--batch-size", type=int, default=32, help="views per forward pass")
@@ -44,10 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="write metrics.json, per-class CSV and confusion CSV/PNG per source here")
 
 
-def parse_data_args(items: Sequence[str]) -> dict[str, str]:
-    """``["k=/p", ...]`` -> ``{"k": "/p"}`` with a clear error for a malformed item."""
-    out: dict[str, str] = {}
+def parse_data_args(items: Sequence[str]) -> dict[str, str | dict[str, Any]]:
+    """``["k=/p", "sources.yaml", ...]`` -> ``{"k": "/p", key: spec dict, ...}``; a clear error for a malformed item."""
+    from unidual.data.sourcefile import read_source_file
+
+    out: dict[str, str | dict[str, Any]] = {}
     for item in items:
+        if "=" not in item and item.endswith((".yaml", ".yml")):
+            out.update({d.get("key"): d for d in read_source_file(item)})  # the file data check and train read
+            continue
         key, sep, path = item.partition("=")
         if not sep or not key or not path:
             raise ValueError(f"--data {item!r}: expected KEY=PATH")
@@ -98,6 +105,8 @@ def main(args: argparse.Namespace) -> int:
     passed_over = [f for key, ds in datasets.items() for f in passed_over_files(specs[key], ds)]
     if passed_over:
         print(passed_over_note(passed_over, "eval"), file=sys.stderr)
+    for line in report_missing(datasets, "test", args.out):
+        print(f"warning: {line}", file=sys.stderr)
     model.to(args.device)
     modalities = {key: spec["modality"] for key, spec in specs.items()}
     results = evaluate_sources(model, datasets, modalities, batch_size=args.batch_size, device=args.device,

@@ -13,7 +13,7 @@ from unidual.data import build_dataset
 
 def source_specs(
     payload: Mapping[str, Any],
-    data: Mapping[str, str] | None = None,
+    data: Mapping[str, str | dict[str, Any]] | None = None,
     *,
     clips: int | None = None,
     three_crop: bool = False,
@@ -28,8 +28,12 @@ def source_specs(
         for key, root in data.items():
             if key not in known:
                 raise KeyError(f"--data {key}=...: the checkpoint has no source {key!r} (sources: {sorted(known)})")
+            if isinstance(root, dict):  # a whole spec from a sources.yaml
+                chosen[key] = copy.deepcopy(root)
+                continue
             spec = specs.get(key) or {"key": key, "modality": known[key]["modality"], "format": "folder"}
             spec["root"] = root
+            spec["test_root"] = None  # PATH is the test data itself
             if spec["format"] == "folder" and Path(root).is_dir() and not (Path(root) / "test").is_dir():
                 spec["test"] = "."  # PATH itself holds the <class>/ folders
             chosen[key] = spec

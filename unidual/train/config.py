@@ -20,6 +20,8 @@ from typing import Any, Literal, Mapping, Sequence
 
 import yaml
 
+from unidual.data.errors import DataError
+from unidual.data.sourcefile import read_source_file
 from unidual.data.sources import SourceSpec
 from unidual.models.resnet import DEPTHS
 from unidual.models.table import get_model_def, models_for_regime
@@ -174,9 +176,23 @@ def load_config(
         raw, where = copy.deepcopy(dict(data or {})), "<dict>"
     for text in overrides:
         apply_override(raw, text)
+    if isinstance(raw.get("sources"), str):
+        raw["sources"] = _sources_file(raw["sources"], Path(path).parent if path is not None else None, where)
     cfg = from_dict(raw, where)
     validate(cfg, where)
     return cfg
+
+
+def _sources_file(ref: str, folder: Path | None, where: str) -> list[dict[str, Any]]:
+    """``sources: FILE``: the sources.yaml ``data check`` reads, beside the config first, else the working directory."""
+    candidates = [Path(ref)] if Path(ref).is_absolute() or folder is None else [folder / ref, Path(ref)]
+    found = next((c for c in candidates if c.exists()), None)
+    if found is None:
+        raise ConfigError(f"{where}: sources: {ref!r} not found (looked for {' or '.join(map(str, candidates))})")
+    try:
+        return read_source_file(found)
+    except DataError as exc:
+        raise ConfigError(f"{where}: sources: {exc}") from exc
 
 
 def from_dict(raw: Mapping[str, Any], where: str = "<dict>") -> TrainConfig:

@@ -443,6 +443,11 @@ class Trainer:
         dump_config(self.cfg, self.run_dir / "config.yaml")
         labels = {k: {"modality": self.modalities[k], "classes": c} for k, c in self.classes.items()}
         (self.run_dir / "labels.json").write_text(json.dumps(labels, indent=1))
+        from unidual.data.missing import report_missing
+
+        for split, sets in (("train", self.train_sets), ("test", self.test_sets)):
+            for line in report_missing(sets, split, self.run_dir):
+                print(f"warning: {line}", file=sys.stderr)
         if self.cfg.run.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
