@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from tinydata import tiny_config
+from helpers.tinydata import tiny_config
 from unidual.cli import main as cli
 
 

@@ -1,4 +1,6 @@
-"""`unidual eval RUN_OR_CHECKPOINT`: multi-clip evaluation with the run's label maps.
+"""The commands that work on a checkpoint: ``eval``, ``predict``, ``export``, ``visualize``, ``convert``.
+
+`unidual eval RUN_OR_CHECKPOINT`: multi-clip evaluation with the run's label maps.
 
 The sources come from the checkpoint's ``config["sources"]`` (the run's own
 source specs) and their label maps from ``sources[key]["classes"]``, so class
@@ -17,15 +19,17 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from unidual.checkpoint import CheckpointError, load_model
+from unidual.convert import ConvertError, convert
 from unidual.data import DataError
 from unidual.data.missing import report_missing
+from unidual.data.sourcefile import read_source_file
 from unidual.evaluate import metrics as M
 from unidual.evaluate.datasets import build_test_datasets, source_specs
 from unidual.evaluate.evaluator import SourceResult, evaluate_sources, format_table
-from unidual.evaluate.predict import (  # the same bound on the work per file as predict
-    MAX_SIDE,
-    passed_over_note,
-)
+from unidual.evaluate.export import FORMATS, export
+from unidual.evaluate.predict import MAX_SIDE, Prediction, expand_inputs, passed_over_note, predict_files
+from unidual.evaluate.visualize import visualize
+from unidual.pathways import MODALITIES
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,7 +52,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def parse_data_args(items: Sequence[str]) -> dict[str, str | dict[str, Any]]:
     """``["k=/p", "sources.yaml", ...]`` -> ``{"k": "/p", key: spec dict, ...}``; a clear error for a malformed item."""
-    from unidual.data.sourcefile import read_source_file
 
     out: dict[str, str | dict[str, Any]] = {}
     for item in items:
@@ -116,4 +119,128 @@ def main(args: argparse.Namespace) -> int:
     for key, r in results.items():
         for path, why in r.skipped:
             print(f"skipped {key}: {path}: {why}", file=sys.stderr)
+    return 0
+
+
+# -- `unidual predict CHECKPOINT FILE_OR_DIR...`: top-k classes per file ---------------------------------
+def predict_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run directory")
+    parser.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="images, videos or folders of them")
+    parser.add_argument("--topk", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=8, help="files read per forward pass")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--json", action="store_true", help="one JSON list on stdout")
+    parser.add_argument("--max-side", type=int, default=MAX_SIDE,
+                        help="longer side a frame is scaled down to when the run's test transform keeps "
+                             f"the native size (default {MAX_SIDE})")
+
+
+def _predict_print_text(results: Sequence[Prediction]) -> None:
+    for r in results:
+        if r.error:
+            continue
+        for head, top in r.top.items():
+            best = ", ".join(f"{c} {s:.3f}" for c, s in top)
+            print(f"{r.path} [{r.modality} -> {head}]: {best}")
+
+
+def predict_main(args: argparse.Namespace) -> int:
+    if args.topk < 1 or args.max_side < 1:
+        print("unidual predict: --topk and --max-side must be >= 1", file=sys.stderr)
+        return 2
+    try:
+        model, payload = load_model(args.checkpoint, deploy=True)
+    except CheckpointError as exc:
+        print(f"unidual predict: {exc}", file=sys.stderr)
+        return 2
+    passed_over: list[Path] = []
+    files = expand_inputs(args.inputs, passed_over)
+    if passed_over:
+        print(passed_over_note(passed_over, "predict"), file=sys.stderr)
+    if not files:
+        print(f"unidual predict: no image or video files in {' '.join(args.inputs)}", file=sys.stderr)
+        return 2
+    results = predict_files(model, payload, files, topk=args.topk, batch_size=args.batch_size, device=args.device,
+                            progress=len(files) > 1 and sys.stderr.isatty(), max_side=args.max_side)
+    if args.json:
+        print(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        _predict_print_text(results)
+    failed = [r for r in results if r.error]
+    for r in failed:
+        print(f"unidual predict: skipped {r.path}: {r.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+# -- `unidual export RUN --pathway P --format F --out FILE`: one pathway as ONNX / TorchScript -----------
+def export_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", metavar="CHECKPOINT")
+    parser.add_argument("--pathway", choices=MODALITIES, required=True)
+    parser.add_argument("--format", choices=FORMATS, default="onnx")
+    parser.add_argument("--out", type=Path, required=True, help="model file; FILE.json gets the input description")
+
+
+def export_main(args: argparse.Namespace) -> int:
+
+    try:
+        meta = export(args.checkpoint, args.pathway, args.format, args.out)
+    except (CheckpointError, ValueError) as exc:
+        print(f"unidual export: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.out} ({meta['layout']}, outputs {meta['outputs']}, "
+          f"{meta['folded_conv_bn']} conv+BN folded) and {args.out}.json")
+    return 0
+
+
+# -- `unidual visualize RUN VIDEO --out FIG`: feature maps of the dual point-wise layers -----------------
+def visualize_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", metavar="CHECKPOINT")
+    parser.add_argument("video", metavar="VIDEO")
+    parser.add_argument("--block", type=int, default=-1,
+                        help="residual block (0-based; -1 = last as in Figure 2, -3 = third-to-last as in Figure 3)")
+    parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+
+
+def visualize_main(args: argparse.Namespace) -> int:
+
+    try:
+        info = visualize(args.checkpoint, args.video, args.out, block=args.block)
+    except (CheckpointError, DataError, ValueError) as exc:
+        print(f"unidual visualize: {exc}", file=sys.stderr)
+        return 2
+    print(f"block {info['block']}: video pathway top channels {info['video_top']}, "
+          f"image pathway top channels {info['image_top']} -> {info['out']}")
+    return 0
+
+
+# -- `unidual convert WEIGHTS.pth --out CKPT.pt`: published R(2+1)D weights as a checkpoint --------------
+def convert_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("weights", metavar="WEIGHTS.pth", help="torchvision-layout R(2+1)D state_dict")
+    parser.add_argument("--out", required=True, metavar="CKPT.pt", help="unidual checkpoint to write")
+    parser.add_argument("--head", default="kinetics", help="head / source key of the classifier (default: %(default)s)")
+    parser.add_argument("--classes", metavar="FILE", help="class names: JSON list or one name a line")
+    parser.add_argument("--frames", type=int, default=16,
+                        help="frames per test clip (ig65m: 8 or 32, as in the file name; default: %(default)s)")
+    parser.add_argument("--clips", type=int, default=10, help="uniform clips per test video (default: %(default)s)")
+    parser.add_argument("--bn-eps", type=float, default=None,
+                        help="BatchNorm epsilon (default: 1e-3 for the Caffe2/VMZ layout, else 1e-5)")
+
+
+def convert_main(args: argparse.Namespace) -> int:
+    for name in ("frames", "clips"):
+        if getattr(args, name) < 1:
+            print(f"unidual convert: --{name} must be >= 1", file=sys.stderr)
+            return 2
+    if args.bn_eps is not None and not args.bn_eps > 0:
+        print("unidual convert: --bn-eps must be > 0", file=sys.stderr)
+        return 2
+    try:
+        spec = convert(args.weights, args.out, head=args.head, frames=args.frames, clips=args.clips,
+                       classes=args.classes, bn_eps=args.bn_eps)
+    except ConvertError as exc:
+        print(f"unidual convert: {exc}", file=sys.stderr)
+        return 2
+    opts = spec["options"]
+    print(f"wrote {args.out}: r2plus1d depth {spec['depth']}, {opts['layout']} mid-channel layout, "
+          f"BatchNorm eps {opts['bn_eps']:g}, head {args.head!r} with {spec['heads'][args.head]} classes")
     return 0

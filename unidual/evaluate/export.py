@@ -11,9 +11,7 @@ and cropped as the run's test transform, normalised with ``mean``/``std``.
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -137,23 +135,3 @@ def export(checkpoint: str | Path, pathway: str, fmt: str, out: str | Path) -> d
     sidecar = out.with_name(out.name + ".json")
     sidecar.write_text(json.dumps(meta, indent=2) + "\n")
     return meta
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CHECKPOINT")
-    parser.add_argument("--pathway", choices=MODALITIES, required=True)
-    parser.add_argument("--format", choices=FORMATS, default="onnx")
-    parser.add_argument("--out", type=Path, required=True, help="model file; FILE.json gets the input description")
-
-
-def main(args: argparse.Namespace) -> int:
-    from unidual.checkpoint import CheckpointError
-
-    try:
-        meta = export(args.checkpoint, args.pathway, args.format, args.out)
-    except (CheckpointError, ValueError) as exc:
-        print(f"unidual export: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.out} ({meta['layout']}, outputs {meta['outputs']}, "
-          f"{meta['folded_conv_bn']} conv+BN folded) and {args.out}.json")
-    return 0

@@ -16,9 +16,7 @@ declaring a huge canvas cannot take minutes and gigabytes.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import random
 import sys
 from dataclasses import dataclass, field
@@ -255,56 +253,3 @@ def predict(checkpoint: str | Path, paths: Iterable[str | Path], *, topk: int = 
 
     model, payload = load_model(checkpoint, deploy=True)
     return predict_files(model, payload, expand_inputs(paths), topk=topk, batch_size=batch_size, device=device)
-
-
-# --------------------------------------------------------------------------- CLI
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run directory")
-    parser.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="images, videos or folders of them")
-    parser.add_argument("--topk", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=8, help="files read per forward pass")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--json", action="store_true", help="one JSON list on stdout")
-    parser.add_argument("--max-side", type=int, default=MAX_SIDE,
-                        help="longer side a frame is scaled down to when the run's test transform keeps "
-                             f"the native size (default {MAX_SIDE})")
-
-
-def _print_text(results: Sequence[Prediction]) -> None:
-    for r in results:
-        if r.error:
-            continue
-        for head, top in r.top.items():
-            best = ", ".join(f"{c} {s:.3f}" for c, s in top)
-            print(f"{r.path} [{r.modality} -> {head}]: {best}")
-
-
-def main(args: argparse.Namespace) -> int:
-    from unidual.checkpoint import CheckpointError, load_model
-
-    if args.topk < 1 or args.max_side < 1:
-        print("unidual predict: --topk and --max-side must be >= 1", file=sys.stderr)
-        return 2
-    try:
-        model, payload = load_model(args.checkpoint, deploy=True)
-    except CheckpointError as exc:
-        print(f"unidual predict: {exc}", file=sys.stderr)
-        return 2
-    passed_over: list[Path] = []
-    files = expand_inputs(args.inputs, passed_over)
-    if passed_over:
-        print(passed_over_note(passed_over, "predict"), file=sys.stderr)
-    if not files:
-        print(f"unidual predict: no image or video files in {' '.join(args.inputs)}", file=sys.stderr)
-        return 2
-    results = predict_files(model, payload, files, topk=args.topk, batch_size=args.batch_size, device=args.device,
-                            progress=len(files) > 1 and sys.stderr.isatty(), max_side=args.max_side)
-    if args.json:
-        print(json.dumps([r.to_dict() for r in results], indent=2))
-    else:
-        _print_text(results)
-    failed = [r for r in results if r.error]
-    for r in failed:
-        print(f"unidual predict: skipped {r.path}: {r.error}", file=sys.stderr)
-    return 1 if failed else 0

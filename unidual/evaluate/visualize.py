@@ -14,9 +14,7 @@ the video pathway below. Each channel's two maps share one colour scale, so
 """
 from __future__ import annotations
 
-import argparse
 import copy
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -166,25 +164,3 @@ def visualize(checkpoint: str | Path, video: str | Path, out: str | Path, *, blo
                 title=f"{Path(video).name}: dual point-wise layer of block {acts.block}")
     return {"block": acts.block, "video_top": acts.top_channels("video"),
             "image_top": acts.top_channels("image"), "out": str(out)}
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", metavar="CHECKPOINT")
-    parser.add_argument("video", metavar="VIDEO")
-    parser.add_argument("--block", type=int, default=-1,
-                        help="residual block (0-based; -1 = last as in Figure 2, -3 = third-to-last as in Figure 3)")
-    parser.add_argument("--out", type=Path, required=True, help="PNG to write")
-
-
-def main(args: argparse.Namespace) -> int:
-    from unidual.checkpoint import CheckpointError
-    from unidual.data import DataError
-
-    try:
-        info = visualize(args.checkpoint, args.video, args.out, block=args.block)
-    except (CheckpointError, DataError, ValueError) as exc:
-        print(f"unidual visualize: {exc}", file=sys.stderr)
-        return 2
-    print(f"block {info['block']}: video pathway top channels {info['video_top']}, "
-          f"image pathway top channels {info['image_top']} -> {info['out']}")
-    return 0

@@ -20,19 +20,6 @@ DEMO_CONFIG = CONFIG_DIR / "demo.yaml"
 COMPARE_CONFIG = CONFIG_DIR / "demo_r2plus1d.yaml"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="config overrides applied to both runs, e.g. schedule.epochs=2")
-    parser.add_argument("--out", metavar="DIR", help="demo directory (default: runs/demo-<time>)")
-    parser.add_argument("--data", metavar="DIR", help="dataset folder, generated if absent (default: runs/demo-data)")
-    parser.add_argument("--config", default=str(DEMO_CONFIG), help="UniDual-Aux config (default: %(default)s)")
-    parser.add_argument("--compare-config", default=str(COMPARE_CONFIG),
-                        help="video-only comparison config (default: %(default)s)")
-    parser.add_argument("--no-compare", action="store_true", help="skip the R(2+1)D comparison run")
-    parser.add_argument("--small", action="store_true",
-                        help="a much smaller dataset (smoke tests; accuracies mean little)")
-
-
 def _sources(specs: dict[str, Any], keys: list[str]) -> list[dict[str, Any]]:
     """The generated sources as config entries, in the order the config lists them."""
     return [specs[k].to_dict() for k in keys]
@@ -104,22 +91,3 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         chance += [value] * n
     return {"rows": rows, "chance": chance, "results": results, "out": out,
             "seconds": time.perf_counter() - start}
-
-
-def main(args: argparse.Namespace) -> int:
-    from unidual.checkpoint import CheckpointError
-    from unidual.data.errors import DataError
-    from unidual.train.config import ConfigError
-    from unidual.train.trainer import Interrupted, TrainingError
-
-    try:
-        report = run_demo(args)
-    except (ConfigError, DataError, TrainingError, CheckpointError) as exc:
-        print(f"unidual demo: {exc}", file=sys.stderr)
-        return 1
-    except Interrupted as exc:
-        print(f"unidual demo: {exc}", file=sys.stderr)
-        return 130
-    print(format_results(report["rows"], report["chance"]))
-    print(f"run directory: {report['out']}  ({report['seconds'] / 60:.1f} min)")
-    return 0
