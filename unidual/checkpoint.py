@@ -27,6 +27,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from unidual.models import create_model
+
 FORMAT = "unidual-checkpoint/1"
 LAST = "last.pt"
 BEST = "best.pt"
@@ -36,10 +38,8 @@ TMP_SUFFIX = ".tmp"
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or not a unidual checkpoint."""
 
-
 class CheckpointWriteError(CheckpointError):
     """A checkpoint could not be written (disk full, permissions); the previous one is intact."""
-
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write ``payload`` atomically (temp file + fsync + rename)."""
@@ -113,8 +113,6 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 def build_model(spec: dict[str, Any]) -> nn.Module:
     """Rebuild the network described by a checkpoint's ``model_spec``."""
-    from unidual.models import create_model
-
     try:
         return create_model(
             spec["name"],

@@ -131,7 +131,7 @@ def test_sources_file_in_train_config_data_check_and_eval(tmp_path, monkeypatch)
                                                  "sources: ../data/sources.yaml\n")
     monkeypatch.chdir(tmp_path / "cfg")  # relative roots resolve beside the sources file, not here
     cfg = load_config(tmp_path / "cfg" / "train.yaml")
-    assert cfg.sources[0]["train_root"] == str(tiny / "train")
+    assert cfg.sources[0].train_root == str(tiny / "train")
     assert len(build_dataset(cfg.sources[0], "train")) == 2
     report = check_dataset(tmp_path / "data" / "sources.yaml")
     assert report["usable"] and report["sources"][0]["splits"]["test"]["readable"] == 1

@@ -7,6 +7,17 @@ import os
 import sys
 from pathlib import Path
 
+from tqdm import tqdm
+
+from unidual.data.builtin import (
+    DEFAULT_MOTIONS,
+    build_motion_dataset,
+    make_default_dataset,
+)
+from unidual.data.check import check_dataset, format_report
+from unidual.data.errors import DataError
+from unidual.data.prepare import UNREADABLE, PrepareOptions, prepare_dataset
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION")
@@ -47,8 +58,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from unidual.data.check import check_dataset, format_report
-
     splits = ("train", "test") if args.split == "both" else (args.split,)
     if args.workers < 1:
         print(f"error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
@@ -60,8 +69,6 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from unidual.data.prepare import UNREADABLE, PrepareOptions, prepare_dataset
-
     if args.workers < 1:
         print(f"error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
         return 2
@@ -77,8 +84,6 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _make_default(args: argparse.Namespace) -> int:
-    from unidual.data.builtin import make_default_dataset
-
     specs = make_default_dataset(args.out, seed=args.seed)
     for key, spec in specs.items():
         print(f"{key}: {spec.modality} ({spec.format}) at {spec.root}")
@@ -87,10 +92,6 @@ def _make_default(args: argparse.Namespace) -> int:
 
 
 def _build_motion(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from unidual.data.builtin import DEFAULT_MOTIONS, build_motion_dataset
-
     bar = tqdm(unit="video", desc="build-motion", disable=not sys.stderr.isatty())
 
     def progress(done: int, total: int) -> None:
@@ -110,8 +111,6 @@ def _build_motion(args: argparse.Namespace) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    from unidual.data.errors import DataError
-
     handlers = {"check": _check, "prepare": _prepare, "make-default": _make_default, "build-motion": _build_motion}
     if getattr(args, "data_command", None) not in handlers:
         print("usage: unidual data {check,prepare,make-default,build-motion} ... (see unidual data --help)", file=sys.stderr)

@@ -35,10 +35,18 @@ from torch.utils.data import Dataset
 
 from unidual.data import archive as archive_mod
 from unidual.data import sampling
-from unidual.data.decode import (IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, VideoInfo, image_array, load_image, probe_video,
-                                 read_clip)
+from unidual.data.decode import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    VideoInfo,
+    image_array,
+    load_image,
+    probe_video,
+    read_clip,
+)
 from unidual.data.errors import DataError
 from unidual.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Plan, apply_plan
+from unidual.data.views import clip_views
 from unidual.pathways import MODALITIES
 from unidual.yamlconfig import ConfigError
 from unidual.yamlconfig import from_dict as build_dataclass
@@ -628,11 +636,7 @@ class SourceDataset(Dataset):
                 frames = self.read_rawframes(index, wanted)
             else:  # a video seen for the first time is probed and read through one open
                 _, wanted, frames = read_clip(self.entries[index].path, choose, self._info.get(index), stacked=False)
-            by_index = dict(zip(wanted, frames))
-            views = []
-            for clip in clips:
-                views += apply_plan(np.stack([by_index[i] for i in clip]), self.plan, rng)
-            stacked = torch.stack([v.permute(1, 0, 2, 3) for v in views])  # (V, 3, T, H, W)
+            stacked = clip_views(dict(zip(wanted, frames)), clips, self.plan, rng)  # (V, 3, T, H, W)
             x = stacked[0] if self.split == "train" else stacked
         return {"input": x, "label": self.labels[index], "source": self.spec.key, "index": index}
 

@@ -27,7 +27,13 @@ from unidual.evaluate import metrics as M
 from unidual.evaluate.datasets import build_test_datasets, source_specs
 from unidual.evaluate.evaluator import SourceResult, evaluate_sources, format_table
 from unidual.evaluate.export import FORMATS, export
-from unidual.evaluate.predict import MAX_SIDE, Prediction, expand_inputs, passed_over_note, predict_files
+from unidual.evaluate.predict import (
+    MAX_SIDE,
+    Prediction,
+    expand_inputs,
+    passed_over_note,
+    predict_files,
+)
 from unidual.evaluate.visualize import visualize
 from unidual.pathways import MODALITIES
 
@@ -181,7 +187,6 @@ def export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def export_main(args: argparse.Namespace) -> int:
-
     try:
         meta = export(args.checkpoint, args.pathway, args.format, args.out)
     except (CheckpointError, ValueError) as exc:
@@ -202,7 +207,6 @@ def visualize_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def visualize_main(args: argparse.Namespace) -> int:
-
     try:
         info = visualize(args.checkpoint, args.video, args.out, block=args.block)
     except (CheckpointError, DataError, ValueError) as exc:

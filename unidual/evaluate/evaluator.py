@@ -20,6 +20,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
 
 from unidual.data.utils import SKIPPED, read_or_skip
 from unidual.evaluate import metrics as M
@@ -32,7 +33,6 @@ _BASE_DIMS = {"image": 3, "video": 4}
 @dataclass
 class SourceResult:
     """Everything measured on one source; metrics are derived on demand."""
-
     key: str
     modality: str
     classes: list[str]
@@ -86,7 +86,6 @@ class SourceResult:
 
 class _Guarded(Dataset):
     """Returns a skip marker instead of raising for an unreadable example, so one bad file is skipped."""
-
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
 
@@ -144,8 +143,6 @@ def iterate_views(x: Tensor, chunk: int) -> Iterator[Tensor]:
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
     return tqdm(total=total, desc=desc, unit="ex", disable=not enabled, file=sys.stderr, leave=False)
 
 

@@ -19,7 +19,10 @@ from typing import Any, Mapping
 import torch
 from torch import Tensor, nn
 
+from unidual.checkpoint import load_model
 from unidual.evaluate.fold import fold_batchnorm
+from unidual.evaluate.predict import spec_for
+from unidual.models.surgery import export_pathway
 from unidual.pathways import MODALITIES
 
 FORMATS = ("onnx", "torchscript")
@@ -27,7 +30,6 @@ FORMATS = ("onnx", "torchscript")
 
 class ExportedPathway(nn.Module):
     """A single-pathway network returning a tuple of head logits (tracers want tensors, not dicts)."""
-
     def __init__(self, net: nn.Module, heads: list[str]) -> None:
         super().__init__()
         self.net = net
@@ -40,8 +42,6 @@ class ExportedPathway(nn.Module):
 
 def standalone_pathway(model: nn.Module, pathway: str) -> nn.Module:
     """The deployed network of one pathway: ``surgery.export_pathway`` for UniDual, the model itself otherwise."""
-    from unidual.models.surgery import export_pathway
-
     if pathway not in MODALITIES:
         raise ValueError(f"pathway must be one of {MODALITIES}, got {pathway!r}")
     pathways = tuple(getattr(model, "pathways", ()))
@@ -60,8 +60,6 @@ def example_input(pathway: str, size: int, frames: int, batch: int = 2) -> Tenso
 
 def input_description(payload: Mapping[str, Any], pathway: str, heads: list[str]) -> dict[str, Any]:
     """The sidecar: layout, size, frames, normalisation and the label map of every output."""
-    from unidual.evaluate.predict import spec_for
-
     spec = spec_for(payload, pathway)
     t = spec.transform
     plan = t.plan(pathway, "test")
@@ -119,8 +117,6 @@ def to_torchscript(module: nn.Module, example: Tensor, out: Path) -> None:
 
 def export(checkpoint: str | Path, pathway: str, fmt: str, out: str | Path) -> dict[str, Any]:
     """Python API: write ``out`` and ``out.json``; returns the sidecar dict."""
-    from unidual.checkpoint import load_model
-
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     out = Path(out)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Sequence
 
 import torch
+from matplotlib.figure import Figure
 from torch import Tensor
 
 
@@ -82,10 +83,6 @@ def plot_confusion(
     confusion: Tensor, classes: Sequence[str], path: str | os.PathLike, title: str = ""
 ) -> Path:
     """Row-normalised confusion matrix as a PNG (counts written in cells when it is small)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -93,7 +90,8 @@ def plot_confusion(
     rates = counts / counts.sum(dim=1, keepdim=True).clamp_min(1)
     n = len(classes)
     size = min(4 + 0.35 * n, 40)
-    fig, ax = plt.subplots(figsize=(size, size * 0.9))
+    fig = Figure(figsize=(size, size * 0.9))
+    ax = fig.subplots()
     image = ax.imshow(rates.numpy(), cmap="Blues", vmin=0.0, vmax=1.0)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of true class")
     if n <= 60:
@@ -111,5 +109,4 @@ def plot_confusion(
     ax.set_title(title or "confusion matrix")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

@@ -16,17 +16,21 @@ declaring a huge canvas cannot take minutes and gigabytes.
 """
 from __future__ import annotations
 
-import dataclasses
-import random
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-import numpy as np
+import av
 import torch
+from PIL import Image
 from torch import Tensor, nn
+from tqdm import tqdm
 
+from unidual.checkpoint import load_model
+from unidual.data import DataError, SourceSpec
+from unidual.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+from unidual.data.views import file_views
 from unidual.evaluate import metrics as M
 from unidual.pathways import AUX_SUFFIX, is_aux_name
 
@@ -36,7 +40,6 @@ MAX_SIDE = 1024  # longer side of a frame when the run's test transform keeps th
 @dataclass
 class Prediction:
     """Top-k result for one file; ``error`` is set (and ``top`` empty) if it could not be read."""
-
     path: str
     modality: str | None = None
     top: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # source key -> [(class, prob)]
@@ -51,9 +54,6 @@ class Prediction:
 
 def detect_modality(path: str | Path) -> str:
     """"image" or "video" from the extension, else by trying Pillow then PyAV; DataError if neither."""
-    from unidual.data import DataError
-    from unidual.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-
     suffix = Path(path).suffix.lower()
     image_ext, video_ext = suffix in IMAGE_EXTENSIONS, suffix in VIDEO_EXTENSIONS
     if image_ext != video_ext:
@@ -67,8 +67,6 @@ def detect_modality(path: str | Path) -> str:
 
 
 def _opens_with_pillow(path: str | Path) -> bool:
-    from PIL import Image
-
     try:
         with Image.open(path) as img:
             img.verify()
@@ -78,15 +76,11 @@ def _opens_with_pillow(path: str | Path) -> bool:
 
 
 def _is_animated(path: str | Path) -> bool:
-    from PIL import Image
-
     with Image.open(path) as img:
         return getattr(img, "n_frames", 1) > 1
 
 
 def _opens_with_pyav(path: str | Path) -> bool:
-    import av
-
     try:
         with av.open(str(path)) as container:
             return bool(container.streams.video)
@@ -102,8 +96,6 @@ def default_spec(modality: str, frames: int = 8) -> dict[str, Any]:
 
 def spec_for(payload: Mapping[str, Any], modality: str) -> Any:
     """SourceSpec of the run's first source of ``modality`` (its test transform and clip sampling)."""
-    from unidual.data import SourceSpec
-
     for src in (payload.get("config") or {}).get("sources", []):
         if src.get("modality") == modality:  # converted weights store the recipe without a root
             return SourceSpec.from_dict({"root": ".", **src})
@@ -112,35 +104,8 @@ def spec_for(payload: Mapping[str, Any], modality: str) -> Any:
 
 
 def load_views(path: str | Path, modality: str, spec: Any, max_side: int = MAX_SIDE) -> Tensor:
-    """A file as test views: image ``(V, 3, H, W)``, video ``(V, 3, T, H, W)`` (V = clips x crops)."""
-    from unidual.data import sampling
-    from unidual.data.decode import image_array, load_image, read_clip
-    from unidual.data.transforms import apply_plan, keeps_native_size
-
-    plan = spec.transform.plan(modality, "test")
-    native = keeps_native_size(plan) and plan.max_side is None
-    if native:
-        plan = dataclasses.replace(plan, max_side=max_side)
-    rng = random.Random(0)  # test plans are deterministic; rng is only a required argument
-    if modality == "image":
-        img = load_image(path)
-        if native and max(img.size) > max_side:
-            img.thumbnail((max_side, max_side))  # Pillow's reducing resize: little memory, aspect kept
-        return torch.stack([v[0] for v in apply_plan(image_array(img), plan, rng)])
-    c = spec.clip
-    clips: list[list[int]] = []
-
-    def choose(info) -> list[int]:
-        clips.extend(sampling.uniform_clips(info.num_frames, c.frames,
-                                            sampling.frame_step(c.stride, info.fps, c.fps), c.num_clips, c.loop))
-        return sorted(set(sampling.flatten(clips)))
-
-    _, wanted, frames = read_clip(path, choose)
-    by_index = dict(zip(wanted, frames))
-    views = []
-    for clip in clips:
-        views += apply_plan(np.stack([by_index[i] for i in clip]), plan, rng)
-    return torch.stack([v.permute(1, 0, 2, 3) for v in views])
+    """A file as test views, its work bounded by ``max_side`` (see :func:`unidual.data.views.file_views`)."""
+    return file_views(path, modality, spec, max_side)
 
 
 def expand_inputs(items: Iterable[str | Path], passed_over: list[Path] | None = None) -> list[Path]:
@@ -149,7 +114,6 @@ def expand_inputs(items: Iterable[str | Path], passed_over: list[Path] | None = 
     A folder's other files (README.md, .DS_Store, Thumbs.db, ...) are appended to ``passed_over``
     for one note; a file named explicitly is always taken, so an unreadable one is an error.
     """
-    from unidual.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 
     media = IMAGE_EXTENSIONS + VIDEO_EXTENSIONS
     out: list[Path] = []
@@ -221,7 +185,6 @@ def predict_files(
     Files are read ``batch_size`` at a time and those sharing modality and view
     shape go through the network together.
     """
-    from tqdm import tqdm
 
     model.eval().to(device)
     maps = label_maps(payload)
@@ -249,7 +212,5 @@ def predict_files(
 def predict(checkpoint: str | Path, paths: Iterable[str | Path], *, topk: int = 5, batch_size: int = 8,
             device: str | torch.device = "cpu") -> list[Prediction]:
     """Python API: ``predict("run/best.pt", ["cat.jpg", "clips/"])``."""
-    from unidual.checkpoint import load_model
-
     model, payload = load_model(checkpoint, deploy=True)
     return predict_files(model, payload, expand_inputs(paths), topk=topk, batch_size=batch_size, device=device)

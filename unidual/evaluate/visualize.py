@@ -21,8 +21,13 @@ from typing import Any, Mapping
 
 import torch
 import torch.nn.functional as F
+from matplotlib.figure import Figure
 from torch import Tensor, nn
 
+from unidual.checkpoint import load_model
+from unidual.data.views import file_views
+from unidual.evaluate.predict import spec_for
+from unidual.models import pointwise_layers
 from unidual.pathways import select_frame
 
 TOP = 3
@@ -31,7 +36,6 @@ TOP = 3
 @dataclass
 class DualActivations:
     """Responses of one dual point-wise layer: ``video`` (C, T', h, w) on the clip, ``image`` (C, h, w) on the frame."""
-
     video: Tensor
     image: Tensor
     block: int
@@ -56,8 +60,6 @@ def _capture(layer: nn.Module, store: list[Tensor]):
 @torch.no_grad()
 def dual_activations(model: nn.Module, clip: Tensor, block: int = -1) -> DualActivations:
     """Hook block ``block``'s point-wise layers; video pathway on ``clip`` (3,T,H,W), image pathway on its middle frame."""
-    from unidual.models import pointwise_layers
-
     if clip.dim() != 4:
         raise ValueError(f"expected one clip (3, T, H, W), got shape {tuple(clip.shape)}")
     pathways = tuple(getattr(model, "pathways", ()))
@@ -87,12 +89,10 @@ def dual_activations(model: nn.Module, clip: Tensor, block: int = -1) -> DualAct
 
 def centre_clip(path: str | Path, payload: Mapping[str, Any]) -> tuple[Tensor, Any]:
     """The centre clip (centre crop) of a video, normalised as the run's video source, and that source spec."""
-    from unidual.evaluate.predict import load_views, spec_for
-
     spec = copy.deepcopy(spec_for(payload, "video"))
     spec.clip.num_clips = 1
     spec.transform.test_crops = 1
-    return load_views(path, "video", spec)[0], spec
+    return file_views(path, "video", spec)[0], spec
 
 
 def _display(frame: Tensor, mean: list[float], std: list[float]) -> Tensor:
@@ -109,11 +109,6 @@ def _upsample(m: Tensor, size: tuple[int, int]) -> Tensor:
 def plot_figure(clip: Tensor, acts: DualActivations, out: str | Path, *, mean: list[float], std: list[float],
                 title: str = "") -> Path:
     """Write the Figure-2/3 style PNG; returns its path."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     t = clip.shape[1]
@@ -122,7 +117,8 @@ def plot_figure(clip: Tensor, acts: DualActivations, out: str | Path, *, mean: l
     size = tuple(middle.shape[:2])
     groups = [("video", acts.top_channels("video")), ("image", acts.top_channels("image"))]
     cols = 3 + TOP * len(groups)
-    fig, axes = plt.subplots(2, cols, figsize=(1.7 * cols, 4.2))
+    fig = Figure(figsize=(1.7 * cols, 4.2))
+    axes = fig.subplots(2, cols)
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.02, top=0.82, wspace=0.06, hspace=0.22)
     for ax in axes.flat:
         ax.axis("off")
@@ -149,14 +145,11 @@ def plot_figure(clip: Tensor, acts: DualActivations, out: str | Path, *, mean: l
                  f"{other} pathway)", fontsize=8)
     fig.suptitle(title or f"dual point-wise layer of block {acts.block}", fontsize=10)
     fig.savefig(out, dpi=110)
-    plt.close(fig)
     return out
 
 
 def visualize(checkpoint: str | Path, video: str | Path, out: str | Path, *, block: int = -1) -> dict[str, Any]:
     """Python API: write the figure; returns ``{"block", "video_top", "image_top", "out"}``."""
-    from unidual.checkpoint import load_model
-
     model, payload = load_model(checkpoint, deploy=True)
     clip, spec = centre_clip(video, payload)
     acts = dual_activations(model, clip, block)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from unidual.models.memory import is_channels_last, set_memory_format
 from unidual.models.layers import UniDualBlock
+from unidual.models.memory import is_channels_last, set_memory_format
 from unidual.models.network import ImageVideoNet
 from unidual.models.registry import create_model, list_models
 from unidual.models.table import ModelDef, get_model_def, register_model

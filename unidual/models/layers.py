@@ -20,8 +20,6 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 
-
-
 def _triple(v: int | Sequence[int]) -> tuple[int, int, int]:
     return (v, v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
 

@@ -15,7 +15,13 @@ from unidual.models.heads import Heads
 from unidual.models.layers import global_pool
 from unidual.models.resnet import ResNet2Plus1d
 from unidual.models.table import ModelDef
-from unidual.pathways import MODALITIES, aux_name, fold_frames, image_to_clip, is_aux_name
+from unidual.pathways import (
+    MODALITIES,
+    aux_name,
+    fold_frames,
+    image_to_clip,
+    is_aux_name,
+)
 
 
 class MeanOverTime(nn.Module):

@@ -20,9 +20,9 @@ from torch import Tensor, nn
 
 from unidual.models.layers import (
     Conv,
-    UniDualBlock,
     PathwayModule,
     SpatialMaxPool,
+    UniDualBlock,
     make_norm,
     midplanes,
     run,

@@ -14,13 +14,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from unidual.train.config import FinetuneConfig
+from unidual.train.trainer import Trainer
+
 WARMUP = 2  # first updates allocate buffers and pick kernels: timed separately, not extrapolated
 
 
 def _quick(cfg, updates: int):
     """The run's config, cut to ``updates`` updates with negligible validation; finetuning starts from scratch."""
-    from unidual.train.config import FinetuneConfig
-
     cfg = copy.deepcopy(cfg)
     if cfg.regime == "finetune":  # same network and data cost; the pretrained weights do not change the speed
         cfg.regime, cfg.finetune = "separate", FinetuneConfig()
@@ -32,8 +33,6 @@ def _quick(cfg, updates: int):
 
 def time_run(cfg, updates: int) -> dict[str, float]:
     """Seconds per update (wall and process CPU) of ``cfg``, measured after ``WARMUP`` updates."""
-    from unidual.train.trainer import Trainer
-
     with tempfile.TemporaryDirectory(prefix="unidual-calibrate-") as tmp:
         warm = Trainer(_quick(cfg, WARMUP), run_dir=Path(tmp) / "run")
         warm.fit()

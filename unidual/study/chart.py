@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from matplotlib.figure import Figure
+
 from unidual.study.table import Table
 
 HEADLINE = ("video@1", "top1")  # what each source is ranked by (the evaluator's primary metrics)
@@ -18,14 +20,10 @@ def headline_columns(table: Table) -> list[int]:
 
 
 def plot_table(table: Table, path: Path, title: str = "") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     cols = headline_columns(table)
     names = [r.name for r in table.rows]
-    fig, axes = plt.subplots(1, len(cols), figsize=(4.2 * len(cols), 0.45 * len(names) + 1.6), squeeze=False)
+    fig = Figure(figsize=(4.2 * len(cols), 0.45 * len(names) + 1.6))
+    axes = fig.subplots(1, len(cols), squeeze=False)
     for ax, j in zip(axes[0], cols):
         ys, values, low, high, labels = [], [], [], [], []
         for y, row in enumerate(table.rows):
@@ -54,5 +52,4 @@ def plot_table(table: Table, path: Path, title: str = "") -> Path:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
-    plt.close(fig)
     return path

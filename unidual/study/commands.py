@@ -14,9 +14,31 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
+from unidual.checkpoint import CheckpointError
+from unidual.data.errors import DataError
+from unidual.study import report
+from unidual.study.calibrate import calibrate
+from unidual.study.chart import plot_table
+from unidual.study.compare import compare, comparisons_markdown, write_comparisons_csv
 from unidual.study.config import Study, StudyError, load_study
+from unidual.study.data import built_sources, prepare_data
 from unidual.study.parts import part_accuracy
-from unidual.study.runner import RESULT_FILE, evaluate_run_sources, plan, read_result
+from unidual.study.runner import (
+    RESULT_FILE,
+    collect,
+    evaluate_run_sources,
+    expected_reports,
+    plan,
+    read_result,
+    resolve_config,
+    run_task,
+    status,
+)
+from unidual.study.table import build_table, to_markdown, write_csv, write_runs_csv
+from unidual.train.config import ConfigError
+from unidual.train.trainer import Interrupted, TrainingError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -74,12 +96,6 @@ def log(text: str) -> None:
 def write_outputs(study: Study, out: Path, args: argparse.Namespace, clock: Clock,
                   data_seconds: float | None, modalities: dict[str, str]) -> dict[str, Any]:
     """table.md/csv, runs.csv, chart.png, results.json from every finished run; --doc section."""
-    from unidual.study import report
-    from unidual.study.chart import plot_table
-    from unidual.study.compare import compare, comparisons_markdown, write_comparisons_csv
-    from unidual.study.runner import collect, expected_reports
-    from unidual.study.table import build_table, to_markdown, write_csv, write_runs_csv
-
     seeds = args.seeds or study.seeds
     results, missing = collect(study, out, seeds)
     for r in results:
@@ -115,8 +131,6 @@ def write_outputs(study: Study, out: Path, args: argparse.Namespace, clock: Cloc
 
 
 def _data_progress():
-    from tqdm import tqdm
-
     bar = tqdm(unit="video", desc="data", disable=not sys.stderr.isatty(), file=sys.stderr)
 
     def progress(done: int, total: int) -> None:
@@ -128,8 +142,6 @@ def _data_progress():
 
 def _prepare_data(study: Study, *, dry_run: bool) -> tuple[dict[str, Any] | None, float | None]:
     """The study's built sources and the seconds it took (a dry run only looks, never builds)."""
-    from unidual.study.data import built_sources, prepare_data
-
     if study.data is None:
         return None, None
     if dry_run:
@@ -147,8 +159,6 @@ def _prepare_data(study: Study, *, dry_run: bool) -> tuple[dict[str, Any] | None
 
 
 def run_study(args: argparse.Namespace) -> int:
-    from unidual.study.runner import plan, resolve_config, run_task, status
-
     clock = Clock()
     misplaced = [o for o in args.only or [] if "=" in o]
     if misplaced:
@@ -176,7 +186,6 @@ def run_study(args: argparse.Namespace) -> int:
     for cfg in configs:
         modalities.update(cfg.modalities)
     if args.calibrate:
-        from unidual.study.calibrate import calibrate
 
         seeds_first = [(t, c) for t, c in zip(tasks, configs) if t.seed == seeds[0]]
         calibrate([t for t, _ in seeds_first], [c for _, c in seeds_first], args.calibrate, log)
@@ -204,11 +213,6 @@ def run_study(args: argparse.Namespace) -> int:
 
 
 def main(args: argparse.Namespace) -> int:
-    from unidual.checkpoint import CheckpointError
-    from unidual.data.errors import DataError
-    from unidual.train.config import ConfigError
-    from unidual.train.trainer import Interrupted, TrainingError
-
     try:
         return run_study(args)
     except (StudyError, ConfigError) as exc:

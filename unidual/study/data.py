@@ -25,8 +25,15 @@ from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
-from unidual.data.builtin import read_sources
+from unidual.data.archive import is_archive, open_archive
+from unidual.data.builtin import (
+    build_motion_dataset,
+    make_default_dataset,
+    read_sources,
+)
+from unidual.data.sources import SourceSpec
 from unidual.study.config import Study, StudyError
+from unidual.yamlconfig import deep_merge
 
 LOCATION_KEYS = ("format", "root", "train", "test", "classes")
 THREE_SOURCE_VERSION = 1
@@ -42,7 +49,6 @@ def prepare_data(study: Study, progress: Callable[[int, int], None] | None = Non
         if set(spec) != {"sources"}:
             raise StudyError(f"{study.path}: data: 'sources: FILE' takes no other keys, got {sorted(spec)}")
         return read_sources(Path(spec["sources"]))
-    from unidual.data.builtin import build_motion_dataset, make_default_dataset
 
     kind = spec.pop("build", None)
     builders = {"default": make_default_dataset, "motion": build_motion_dataset, "three_source": build_three_source}
@@ -80,7 +86,6 @@ def fill_sources(entries: Sequence[Mapping[str, Any]], built: Mapping[str, Mappi
     Sampling and transform settings stay the config's (they differ per study: clip length,
     flips); keys the entry leaves out come from the built source.
     """
-    from unidual.yamlconfig import deep_merge
 
     out = []
     for i, entry in enumerate(entries):
@@ -99,8 +104,6 @@ def fill_sources(entries: Sequence[Mapping[str, Any]], built: Mapping[str, Mappi
 # --------------------------------------------------------------------------- three sources (Table 3)
 
 def _read_member(root: str, member: str) -> bytes:
-    from unidual.data.archive import is_archive, open_archive
-
     if is_archive(root):
         return open_archive(root).read(member)
     return (Path(root) / member).read_bytes()
@@ -144,8 +147,6 @@ def build_three_source(image_root: str | Path, out: str | Path, *,
     So no photo is in two of {images, A videos, B videos}: the three tasks share classes and
     appearance statistics, not examples. Returns ``{image_key, video_key, video_key_b}`` SourceSpecs.
     """
-    from unidual.data.builtin import build_motion_dataset
-    from unidual.data.sources import SourceSpec
 
     out = Path(out)
     train_b = train_videos if train_videos_b is None else train_videos_b

@@ -12,6 +12,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
+import torch
+
 from unidual.study.config import StudyError
 
 
@@ -49,8 +51,6 @@ def cpu_model() -> str:
 
 
 def machine() -> dict[str, Any]:
-    import torch
-
     info: dict[str, Any] = {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
                             "threads": torch.get_num_threads(), "python": platform.python_version()}
     if torch.cuda.is_available():

@@ -22,11 +22,23 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+import torch
 import yaml
 
+from unidual.checkpoint import load_model
 from unidual.data.utils import Spread
+from unidual.evaluate.datasets import build_test_datasets, source_specs
+from unidual.evaluate.evaluator import evaluate_sources
 from unidual.study.config import ModelRun, Study, StudyError
 from unidual.study.data import fill_sources
+from unidual.train.config import (
+    ConfigError,
+    apply_override,
+    from_dict,
+    read_yaml,
+    validate,
+)
+from unidual.train.trainer import train
 from unidual.yamlconfig import config_differences
 
 RESULT_FILE = "study_result.json"
@@ -72,8 +84,6 @@ def status(task: Task) -> str:
 def resolve_config(study: Study, task: Task, built: Mapping[str, Mapping[str, Any]] | None,
                    overrides: Sequence[str] = ()):
     """The TrainConfig of one run: its file, data locations filled in, study + CLI overrides, seed, pretraining."""
-    from unidual.train.config import ConfigError, apply_override, from_dict, read_yaml, validate
-
     where = str(task.model.config)
     raw = read_yaml(task.model.config)
     if built is not None:
@@ -104,8 +114,6 @@ def reported_sources(study: Study, model: ModelRun, keys: Sequence[str]) -> list
 
 def expected_reports(study: Study) -> dict[str, set[str]]:
     """Row -> the sources its runs will report (from the config files alone: no data needed)."""
-    from unidual.train.config import read_yaml
-
     out: dict[str, set[str]] = {}
     for m in study.models:
         keys = [s.get("key") for s in read_yaml(m.config).get("sources") or [] if isinstance(s, dict)]
@@ -184,11 +192,6 @@ def evaluate_run_sources(directory: Path, sources: Sequence[str], settings, devi
     ``results`` maps a source key to its :class:`~unidual.evaluate.evaluator.SourceResult`
     (scores, labels, metrics); ``settings.clips`` clips per video.
     """
-    import torch
-
-    from unidual.checkpoint import load_model
-    from unidual.evaluate.datasets import build_test_datasets, source_specs
-    from unidual.evaluate.evaluator import evaluate_sources
 
     model, payload = load_model(directory / "last.pt", deploy=True, map_location="cpu")
     specs = source_specs(payload, clips=settings.clips)
@@ -235,8 +238,6 @@ def eval_record(study: Study) -> dict[str, Any]:
 
 def run_task(study: Study, task: Task, cfg, *, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train (resume / skip) and evaluate one run; returns its result record."""
-    from unidual.train.trainer import train
-
     check_same_config(task, cfg)
     settings = eval_record(study)
     sources = reported_sources(study, task.model, cfg.source_keys)

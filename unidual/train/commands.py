@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
+
 from unidual.checkpoint import CheckpointError, CheckpointWriteError
 from unidual.data import DataError
 from unidual.evaluate.evaluator import format_table
@@ -52,7 +54,6 @@ def _split_positionals(args: argparse.Namespace) -> tuple[str | None, list[str]]
 
 
 def main(args: argparse.Namespace) -> int:
-
     config, overrides = _split_positionals(args)
     try:
         if args.resume:
@@ -69,11 +70,9 @@ def main(args: argparse.Namespace) -> int:
         print(f"unidual train: {exc}", file=sys.stderr)
         return 2
     if args.check:
-        import yaml
 
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
-
 
     auto = bool(args.auto_resume) or restarted_by_torchrun()
     try:

@@ -14,6 +14,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from unidual.data.builtin import make_default_dataset
+from unidual.train.config import (
+    ConfigError,
+    apply_override,
+    from_dict,
+    read_yaml,
+    validate,
+)
+from unidual.train.trainer import train
+
 # shipped inside the package (package data), so an installed unidual finds them from any folder
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "cpu"
 DEMO_CONFIG = CONFIG_DIR / "demo.yaml"
@@ -26,8 +36,6 @@ def _sources(specs: dict[str, Any], keys: list[str]) -> list[dict[str, Any]]:
 
 
 def _config(path: str | Path, specs: dict[str, Any], overrides: list[str]):
-    from unidual.train.config import ConfigError, apply_override, from_dict, read_yaml, validate
-
     raw = read_yaml(Path(path))
     keys = [s.get("key") for s in raw.get("sources", [])]
     missing = [k for k in keys if k not in specs]
@@ -60,9 +68,6 @@ def format_results(rows: list[list[str]], chance: list[str]) -> str:
 
 
 def run_demo(args: argparse.Namespace) -> dict[str, Any]:
-    from unidual.data.builtin import make_default_dataset
-    from unidual.train.trainer import train
-
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("runs") / f"demo-{stamp}"
     data = Path(args.data) if args.data else Path("runs") / "demo-data"

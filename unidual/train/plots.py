@@ -1,9 +1,11 @@
-"""PNG curves of a run's metrics.jsonl (loss and accuracy), drawn with matplotlib's Agg backend."""
+"""PNG curves of a run's metrics.jsonl (loss and accuracy), drawn with matplotlib's object API (no pyplot, no global backend)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 from typing import Any
+
+from matplotlib.figure import Figure
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
@@ -21,10 +23,6 @@ def read_metrics(path: str | Path) -> list[dict[str, Any]]:
 
 def plot_metrics(metrics_path: str | Path, out_dir: str | Path) -> list[Path]:
     """Write loss.png (training loss per term) and accuracy.png (train and validation); return the files."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
 
     records = read_metrics(metrics_path)
     train = [r for r in records if r.get("type") == "train"]
@@ -32,7 +30,8 @@ def plot_metrics(metrics_path: str | Path, out_dir: str | Path) -> list[Path]:
     out_dir = Path(out_dir)
     written: list[Path] = []
     if train:
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig = Figure(figsize=(6, 4))
+        ax = fig.subplots()
         steps = [r["step"] for r in train]
         ax.plot(steps, [r["loss"] for r in train], label="total", linewidth=2)
         for name in _series(train, "loss/"):
@@ -41,7 +40,8 @@ def plot_metrics(metrics_path: str | Path, out_dir: str | Path) -> list[Path]:
         ax.legend(fontsize=8)
         written.append(_save(fig, out_dir / "loss.png"))
     if train or val:
-        fig, ax = plt.subplots(figsize=(6, 4))
+        fig = Figure(figsize=(6, 4))
+        ax = fig.subplots()
         for name in _series(train, "acc/"):
             ax.plot([r["step"] for r in train], [r.get(name) for r in train], alpha=0.5, label=f"train {name[4:]}")
         for name in _series(val, "", suffixes=("/top1", "/video@1", "/clip@1")):
@@ -63,9 +63,6 @@ def _series(records: list[dict[str, Any]], prefix: str, suffixes: tuple[str, ...
 
 
 def _save(fig: Any, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

@@ -28,22 +28,28 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
+from tqdm import tqdm
 
 from unidual import checkpoint as ckpt
 from unidual.allocator import tune_allocator
+from unidual.data import build_dataset
 from unidual.data.errors import DataError
+from unidual.data.missing import report_missing
 from unidual.data.mixing import MixedDataset, MixedSampler, collate_mixed
 from unidual.data.utils import Spread
+from unidual.evaluate.evaluator import PRIMARY_METRIC, evaluate
 from unidual.models import ImageVideoNet, create_model, get_model_def
+from unidual.models.surgery import architecture_mismatch, load_backbone
 from unidual.train import distributed as D
 from unidual.train import rundir
 from unidual.train.config import ConfigError, TrainConfig, dump_config
 from unidual.train.objectives import LossModule, Objective
+from unidual.train.plots import plot_metrics
 from unidual.train.precise_bn import recompute_bn_statistics
 from unidual.train.schedule import from_config as schedule_from_config
 from unidual.train.schedule import make_scheduler, scaled_lr
-from unidual.yamlconfig import config_differences
 from unidual.train.skips import SkipBudget
+from unidual.yamlconfig import config_differences
 
 PROBE_FILES = 32  # files tried per source before training: all unreadable -> the source is refused
 LOSS_SCALE_HINT = (
@@ -55,10 +61,8 @@ LOSS_SCALE_HINT = (
 class TrainingError(RuntimeError):
     """Training cannot continue; the message says why and what to change."""
 
-
 class Interrupted(RuntimeError):
     """Ctrl-C / SIGTERM: a checkpoint was saved, the run can be resumed."""
-
 
 @dataclass
 class RunResult:
@@ -73,8 +77,6 @@ class RunResult:
 
 def primary_score(metrics: Mapping[str, Mapping[str, float]], modalities: Mapping[str, str]) -> float:
     """Mean over sources of each modality's headline accuracy (image top1, video video@1)."""
-    from unidual.evaluate.evaluator import PRIMARY_METRIC
-
     values = [m[PRIMARY_METRIC[modalities[k]]] for k, m in metrics.items() if PRIMARY_METRIC[modalities[k]] in m]
     return float(sum(values) / len(values)) if values else float("nan")
 
@@ -242,8 +244,6 @@ class Trainer:
         return Path(self.cfg.run.out) / name
 
     def _build_data(self) -> None:
-        from unidual.data import build_dataset
-
         cfg = self.cfg
         self.specs = {s.key: s for s in cfg.sources}
         self.modalities = {k: s.modality for k, s in self.specs.items()}
@@ -312,8 +312,6 @@ class Trainer:
             self.model.compile(dynamic=False)
 
     def _load_pretrained(self, model: nn.Module) -> None:
-        from unidual.models.surgery import architecture_mismatch, load_backbone
-
         source = self.cfg.finetune.checkpoint
         payload = ckpt.load_checkpoint(source, map_location="cpu")
         differ = architecture_mismatch(payload["model_spec"], model.spec)
@@ -443,7 +441,6 @@ class Trainer:
         dump_config(self.cfg, self.run_dir / "config.yaml")
         labels = {k: {"modality": self.modalities[k], "classes": c} for k, c in self.classes.items()}
         (self.run_dir / "labels.json").write_text(json.dumps(labels, indent=1))
-        from unidual.data.missing import report_missing
 
         for split, sets in (("train", self.train_sets), ("test", self.test_sets)):
             for line in report_missing(sets, split, self.run_dir):
@@ -484,7 +481,6 @@ class Trainer:
 
     def _plot(self) -> None:
         if self.is_main and self.cfg.run.plots:
-            from unidual.train.plots import plot_metrics
 
             plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir)
 
@@ -549,8 +545,6 @@ class Trainer:
 
     def _run_epoch(self) -> bool:
         """Train until the epoch ends (True) or the schedule / a signal stops it (False)."""
-        from tqdm import tqdm
-
         cfg = self.cfg
         self.train_module.train()
         loader = self._loader()
@@ -661,8 +655,6 @@ class Trainer:
 
     # -- validation ------------------------------------------------------
     def validate(self) -> dict[str, dict[str, float]]:
-        from unidual.evaluate.evaluator import evaluate
-
         metrics: dict[str, dict[str, float]] = {}
         if self.is_main:
             metrics = evaluate(self.model, self.test_sets, self.modalities, batch_size=self.cfg.data.eval_batch_size,
@@ -735,7 +727,6 @@ def _json_value(value: Any) -> Any:
 
 class _Window:
     """Running training statistics between two metrics.jsonl records."""
-
     def __init__(self) -> None:
         self.start = time.perf_counter()
         self.updates = 0
