@@ -130,7 +130,8 @@ def test_results_record_evaluation_and_pretraining(study):
     out = study["out"]
     ft = json.loads((out / "r2plus1d_ft" / RESULT_FILE).read_text())
     assert ft["pretrained"] == str(out / "r2d" / "last.pt")
-    assert ft["config"]["finetune"] == {"checkpoint": str(out / "r2d" / "last.pt"), "convert": "inflate"}
+    assert ft["config"]["finetune"] == {"checkpoint": str(out / "r2d" / "last.pt"), "convert": "inflate",
+                                        "inflate_mode": "center"}
     aux = json.loads((out / "unidual_aux" / RESULT_FILE).read_text())
     assert aux["eval"]["clips"] == 2 and aux["metrics"]["vid"]["examples"] == 4  # every test video
     assert aux["metrics"]["img"]["examples"] == 8 and aux["classes"] == {"vid": 4, "img": 2}
