@@ -7,32 +7,24 @@ block, BatchNorm eps 1e-3) and in torchvision's own layout.
 """
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
+from helpers.nets import load_reference, randomise_bn
 
 from unidual.models import create_model
-from unidual.models.surgery import (architecture_mismatch, deflate, from_torchvision, torchvision_architecture,
-                                    unidual_from_torchvision)
+from unidual.models.surgery import (
+    architecture_mismatch,
+    deflate,
+    from_torchvision,
+    torchvision_architecture,
+    unidual_from_torchvision,
+)
 
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "reference.py"
-_SPEC = importlib.util.spec_from_file_location("unidual_benchmark_reference", _PATH)
-reference = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(reference)  # loaded by path: benchmarks/ is not a package on sys.path
+reference = load_reference()
 
 
 def _randomised(model: torch.nn.Module) -> torch.nn.Module:
-    """Non-trivial BN statistics, so a wrong BN mapping (or eps) cannot hide behind identity BNs."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm3d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.1, 0.1)
-    return model.eval()
+    return randomise_bn(model).eval()
 
 
 @pytest.fixture(scope="module")

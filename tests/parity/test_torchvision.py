@@ -7,29 +7,26 @@ installed: `make parity` (its own environment).
 """
 from __future__ import annotations
 
-import pytest
-import torch
-
 import importlib.util
 from pathlib import Path
 
-from unidual.models.surgery import deflate, from_torchvision, torchvision_architecture, unidual_from_torchvision
+import pytest
+import torch
+from helpers.nets import randomise_bn
+
+from unidual.models.surgery import (
+    deflate,
+    from_torchvision,
+    torchvision_architecture,
+    unidual_from_torchvision,
+)
 
 tv_video = pytest.importorskip("torchvision.models.video", reason="torchvision not installed (run `make parity`)")
 
 pytestmark = pytest.mark.parity
 
 
-def _randomise_bn(model: torch.nn.Module) -> torch.nn.Module:
-    """Non-trivial BN statistics, so a wrong BN mapping cannot hide behind identity BNs."""
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm3d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
-                m.weight.uniform_(0.5, 1.5)
-                m.bias.uniform_(-0.1, 0.1)
-    return model
+_randomise_bn = randomise_bn
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +85,12 @@ def test_unidual_video_pathway_matches_torchvision(reference):
 # -- R(2+1)D-34: torchvision's layout and the ig65m-pytorch (Caffe2) one ---------------------
 def _r2plus1d_34(num_classes: int, caffe2: bool) -> torch.nn.Module:
     """torchvision's VideoResNet with blocks (3, 4, 6, 3); ``caffe2``: ig65m-pytorch's r2plus1d_34."""
-    from torchvision.models.video.resnet import BasicBlock, Conv2Plus1D, R2Plus1dStem, VideoResNet
+    from torchvision.models.video.resnet import (
+        BasicBlock,
+        Conv2Plus1D,
+        R2Plus1dStem,
+        VideoResNet,
+    )
 
     model = VideoResNet(block=BasicBlock, conv_makers=[Conv2Plus1D] * 4, layers=[3, 4, 6, 3], stem=R2Plus1dStem,
                         num_classes=num_classes)

@@ -5,13 +5,14 @@ The published weights are stood in for by benchmarks/reference.py's R2Plus1d18 (
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import pickle
 from pathlib import Path
 
 import pytest
 import torch
+from helpers.nets import load_reference, randomise_bn
+from helpers.tinydata import tiny_config
 
 from unidual import checkpoint as ckpt
 from unidual.cli import main as cli
@@ -19,12 +20,7 @@ from unidual.models.surgery import deflate
 from unidual.train.config import load_config
 from unidual.train.trainer import Trainer, TrainingError, train
 
-from helpers.tinydata import tiny_config
-
-_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "reference.py"
-_SPEC = importlib.util.spec_from_file_location("unidual_benchmark_reference", _PATH)
-reference = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(reference)
+reference = load_reference()
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +28,7 @@ def published(tmp_path_factory) -> tuple[torch.nn.Module, Path]:
     """A torchvision-layout R(2+1)D-18 with 2 classes, saved as a DDP-style wrapped .pth."""
     torch.manual_seed(0)
     net = reference.R2Plus1d18(num_classes=2)
-    with torch.no_grad():
-        for m in net.modules():
-            if isinstance(m, torch.nn.BatchNorm3d):
-                m.running_mean.uniform_(-0.1, 0.1)
-                m.running_var.uniform_(0.5, 1.5)
+    randomise_bn(net, affine=False)
     path = tmp_path_factory.mktemp("weights") / "r2plus1d_18.pth"
     torch.save({"state_dict": {f"module.{k}": v for k, v in net.state_dict().items()}}, path)
     return net.eval(), path
