@@ -67,3 +67,15 @@ def test_study_writes_per_example_results_and_a_generated_comparison(tmp_path, p
     assert "bootstrap resamples" in text and (out / "comparisons.csv").is_file()
     row = (out / "comparisons.csv").read_text().splitlines()[1].split(",")
     assert row[:4] == ["unidual_aux", "unidual_aux_terms", "vid", "video@1"] and row[5] == "0 1"
+
+
+def test_verdicts_need_enough_seeds_and_follow_the_interval():
+    from unidual.study.compare import MIN_SEEDS_FOR_VERDICT, PairedResult
+    from unidual.study.config import Comparison
+
+    c = Comparison("a", "b", "vid", "video@1")
+    enough = list(range(MIN_SEEDS_FOR_VERDICT))
+    assert PairedResult(c, [0], 100, 60, 40, 20, 15, 25, 1.0).verdict == "no verdict (1 seed)"
+    assert PairedResult(c, enough, 100, 60, 40, 20, 15, 25, 1.0).verdict == "a > b"
+    assert PairedResult(c, enough, 100, 40, 60, -20, -25, -15, 1.0).verdict == "a < b"
+    assert PairedResult(c, enough, 100, 50, 49, 1, -2, 4, 1.0).verdict == "not separable"

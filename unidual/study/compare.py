@@ -21,6 +21,9 @@ from unidual.study.runner import EXAMPLES_FILE, run_dir
 
 BOOTSTRAP = 2000
 LEVEL = 0.95
+# Below this many paired seeds the interval covers test-set noise but hardly training noise (one
+# seed: none at all), and on CIFAR-motion two seeds of one model differ by up to 10 points: no verdict.
+MIN_SEEDS_FOR_VERDICT = 3
 
 
 @dataclass
@@ -37,6 +40,8 @@ class PairedResult:
 
     @property
     def verdict(self) -> str:
+        if len(self.seeds) < MIN_SEEDS_FOR_VERDICT:
+            return f"no verdict ({len(self.seeds)} seed{'s' if len(self.seeds) > 1 else ''})"
         if self.low > 0:
             return f"{self.comparison.a} > {self.comparison.b}"
         if self.high < 0:
@@ -108,13 +113,15 @@ def comparisons_markdown(results: Sequence[PairedResult], labels: dict[str, str]
     ]
     for r in results:
         c = r.comparison
-        verdict = {f"{c.a} > {c.b}": "A better", f"{c.a} < {c.b}": "B better"}.get(r.verdict, "not separable")
+        verdict = {f"{c.a} > {c.b}": "A better", f"{c.a} < {c.b}": "B better"}.get(r.verdict, r.verdict)
         lines.append(f"| {c.claim or ''} | {labels.get(c.a, c.a)} | {labels.get(c.b, c.b)} | {c.source} {c.metric} "
                      f"| {r.a:.1f} | {r.b:.1f} | {r.diff:+.1f} [{r.low:+.1f}, {r.high:+.1f}] | {len(r.seeds)} "
                      f"| {verdict} |")
     se = sorted({f"{r.comparison.source} {r.comparison.metric}: {r.se_one_run:.1f}" for r in results})
     n = sorted({f"{r.comparison.source}: {r.examples}" for r in results})
-    lines += ["", f"Paired by seed; 95 % CI from {BOOTSTRAP} bootstrap resamples of seeds and test examples. "
+    lines += ["", f"Paired by seed; 95 % CI from {BOOTSTRAP} bootstrap resamples of seeds and test examples; "
+                  f"a verdict needs at least {MIN_SEEDS_FOR_VERDICT} paired seeds (with fewer the CI hardly "
+                  "covers training noise). "
                   f"Test examples: {', '.join(n)}. Standard error of one run's accuracy (binomial, points): "
                   f"{', '.join(se)}."]
     return "\n".join(lines) + "\n"
