@@ -117,7 +117,11 @@ def comparisons_markdown(results: Sequence[PairedResult], labels: dict[str, str]
         lines.append(f"| {c.claim or ''} | {labels.get(c.a, c.a)} | {labels.get(c.b, c.b)} | {c.source} {c.metric} "
                      f"| {r.a:.1f} | {r.b:.1f} | {r.diff:+.1f} [{r.low:+.1f}, {r.high:+.1f}] | {len(r.seeds)} "
                      f"| {verdict} |")
-    se = sorted({f"{r.comparison.source} {r.comparison.metric}: {r.se_one_run:.1f}" for r in results})
+    worst: dict[str, float] = {}  # one line per metric: the largest standard error among the compared runs
+    for r in results:
+        key = f"{r.comparison.source} {r.comparison.metric}"
+        worst[key] = max(worst.get(key, 0.0), r.se_one_run)
+    se = [f"{k}: ≤ {v:.1f}" for k, v in sorted(worst.items())]
     n = sorted({f"{r.comparison.source}: {r.examples}" for r in results})
     lines += ["", f"Paired by seed; 95 % CI from {BOOTSTRAP} bootstrap resamples of seeds and test examples; "
                   f"a verdict needs at least {MIN_SEEDS_FOR_VERDICT} paired seeds (with fewer the CI hardly "
