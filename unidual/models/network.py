@@ -84,7 +84,7 @@ class ImageVideoNet(nn.Module):
     @property
     def pathways(self) -> tuple[str, ...]:
         """Pathways the model has (its heads live on them), in the order (image, video)."""
-        return tuple(p for p in MODALITIES if p in self.route)
+        return self.definition.pathways
 
     def default_pathway(self, x: Tensor) -> str:
         preferred = "image" if x.dim() == 4 else "video"

@@ -116,11 +116,11 @@ def model_for_config(cfg: TrainConfig, heads: dict[str, int]) -> ImageVideoNet:
     options = dict(cfg.model.options)
     if get_model_def(cfg.model.name).heads_by_modality:
         options["modalities"] = dict(cfg.modalities)
-    frames = cfg.model.frames
-    if frames is None:  # static clips as long as the video sources' clips
-        clips = [s.clip.frames for s in cfg.sources if s.modality == "video"]
-        frames = clips[0] if clips else 8
-    return create_model(cfg.model.name, depth=cfg.model.depth, width=cfg.model.width, heads=heads, frames=frames,
+    clips = [s.clip.frames for s in cfg.sources if s.modality == "video"]
+    frames = cfg.model.frames or (clips[0] if clips else None)  # static clips as long as the video clips
+    if frames is not None:  # else create_model's own default
+        options["frames"] = frames
+    return create_model(cfg.model.name, depth=cfg.model.depth, width=cfg.model.width, heads=heads,
                         channels_last=cfg.run.channels_last, **options)
 
 
