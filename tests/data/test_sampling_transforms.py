@@ -70,3 +70,20 @@ def test_normalisation_uses_mean_std():
     white = np.full((1, 8, 8, 3), 255, np.uint8)
     (v,) = apply_plan(white, spec.plan("image", "train"), random.Random(0))
     assert torch.allclose(v, torch.ones_like(v))
+
+
+def test_uint8_resize_matches_float_resize_within_one_grey_level():
+    """The pixel path resizes uint8 frames (fast kernel); it must agree with a float resize."""
+    from unidual.data.transforms import Plan
+
+    frames = np.random.default_rng(0).integers(0, 256, (4, 90, 160, 3), dtype=np.uint8)
+    (out,) = apply_plan(frames, Plan(resize=(64, 85)), random.Random(0))
+    reference = torch.nn.functional.interpolate(
+        torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255, size=(64, 85), mode="bilinear",
+        align_corners=False, antialias=True)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    pixels = out * std + mean
+    assert out.shape == (4, 3, 64, 85) and out.dtype == torch.float32 and out.is_contiguous()
+    assert (pixels - reference.clamp(0, 1)).abs().max() <= 1.0 / 255 + 1e-5
+    assert (pixels - reference.clamp(0, 1)).abs().mean() < 0.5 / 255
