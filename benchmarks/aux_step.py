@@ -26,6 +26,7 @@ from common import (add_run_args, interleaved, median, provenance, save_summary,
                     write_section)
 
 from unidual.models import create_model, get_model_def
+from unidual.train.compiled import CompiledModel
 from unidual.train.objectives import LossModule, Objective
 
 SECTION = "UniDual-Aux vs R(2+1)D-multitask training step"
@@ -47,9 +48,7 @@ def step_fn(name: str, depth: int, width: float, frames: int,
     definition = get_model_def(name)
     extra = {"modalities": MODALITIES} if definition.heads_by_modality else {}
     model = create_model(name, depth=depth, width=width, heads={"images": 10, "clips": 30}, frames=frames, **extra)
-    if compile:
-        model.compile(dynamic=False)
-    module = LossModule(model, Objective(MODALITIES, aux=definition.aux_heads)).train()  # aux defaults: routing both, random frame
+    module = LossModule(CompiledModel(model) if compile else model, Objective(MODALITIES, aux=definition.aux_heads)).train()  # aux defaults: routing both, random frame
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     gen = torch.Generator().manual_seed(0)
 
@@ -96,7 +95,8 @@ def main() -> int:
                      f"**{ratio:.2f}x**", f"{ratio_min:.2f}x", compiled, str(rounds)])
         summary.append({"metric": f"UniDual-Aux / R(2+1)D-multitask training step time ({setting}: depth {depth}, "
                                   f"width {width}, {size} px, {args.images}+{args.clips})",
-                        "target": "<= 1.5x", "measured": f"{ratio:.2f}x", "met": ratio <= 1.5,
+                        "target": "<= 1.3x" if setting == "full" else "(info)", "measured": f"{ratio:.2f}x",
+                        "met": ratio <= 1.3 if setting == "full" else None,
                         "note": f"from the least-disturbed rounds {ratio_min:.2f}x"})
     body = "\n".join([
         provenance(load_before),

@@ -42,6 +42,7 @@ from reference import reference_r2plus1d_18
 from unidual.models import create_model, set_memory_format
 from unidual.models.report import count_macs
 from unidual.models.surgery import from_torchvision
+from unidual.train.compiled import CompiledModel
 
 SECTION = "Model speed: R(2+1)D-18 vs plain PyTorch"
 CLASSES = 400
@@ -169,9 +170,7 @@ def main() -> int:
         "reference-channels-last": copy.deepcopy(reference).to(memory_format=torch.channels_last_3d),
     }
     if args.compile:
-        compiled = copy.deepcopy(ours)
-        compiled.compile(dynamic=False)
-        models["unidual-compiled"] = compiled
+        models["unidual-compiled"] = CompiledModel(copy.deepcopy(ours))  # as run.compile does
     x = torch.randn(args.batch, 3, args.frames, args.size, args.size)
     y = torch.randint(CLASSES, (args.batch,))
 
@@ -184,7 +183,7 @@ def main() -> int:
     load_before = load_average()
     print("training steps:", file=sys.stderr)
     train_t = interleaved({**{n: train_step(m, x, y) for n, m in models.items()}, "matmul-probe": probe},
-                          rounds=args.rounds)
+                          rounds=args.rounds, warmup=2)  # CompiledModel compiles on the 2nd call
     print("forward passes:", file=sys.stderr)
     fwd_t = interleaved({n: forward(m, x) for n, m in models.items()}, rounds=3 * args.rounds)  # short: more
     peaks += in_round + [matmul_peak()]
@@ -236,16 +235,16 @@ def main() -> int:
         write_section(SECTION, body)
         save_summary("model_speed", [
             {"metric": f"R(2+1)D-18 training step speed vs plain PyTorch (batch {args.batch}, "
-                       f"{args.frames}x{args.size}²)", "target": ">= 1.0x (aim 1.2x)",
-             "measured": f"{ratio:.2f}x", "met": ratio >= 1.0,
+                       f"{args.frames}x{args.size}²)", "target": ">= 1.3x",
+             "measured": f"{ratio:.2f}x", "met": ratio >= 1.3,
              "note": f"from the least-disturbed rounds {min(train_t['reference']) / min(train_t['unidual']):.2f}x; "
                      "channels-last default; " + ("with run.compile: "
                      f"{ref_train / results['unidual-compiled']['train']:.2f}x" if args.compile else "compile not timed")},
             {"metric": "R(2+1)D-18 forward speed vs plain PyTorch", "target": "(info)",
              "measured": f"{ref_fwd / results['unidual']['fwd']:.2f}x", "met": None,
              "note": f"from the least-disturbed rounds {min(fwd_t['reference']) / min(fwd_t['unidual']):.2f}x"},
-            {"metric": "training step GFLOP/s as % of fp32 matmul rate (same round)", "target": ">= 60 %",
-             "measured": f"{pct:.0f} %", "met": pct >= 60,
+            {"metric": "training step GFLOP/s as % of fp32 matmul rate (same round)", "target": ">= 70 %",
+             "measured": f"{pct:.0f} %", "met": pct >= 70,
              "note": f"{results['unidual']['gflops']:.0f} GFLOP/s = {pct_best:.0f} % of the best matmul "
                      f"({peak:.0f} GFLOP/s) of the run"},
         ])

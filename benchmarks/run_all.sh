@@ -7,6 +7,7 @@ PY=${PY:-.venv/bin/python}
 $PY benchmarks/model_speed.py --compile
 $PY benchmarks/pathways.py
 $PY benchmarks/aux_step.py --compile
+$PY benchmarks/compile_cache.py
 $PY benchmarks/loader_vs_model.py
 $PY benchmarks/memory.py
 $PY benchmarks/allocator.py

@@ -1,4 +1,4 @@
-"""run.channels_last / run.compile: the trainer applies them, and channels-last trains to the same weights."""
+"""run.channels_last: the trainer applies it and trains to the same weights (run.compile: test_compile.py)."""
 from __future__ import annotations
 
 import pytest
@@ -45,27 +45,6 @@ def test_channels_last_is_the_default_and_trains_to_the_same_weights(tiny_source
             torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-6, msg=key)
     stem = "backbone.stem.conv.spatial.weight"
     assert not torch.allclose(a[stem], start[stem], rtol=1e-3, atol=1e-5)  # the update did move the weights
-
-
-@pytest.mark.slow
-def test_compiled_training_runs_and_matches_eager(tiny_sources, tmp_path):
-    """run.compile: the aux step (both pathways) and validation compile (~1-2 min on 2 cores) and
-    the update equals the eager one to float rounding."""
-    compiled, _ = _fit(tiny_sources, tmp_path, "compiled", compile=True)
-    eager, _ = _fit(tiny_sources, tmp_path, "eager")
-    assert compiled.model._compiled_call_impl is not None and compiled.global_step == 1
-    assert set(compiled.last_metrics) == {"img", "vid"}
-    a, b = compiled.model.state_dict(), eager.model.state_dict()
-    for key in a:
-        if a[key].is_floating_point():
-            torch.testing.assert_close(a[key], b[key], rtol=1e-4, atol=1e-5, msg=key)
-
-
-def test_compile_switch_keeps_checkpoint_keys(tiny_sources, tmp_path):
-    cfg = load_config(data=tiny_config(tiny_sources, run={"compile": True}))
-    trainer = Trainer(cfg, run_dir=tmp_path / "run")
-    assert trainer.model._compiled_call_impl is not None  # nn.Module.compile(): compiled in place
-    assert not any(k.startswith("_orig_mod") for k in trainer.model.state_dict())
 
 
 @pytest.mark.parametrize("key", ["channels_last", "compile"])

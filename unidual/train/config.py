@@ -134,7 +134,8 @@ class RunConfig:
     progress: bool = True
     max_steps: int | None = None  # stop after N updates (smoke tests); None: the full schedule
     channels_last: bool = True  # conv weights/activations channels-last (NTHWC): faster, values to rounding
-    compile: bool = False  # torch.compile the model: faster steps, ~1 min compiling per shape (docs/performance.md)
+    compile: bool = False  # torch.compile the training step (cached kernels, eager fallback; docs/performance.md)
+    compile_backend: str = "inductor"  # torch.compile backend ("inductor"; "eager"/"aot_eager" to debug)
 
 
 @dataclass

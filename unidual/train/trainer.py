@@ -42,6 +42,7 @@ from unidual.models import ImageVideoNet, create_model, get_model_def
 from unidual.models.surgery import architecture_mismatch, load_backbone
 from unidual.train import distributed as D
 from unidual.train import rundir
+from unidual.train.compiled import CompiledModel, enable_compile_caches, is_compile_error
 from unidual.train.config import ConfigError, TrainConfig, dump_config
 from unidual.train.objectives import LossModule, Objective
 from unidual.train.plots import plot_metrics
@@ -305,11 +306,16 @@ class Trainer:
         self.objective = Objective.from_config(cfg)
         self.train_module = D.wrap(LossModule(self.model, self.objective), self.env, self.device,
                                    sync_bn=cfg.run.sync_bn)
-        self.model = D.unwrap(self.train_module).model  # SyncBatchNorm conversion may replace modules
-        if cfg.run.compile:
-            # in place (state_dict keys and checkpoints unchanged); static shapes: inductor fails on the
-            # dynamic-shape graphs of the aux step (docs/performance.md), and every new shape recompiles
-            self.model.compile(dynamic=False)
+        loss_module = D.unwrap(self.train_module)
+        self.model = loss_module.model  # SyncBatchNorm conversion may replace modules
+        self.compiled: CompiledModel | None = None
+        if cfg.run.compile:  # the training step only; checkpoints, validation and eval use the plain model
+            cache = enable_compile_caches()
+            self.compiled = CompiledModel(self.model, backend=cfg.run.compile_backend,
+                                          warn=lambda msg: print(f"warning: {msg}", file=sys.stderr) if self.is_main else None)
+            loss_module.model = self.compiled
+            if self.is_main:
+                print(f"run.compile: {cfg.run.compile_backend}, kernel cache {cache}", file=sys.stderr)
 
     def _load_pretrained(self, model: nn.Module) -> None:
         source = self.cfg.finetune.checkpoint
@@ -622,6 +628,9 @@ class Trainer:
                 else:
                     scaled.backward()
         except Exception as exc:
+            if self.compiled is not None and self.compiled.active and is_compile_error(exc):
+                self.compiled.disable(exc)  # e.g. the backward graph failed to compile: redo this step eager
+                return self._micro_step(sub, sync, acc, window)
             if is_oom(exc):
                 raise TrainingError(f"out of memory with optim.batch_size={self.cfg.optim.batch_size} on "
                                     f"{self.device}: {LOSS_SCALE_HINT}") from exc
