@@ -44,7 +44,8 @@ def batch(images: int, clips: int, frames: int, size: int) -> dict[str, dict[str
 
 def step_fn(name: str, depth: int, width: float, frames: int,
             sub: dict[str, dict[str, torch.Tensor]], compile: bool = False) -> tuple[Callable[[], None], nn.Module]:
-    """A training step of one model through the trainer's LossModule + Objective (compiled as run.compile does)."""
+    """A training step of one model through the trainer's LossModule + Objective (compiled as run.compile does),
+    and the model that step calls (the ``CompiledModel`` when ``compile``)."""
     definition = get_model_def(name)
     extra = {"modalities": MODALITIES} if definition.heads_by_modality else {}
     model = create_model(name, depth=depth, width=width, heads={"images": 10, "clips": 30}, frames=frames, **extra)
@@ -58,7 +59,7 @@ def step_fn(name: str, depth: int, width: float, frames: int,
         loss.backward()
         opt.step()
 
-    return step, model
+    return step, module.model
 
 
 def main() -> int:

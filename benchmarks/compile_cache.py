@@ -31,29 +31,19 @@ def child(setting: str, steps: int) -> None:
     import torch
     from torch._dynamo.utils import counters
 
-    from aux_step import MODALITIES, SETTINGS, batch
+    from aux_step import SETTINGS, batch, step_fn
     from unidual.allocator import tune_allocator
-    from unidual.models import create_model, get_model_def
-    from unidual.train.compiled import CompiledModel, enable_compile_caches
-    from unidual.train.objectives import LossModule, Objective
+    from unidual.train.compiled import enable_compile_caches
 
     tune_allocator()
     enable_compile_caches()
     torch.manual_seed(0)
     depth, width, size = SETTINGS[setting]
-    model = create_model("unidual_aux", depth=depth, width=width, heads={"images": 10, "clips": 30}, frames=8,
-                         modalities=MODALITIES)
-    net = CompiledModel(model)
-    module = LossModule(net, Objective(MODALITIES, aux=get_model_def("unidual_aux").aux_heads)).train()
-    opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
-    sub, gen = batch(8, 8, 8, size), torch.Generator().manual_seed(0)
+    step, net = step_fn("unidual_aux", depth, width, 8, batch(8, 8, 8, size), compile=True)
     times = []
     for _ in range(steps):
         t0 = time.perf_counter()
-        loss, _ = module(sub, gen)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        step()
         times.append(time.perf_counter() - t0)
     steady = statistics.median(times[2:])
     print(json.dumps({"first": times[0], "compile_step": times[1], "steady": steady, "active": net.active,

@@ -99,7 +99,7 @@ def normalise(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
     """uint8 ``(T, 3, h, w)`` -> contiguous float ``(x / 255 - mean) / std``, converted once, after cropping."""
     m = torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1)
-    return (x.contiguous().float().div_(255.0) - m) / s
+    return (x.to(torch.float32, memory_format=torch.contiguous_format).div_(255.0) - m) / s  # one copy
 
 
 def bounded_size(height: int, width: int, max_side: int) -> tuple[int, int]:

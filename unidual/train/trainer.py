@@ -312,7 +312,7 @@ class Trainer:
         if cfg.run.compile:  # the training step only; checkpoints, validation and eval use the plain model
             cache = enable_compile_caches()
             self.compiled = CompiledModel(self.model, backend=cfg.run.compile_backend,
-                                          warn=lambda msg: print(f"warning: {msg}", file=sys.stderr) if self.is_main else None)
+                                          warn=None if self.is_main else (lambda msg: None))  # rank 0 warns
             loss_module.model = self.compiled
             if self.is_main:
                 print(f"run.compile: {cfg.run.compile_backend}, kernel cache {cache}", file=sys.stderr)
