@@ -22,7 +22,7 @@ import errno
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -111,6 +111,27 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     return payload
 
 
+# Options a spec written before they existed was built without: the value in force then, so an
+# old checkpoint rebuilds as it was trained even after the default changed (pathway_bn_stats
+# arrived defaulting to False; True since the ablation of docs/results.md).
+OPTIONS_BEFORE_THEY_EXISTED: dict[str, Any] = {"pathway_bn_stats": False}
+
+
+def spec_options(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``model_spec``'s options, with the values older checkpoints were trained with filled in."""
+    return {**OPTIONS_BEFORE_THEY_EXISTED, **dict(spec.get("options", {}))}
+
+
+def spec_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """``"key: stored X, now Y"`` for every setting where a checkpoint's spec and a model's differ."""
+    out = [f"{k}: stored {stored.get(k)!r}, now {current.get(k)!r}"
+           for k in ("name", "depth", "width", "heads") if stored.get(k) != current.get(k)]
+    a, b = spec_options(stored), spec_options(current)
+    out += [f"model.options.{k}: stored {a.get(k)!r}, now {b.get(k)!r}"
+            for k in sorted(set(a) & set(b)) if a[k] != b[k]]  # an option newer than the file: its default
+    return out
+
+
 def build_model(spec: dict[str, Any]) -> nn.Module:
     """Rebuild the network described by a checkpoint's ``model_spec``."""
     try:
@@ -119,7 +140,7 @@ def build_model(spec: dict[str, Any]) -> nn.Module:
             depth=spec["depth"],
             width=spec["width"],
             heads=dict(spec["heads"]),
-            **dict(spec.get("options", {})),
+            **spec_options(spec),
         )
     except (KeyError, TypeError, ValueError) as exc:  # unknown name/option, bad depth, missing field
         raise CheckpointError(f"its model_spec cannot be built ({exc})") from None

@@ -216,9 +216,10 @@ def test_spec_roundtrip(name):
 
 
 def test_per_pathway_bn_option():
-    shared = make("unidual")
+    shared = make("unidual", pathway_bn_stats=False)
     per = make("unidual", per_pathway_bn=True)
     assert "backbone.layer1.0.conv1.norm.weight" in shared.state_dict()
+    assert per.backbone.layer1[0].conv1.norm["video"].weight is not per.backbone.layer1[0].conv1.norm["image"].weight
     assert "backbone.layer1.0.conv1.norm.video.weight" in per.state_dict()
     assert "backbone.stem.conv.norm.image.weight" in per.state_dict()
     per.eval()
@@ -261,12 +262,14 @@ def test_bad_inputs():
 
 def test_pathway_bn_stats_share_scale_and_keep_statistics_per_pathway():
     kw = dict(depth=10, width=0.125, heads=HEADS, modalities=MODALITIES, frames=3)
-    model = create_model("unidual_aux", pathway_bn_stats=True, **kw)
+    model = create_model("unidual_aux", **kw)  # the default since the ablation (docs/results.md)
+    assert model.spec["options"]["pathway_bn_stats"] is True
     norm = model.backbone.layer1[0].conv1.norm
     assert set(norm.keys()) == {"image", "video"}
     assert norm["image"].weight is norm["video"].weight and norm["image"].bias is norm["video"].bias
     assert norm["image"].running_mean is not norm["video"].running_mean
-    shared = create_model("unidual_aux", **kw)
+    shared = create_model("unidual_aux", pathway_bn_stats=False, **kw)
+    assert not hasattr(shared.backbone.layer1[0].conv1.norm, "keys")  # one BN, one running average
     n_params = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
     assert n_params(model) == n_params(shared)  # no extra learned parameters
     model.train()
@@ -290,3 +293,14 @@ def test_image_init_deflate_starts_image_filters_as_summed_video_filters():
     assert not torch.allclose(plain["image"].weight, plain["video"].weight.sum(2, keepdim=True))
     with pytest.raises(ValueError, match="image_init"):
         create_model("unidual", image_init="copy", **kw)
+
+
+def test_checkpoint_spec_without_pathway_bn_stats_rebuilds_with_shared_statistics():
+    """A checkpoint written before the option existed was trained with one running average: it must
+    rebuild that way (and load strictly), not with the newer default."""
+    old = create_model("unidual", depth=10, width=0.125, heads=HEADS, modalities=MODALITIES, frames=3,
+                       pathway_bn_stats=False)
+    spec = {**old.spec, "options": {k: v for k, v in old.spec["options"].items() if k != "pathway_bn_stats"}}
+    rebuilt = build_model(spec)
+    assert rebuilt.spec["options"]["pathway_bn_stats"] is False
+    rebuilt.load_state_dict(old.state_dict())  # strict: same keys, same shapes

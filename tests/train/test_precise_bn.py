@@ -19,7 +19,7 @@ def _model(**kw):
 
 def test_statistics_become_the_exact_mean_of_each_pathways_own_batches():
     torch.manual_seed(0)
-    model = _model(pathway_bn_stats=True).eval()
+    model = _model().eval()  # statistics per pathway: the default
     stem_norm = model.backbone.stem.conv.norm  # after the shared 1x7x7 conv
     batches = [{"img": {"input": torch.randn(4, 3, 32, 32) * 2 + 1, "label": torch.zeros(4, dtype=torch.long)},
                 "vid": {"input": torch.randn(3, 3, 2, 32, 32) - 1, "label": torch.zeros(3, dtype=torch.long)}}
@@ -38,7 +38,7 @@ def test_statistics_become_the_exact_mean_of_each_pathways_own_batches():
 
 def test_shared_statistics_average_both_modalities_and_empty_input_keeps_old_stats():
     torch.manual_seed(0)
-    model = _model()
+    model = _model(pathway_bn_stats=False)
     norm = model.backbone.stem.conv.norm
     before = norm.running_mean.clone()
     assert recompute_bn_statistics(model, []) == 0 and torch.equal(norm.running_mean, before)

@@ -402,6 +402,17 @@ def test_auto_resume_refuses_a_checkpoint_of_another_config(finished_run, tmp_pa
     assert "another config (optim.lr: 0.05 -> 0.07)" in err
 
 
+def test_resume_names_a_model_option_that_changed(finished_run, tmp_path, capsys):
+    """Resuming with another model (e.g. a default changed since the run started) names the option
+    in one line instead of failing on a tensor's key."""
+    run = copy_run(finished_run, tmp_path / "run")
+    code = cli(["train", str(run / "config.yaml"), "--resume", str(run), "model.options.pathway_bn_stats=false"])
+    err = capsys.readouterr().err
+    assert code == 2
+    one_line_error(err)
+    assert "model.options.pathway_bn_stats: stored True, now False" in err
+
+
 # --------------------------------------------------------------------------- 10. messages, not tracebacks
 
 @pytest.mark.parametrize("case", ["missing-root", "depth", "device", "binary", "out-is-file"])

@@ -21,7 +21,9 @@ COMMON_OPTIONS: dict[str, Any] = {
     "temporal_kernel": 3,     # t of the t×1×1 filters (and of the M_i formula)
     "layout": "vmz",          # "vmz": M_i per conv; "torchvision": 2nd conv reuses the 1st conv's M
     "per_pathway_bn": False,  # every BN per pathway (ablation); default: only BNs after point-wise convs
-    "pathway_bn_stats": False,  # BNs after shared convs: shared scale/shift, running statistics per pathway
+    # BNs after shared convs: shared scale/shift, running statistics per pathway (chosen by the ablation in
+    # docs/results.md: better on both tasks; False = one running average mixed from both pathways)
+    "pathway_bn_stats": True,
     "image_init": "independent",  # image 1×1 filters: "independent" random init, or "deflate"d video filters
     "maxpool": False,         # 1×3×3 stride-2 max-pool after the stem (224-px configuration)
     "temporal_strides": True,  # temporal stride 2 in stages 2-4 (video pathway only)
