@@ -64,6 +64,7 @@ def test_study_writes_per_example_results_and_a_generated_comparison(tmp_path, p
         assert len(data["vid/index"]) == 4
     text = doc.read_text()
     assert "| norm | UniDual-Aux | UniDual-Aux (terms) | vid video@1 |" in text
+    assert text.count("| undecided |") == 1  # two seeds: the claim column says so, too
     assert "bootstrap resamples" in text and (out / "comparisons.csv").is_file()
     row = (out / "comparisons.csv").read_text().splitlines()[1].split(",")
     assert row[:4] == ["unidual_aux", "unidual_aux_terms", "vid", "video@1"] and row[5] == "0 1"
@@ -79,3 +80,6 @@ def test_verdicts_need_enough_seeds_and_follow_the_interval():
     assert PairedResult(c, enough, 100, 60, 40, 20, 15, 25, 1.0).verdict == "a > b"
     assert PairedResult(c, enough, 100, 40, 60, -20, -25, -15, 1.0).verdict == "a < b"
     assert PairedResult(c, enough, 100, 50, 49, 1, -2, 4, 1.0).verdict == "not separable"
+    statuses = [PairedResult(c, seeds, 100, 50, 50, 0, low, high, 1.0).claim_status
+                for seeds, low, high in ((enough, 15, 25), (enough, -25, -15), (enough, -2, 4), ([0, 1], 15, 25))]
+    assert statuses == ["holds", "reversed", "not reproduced at this scale", "undecided"]

@@ -48,6 +48,17 @@ class PairedResult:
             return f"{self.comparison.a} < {self.comparison.b}"
         return "not separable"
 
+    @property
+    def claim_status(self) -> str:
+        """The claim a comparison stands for is "A beats B": held, not reproduced (CI holds 0) or reversed."""
+        if len(self.seeds) < MIN_SEEDS_FOR_VERDICT:
+            return "undecided"
+        if self.low > 0:
+            return "holds"
+        if self.high < 0:
+            return "reversed"
+        return "not reproduced at this scale"
+
 
 def load_examples(directory: Path, source: str, metric: str) -> tuple[np.ndarray, np.ndarray] | None:
     """``(example index, correct 0/1)`` of one finished run, sorted by index; None if it has none."""
@@ -108,15 +119,15 @@ def comparisons_markdown(results: Sequence[PairedResult], labels: dict[str, str]
     if not results:
         return ""
     lines = [
-        "| Claim | A | B | Metric | A (%) | B (%) | A − B (points) [95 % CI] | Seeds | Verdict |",
-        "|---|---|---|---|---:|---:|---|---:|---|",
+        "| Claim | A | B | Metric | A (%) | B (%) | A − B (points) [95 % CI] | Seeds | Verdict | Claim (A beats B) |",
+        "|---|---|---|---|---:|---:|---|---:|---|---|",
     ]
     for r in results:
         c = r.comparison
         verdict = {f"{c.a} > {c.b}": "A better", f"{c.a} < {c.b}": "B better"}.get(r.verdict, r.verdict)
         lines.append(f"| {c.claim or ''} | {labels.get(c.a, c.a)} | {labels.get(c.b, c.b)} | {c.source} {c.metric} "
                      f"| {r.a:.1f} | {r.b:.1f} | {r.diff:+.1f} [{r.low:+.1f}, {r.high:+.1f}] | {len(r.seeds)} "
-                     f"| {verdict} |")
+                     f"| {verdict} | {r.claim_status} |")
     worst: dict[str, float] = {}  # one line per metric: the largest standard error among the compared runs
     for r in results:
         key = f"{r.comparison.source} {r.comparison.metric}"
@@ -125,17 +136,18 @@ def comparisons_markdown(results: Sequence[PairedResult], labels: dict[str, str]
     n = sorted({f"{r.comparison.source}: {r.examples}" for r in results})
     lines += ["", f"Paired by seed; 95 % CI from {BOOTSTRAP} bootstrap resamples of seeds and test examples; "
                   f"a verdict needs at least {MIN_SEEDS_FOR_VERDICT} paired seeds (with fewer the CI hardly "
-                  "covers training noise). "
+                  "covers training noise). A claim reads \"A beats B\": it holds when the CI lies above 0, "
+                  "is not reproduced at this scale when the CI contains 0, and is reversed when it lies below 0. "
                   f"Test examples: {', '.join(n)}. Standard error of one run's accuracy (binomial, points): "
                   f"{', '.join(se)}."]
     return "\n".join(lines) + "\n"
 
 
 def write_comparisons_csv(results: Sequence[PairedResult], path: Path) -> None:
-    rows = ["a,b,source,metric,claim,seeds,examples,a_pct,b_pct,diff,ci_low,ci_high,se_one_run,verdict"]
+    rows = ["a,b,source,metric,claim,seeds,examples,a_pct,b_pct,diff,ci_low,ci_high,se_one_run,verdict,claim_status"]
     for r in results:
         c = r.comparison
         claim = (c.claim or "").replace('"', "'")
         rows.append(f"{c.a},{c.b},{c.source},{c.metric},\"{claim}\",{' '.join(map(str, r.seeds))},{r.examples},"
-                    f"{r.a:.3f},{r.b:.3f},{r.diff:.3f},{r.low:.3f},{r.high:.3f},{r.se_one_run:.3f},{r.verdict}")
+                    f"{r.a:.3f},{r.b:.3f},{r.diff:.3f},{r.low:.3f},{r.high:.3f},{r.se_one_run:.3f},{r.verdict},{r.claim_status}")
     path.write_text("\n".join(rows) + "\n")
