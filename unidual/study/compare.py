@@ -50,14 +50,10 @@ class PairedResult:
 
     @property
     def claim_status(self) -> str:
-        """The claim a comparison stands for is "A beats B": held, not reproduced (CI holds 0) or reversed."""
-        if len(self.seeds) < MIN_SEEDS_FOR_VERDICT:
-            return "undecided"
-        if self.low > 0:
-            return "holds"
-        if self.high < 0:
-            return "reversed"
-        return "not reproduced at this scale"
+        """The claim a comparison stands for is "A beats B": the verdict read as held, not reproduced or reversed."""
+        a, b = self.comparison.a, self.comparison.b
+        return {f"{a} > {b}": "holds", f"{a} < {b}": "reversed",
+                "not separable": "not reproduced at this scale"}.get(self.verdict, "undecided")
 
 
 def load_examples(directory: Path, source: str, metric: str) -> tuple[np.ndarray, np.ndarray] | None:

@@ -397,7 +397,7 @@ class Trainer:
         differ = ckpt.spec_differences(payload["model_spec"], self.model.spec)
         if differ:  # e.g. a default that changed since the run started: name it rather than fail on a tensor
             raise ConfigError(f"{self.run_dir / ckpt.LAST}: was trained with another model ({'; '.join(differ[:4])}); "
-                                f"set the config to the stored values to resume it")
+                              f"set the config to the stored values to resume it")
         ckpt.load_weights(self.model, payload["model"], self.run_dir / ckpt.LAST)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
