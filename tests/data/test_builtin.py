@@ -28,6 +28,18 @@ def test_default_dataset_layout_and_cache(tmp_path):
     assert (tmp_path / "d" / "unidual-default.json").stat().st_mtime_ns == stamp and again.keys() == specs.keys()
 
 
+def test_make_default_cli_takes_the_counts_per_class(tmp_path, capsys):
+    from unidual.cli import main
+
+    assert main(["data", "make-default", str(tmp_path / "d"), "--images-per-class", "3", "1",
+                 "--videos-per-class", "1", "2"]) == 0
+    specs = make_default_dataset(tmp_path / "d", images_per_class=(3, 1), videos_per_class=(1, 2))  # reused as is
+    assert len(build_dataset(specs["shapes"], "train")) == 18 and len(build_dataset(specs["motion"], "train")) == 16
+    assert len(build_dataset(specs["motion"], "test")) == 32
+    assert main(["data", "make-default", str(tmp_path / "e"), "--videos-per-class", "0", "2"]) == 2
+    assert "--videos-per-class" in capsys.readouterr().err and not (tmp_path / "e").exists()
+
+
 def test_default_dataset_is_deterministic(tmp_path):
     make_default_dataset(tmp_path / "a", seed=3, **SMALL)
     make_default_dataset(tmp_path / "b", seed=3, **SMALL)

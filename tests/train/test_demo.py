@@ -5,6 +5,8 @@ import pytest
 
 from unidual import checkpoint as ckpt
 from unidual.cli import main as cli
+from unidual.data.builtin import make_default_dataset
+from unidual.train import demo as demo_module
 from unidual.train.demo import format_results
 
 
@@ -12,6 +14,26 @@ def test_results_table_layout():
     text = format_results([["UniDual-Aux", "50.0", "40.0", "45.0"]], ["16.7", "6.2", "6.2"])
     lines = text.splitlines()
     assert lines[0].split()[:2] == ["model", "image"] and lines[-1].split() == ["chance", "16.7", "6.2", "6.2"]
+
+
+def test_demo_trains_in_the_few_videos_regime(tmp_path, monkeypatch):
+    """The demo's data: a tenth of the default dataset's training videos and all of its images."""
+    asked = {}
+
+    class Stop(Exception):
+        pass
+
+    def record(out, **sizes):
+        asked.update(sizes)
+        raise Stop
+
+    monkeypatch.setattr(demo_module, "make_default_dataset", record)
+    with pytest.raises(Stop):
+        cli(["demo", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "demo")])
+    defaults = make_default_dataset.__kwdefaults__
+    assert asked["videos_per_class"][0] * 10 == defaults["videos_per_class"][0]
+    assert asked["images_per_class"][0] == defaults["images_per_class"][0]
+    assert asked["videos_per_class"][1] > defaults["videos_per_class"][1]  # a larger test set than the default's
 
 
 @pytest.mark.slow

@@ -43,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     default = sub.add_parser("make-default", help="write the small synthetic demo dataset")
     default.add_argument("out")
     default.add_argument("--seed", type=int, default=0)
+    default.add_argument("--images-per-class", type=int, nargs=2, metavar=("TRAIN", "TEST"), default=[150, 30],
+                         help="shape images per class and split (default: 150 30)")
+    default.add_argument("--videos-per-class", type=int, nargs=2, metavar=("TRAIN", "TEST"), default=[60, 12],
+                         help="moving-shape videos per class and split (default: 60 12; the demo: 6 24)")
 
     motion = sub.add_parser("build-motion", help="turn an image class folder/archive into a motion-video dataset")
     motion.add_argument("image_root", help="folder or .tar(.gz) with train/<class>/ and test/<class>/")
@@ -84,7 +88,11 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _make_default(args: argparse.Namespace) -> int:
-    specs = make_default_dataset(args.out, seed=args.seed)
+    if min(args.images_per_class + args.videos_per_class) < 1:
+        print("error: --images-per-class and --videos-per-class need two counts >= 1", file=sys.stderr)
+        return 2
+    specs = make_default_dataset(args.out, seed=args.seed, images_per_class=tuple(args.images_per_class),
+                                 videos_per_class=tuple(args.videos_per_class))
     for key, spec in specs.items():
         print(f"{key}: {spec.modality} ({spec.format}) at {spec.root}")
     print(f"source specs: {args.out}/sources.yaml")
