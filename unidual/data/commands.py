@@ -43,10 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     default = sub.add_parser("make-default", help="write the small synthetic demo dataset")
     default.add_argument("out")
     default.add_argument("--seed", type=int, default=0)
-    default.add_argument("--images-per-class", type=int, nargs=2, metavar=("TRAIN", "TEST"), default=[150, 30],
-                         help="shape images per class and split (default: 150 30)")
-    default.add_argument("--videos-per-class", type=int, nargs=2, metavar=("TRAIN", "TEST"), default=[60, 12],
-                         help="moving-shape videos per class and split (default: 60 12; the demo: 6 24)")
+    sizes = make_default_dataset.__kwdefaults__  # one place for the default counts: the generator's signature
+    default.add_argument("--images-per-class", type=int, nargs=2, metavar=("TRAIN", "TEST"),
+                         default=list(sizes["images_per_class"]),
+                         help="shape images per class and split (default: %(default)s)")
+    default.add_argument("--videos-per-class", type=int, nargs=2, metavar=("TRAIN", "TEST"),
+                         default=list(sizes["videos_per_class"]),
+                         help="moving-shape videos per class and split (default: %(default)s; the demo: 6 24)")
 
     motion = sub.add_parser("build-motion", help="turn an image class folder/archive into a motion-video dataset")
     motion.add_argument("image_root", help="folder or .tar(.gz) with train/<class>/ and test/<class>/")
