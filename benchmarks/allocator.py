@@ -11,6 +11,7 @@ page faults per call and its peak RSS. Workloads: the study's UniDual-Aux traini
 inference on 64 inputs (``video_slim`` / ``image_slim``), and the R(2+1)D-18 training step of
 benchmarks/model_speed.py at batch 8, 8x112² (``r2plus1d18``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,10 +22,9 @@ import statistics
 import subprocess
 import sys
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
-
 from common import add_run_args, provenance, save_summary, start_run, table, write_section
 
 SECTION = "Allocator tuning"
@@ -50,6 +50,7 @@ def workload(name: str) -> Callable[[], None]:
         def infer() -> None:
             with torch.no_grad():
                 model(x, pathway=pathway)
+
         return infer
     from unidual.models import create_model
 
@@ -62,6 +63,7 @@ def workload(name: str) -> Callable[[], None]:
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+
     return step
 
 
@@ -84,8 +86,16 @@ def child(name: str, threads: int | None) -> None:
         fn()
         times.append(time.perf_counter() - t0)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    print(json.dumps({"applied": applied, "seconds": statistics.median(times),
-                      "faults": (usage.ru_minflt - faults0) / calls, "rss_mb": usage.ru_maxrss / 1024}))
+    print(
+        json.dumps(
+            {
+                "applied": applied,
+                "seconds": statistics.median(times),
+                "faults": (usage.ru_minflt - faults0) / calls,
+                "rss_mb": usage.ru_maxrss / 1024,
+            }
+        )
+    )
 
 
 def run_child(name: str, tuned: bool, threads: int | None) -> dict:
@@ -115,29 +125,53 @@ def main() -> int:
     for name in args.workloads:
         runs: dict[bool, list[dict]] = {True: [], False: []}
         for r in range(args.rounds):
-            for tuned in ((True, False) if r % 2 == 0 else (False, True)):
+            for tuned in (True, False) if r % 2 == 0 else (False, True):
                 runs[tuned].append(run_child(name, tuned, args.threads))
                 last = runs[tuned][-1]
-                print(f"  {name} round {r + 1}/{args.rounds} tuned={tuned}: {last['seconds'] * 1e3:.1f} ms, "
-                      f"{last['faults']:.0f} faults/call", file=sys.stderr, flush=True)
-        on, off = ({k: statistics.median(x[k] for x in runs[t]) for k in ("seconds", "faults", "rss_mb")}
-                   for t in (True, False))
+                print(
+                    f"  {name} round {r + 1}/{args.rounds} tuned={tuned}: {last['seconds'] * 1e3:.1f} ms, "
+                    f"{last['faults']:.0f} faults/call",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        on, off = (
+            {k: statistics.median(x[k] for x in runs[t]) for k in ("seconds", "faults", "rss_mb")}
+            for t in (True, False)
+        )
         speed = off["seconds"] / on["seconds"]
-        rows.append([WORKLOADS[name][0], f"{off['seconds'] * 1e3:.1f}", f"{on['seconds'] * 1e3:.1f}",
-                     f"**{speed:.2f}x**", f"{off['faults']:.0f} / {on['faults']:.0f}",
-                     f"{off['rss_mb']:.0f} / {on['rss_mb']:.0f}"])
-        summary.append({"metric": f"allocator tuning (default), {name}: speed-up over glibc defaults",
-                        "target": "(info)", "measured": f"{speed:.2f}x", "met": None,
-                        "note": f"page faults per call {off['faults']:.0f} -> {on['faults']:.0f}; "
-                                f"peak RSS {off['rss_mb']:.0f} -> {on['rss_mb']:.0f} MB"})
-    body = "\n".join([
-        provenance(load_before),
-        f"Each cell is the median over {args.rounds} fresh child processes per variant (alternated on/off); a child "
-        "reports the median time of its calls after two warm-up calls. Off = glibc's defaults "
-        "(`UNIDUAL_MALLOC_TUNING=0`), on = unidual's default (mmap threshold 32 MiB, trim threshold 1 GiB).", "",
-        table(["workload", "off ms", "on ms", "speed-up", "page faults per call, off / on",
-               "peak RSS MB, off / on"], rows),
-    ])
+        rows.append(
+            [
+                WORKLOADS[name][0],
+                f"{off['seconds'] * 1e3:.1f}",
+                f"{on['seconds'] * 1e3:.1f}",
+                f"**{speed:.2f}x**",
+                f"{off['faults']:.0f} / {on['faults']:.0f}",
+                f"{off['rss_mb']:.0f} / {on['rss_mb']:.0f}",
+            ]
+        )
+        summary.append(
+            {
+                "metric": f"allocator tuning (default), {name}: speed-up over glibc defaults",
+                "target": "(info)",
+                "measured": f"{speed:.2f}x",
+                "met": None,
+                "note": f"page faults per call {off['faults']:.0f} -> {on['faults']:.0f}; "
+                f"peak RSS {off['rss_mb']:.0f} -> {on['rss_mb']:.0f} MB",
+            }
+        )
+    body = "\n".join(
+        [
+            provenance(load_before),
+            f"Each cell is the median over {args.rounds} fresh child processes per variant (alternated on/off); a child "
+            "reports the median time of its calls after two warm-up calls. Off = glibc's defaults "
+            "(`UNIDUAL_MALLOC_TUNING=0`), on = unidual's default (mmap threshold 32 MiB, trim threshold 1 GiB).",
+            "",
+            table(
+                ["workload", "off ms", "on ms", "speed-up", "page faults per call, off / on", "peak RSS MB, off / on"],
+                rows,
+            ),
+        ]
+    )
     print(body)
     if not args.no_write:
         write_section(SECTION, body)

@@ -5,6 +5,7 @@ The machine these numbers come from is shared with other jobs, so every benchmar
 C, ...) after a warm-up, and each reports the median over rounds. Background load then slows
 all variants alike instead of whichever happened to run during a busy minute.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import torch
 
@@ -44,8 +46,10 @@ def machine_line() -> str:
 
     omp = f", OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}" if "OMP_WAIT_POLICY" in os.environ else ""
     malloc = "" if tune_allocator() else ", glibc allocator defaults"
-    return (f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-            f"{torch.get_num_threads()} intra-op threads{omp}{malloc}, Python {platform.python_version()}")
+    return (
+        f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} intra-op threads{omp}{malloc}, Python {platform.python_version()}"
+    )
 
 
 def load_average() -> str:
@@ -82,8 +86,9 @@ def provenance(load_before: str) -> str:
     return f"`{command.strip()}` on {machine_line()}; load average {load_before} before, {load_average()} after."
 
 
-def interleaved(fns: Mapping[str, Callable[[], Any]], *, rounds: int, warmup: int = 1,
-                verbose: bool = True) -> dict[str, list[float]]:
+def interleaved(
+    fns: Mapping[str, Callable[[], Any]], *, rounds: int, warmup: int = 1, verbose: bool = True
+) -> dict[str, list[float]]:
     """Seconds per call of every function, measured in interleaved rounds after ``warmup`` calls each.
 
     The order inside a round rotates so no variant always runs right after the same other one.
@@ -94,7 +99,7 @@ def interleaved(fns: Mapping[str, Callable[[], Any]], *, rounds: int, warmup: in
             fns[name]()
     times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(rounds):
-        order = names[r % len(names):] + names[:r % len(names)]
+        order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
             t0 = time.perf_counter()
             fns[name]()

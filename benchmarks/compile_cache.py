@@ -10,6 +10,7 @@ runs eager (``CompiledModel`` compiles a shape the second time it is seen), the 
 and runs, the rest are steady. *Compile time* = second step - median steady step. The cold child
 gets an empty ``TORCHINDUCTOR_CACHE_DIR``; the warm child reuses it, as a second or resumed run does.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,9 @@ CHILD = "--child"
 
 def child(setting: str, steps: int) -> None:
     import torch
+    from aux_step import SETTINGS, batch, step_fn
     from torch._dynamo.utils import counters
 
-    from aux_step import SETTINGS, batch, step_fn
     from unidual.allocator import tune_allocator
     from unidual.train.compiled import enable_compile_caches
 
@@ -46,16 +47,26 @@ def child(setting: str, steps: int) -> None:
         step()
         times.append(time.perf_counter() - t0)
     steady = statistics.median(times[2:])
-    print(json.dumps({"first": times[0], "compile_step": times[1], "steady": steady, "active": net.active,
-                      "hits": counters["inductor"]["fxgraph_cache_hit"],
-                      "misses": counters["inductor"]["fxgraph_cache_miss"]}))
+    print(
+        json.dumps(
+            {
+                "first": times[0],
+                "compile_step": times[1],
+                "steady": steady,
+                "active": net.active,
+                "hits": counters["inductor"]["fxgraph_cache_hit"],
+                "misses": counters["inductor"]["fxgraph_cache_miss"],
+            }
+        )
+    )
 
 
 def run_child(setting: str, steps: int, cache: str) -> dict:
     env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, __file__, CHILD, setting, str(steps)], env=env, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, CHILD, setting, str(steps)], env=env, capture_output=True, text=True, check=True
+    )
     result = json.loads(out.stdout.strip().splitlines()[-1])
     result["process"] = time.perf_counter() - t0
     return result
@@ -78,21 +89,48 @@ def main() -> int:
             warm = run_child(setting, args.steps, cache)
         for name, r in (("cold (empty cache)", cold), ("warm (second run)", warm)):
             compile_s = r["compile_step"] - r["steady"]
-            rows.append([setting, name, f"{compile_s:.1f}", f"{r['steady'] * 1e3:.0f}", f"{r['hits']} / {r['misses']}",
-                         f"{r['process']:.0f}", "yes" if r["active"] else "no (fell back)"])
-        summary.append({"metric": f"run.compile start-up, {setting} UniDual-Aux step: cold -> cached compile (s)",
-                        "target": "a few seconds cached", "measured":
-                        f"{cold['compile_step'] - cold['steady']:.0f} -> {warm['compile_step'] - warm['steady']:.1f} s",
-                        "met": warm["compile_step"] - warm["steady"] <= 10, "note": "fresh processes, same cache folder"})
-    body = "\n".join([
-        provenance(load_before),
-        "Fresh child processes; the trainer's `LossModule(CompiledModel(model), Objective)` on one mixed batch of "
-        "8 images + 8 clips of 8 frames (UniDual-Aux, both pathways, aux routing `both`), SGD step. Compile time = "
-        "the compiling step minus the median steady step; the warm child reuses the cold child's "
-        "`TORCHINDUCTOR_CACHE_DIR` (what a second or resumed run finds).", "",
-        table(["setting", "cache", "compile s", "steady step ms", "FX-graph cache hits / misses", "child process s",
-               "compiled"], rows),
-    ])
+            rows.append(
+                [
+                    setting,
+                    name,
+                    f"{compile_s:.1f}",
+                    f"{r['steady'] * 1e3:.0f}",
+                    f"{r['hits']} / {r['misses']}",
+                    f"{r['process']:.0f}",
+                    "yes" if r["active"] else "no (fell back)",
+                ]
+            )
+        summary.append(
+            {
+                "metric": f"run.compile start-up, {setting} UniDual-Aux step: cold -> cached compile (s)",
+                "target": "a few seconds cached",
+                "measured": f"{cold['compile_step'] - cold['steady']:.0f} -> {warm['compile_step'] - warm['steady']:.1f} s",
+                "met": warm["compile_step"] - warm["steady"] <= 10,
+                "note": "fresh processes, same cache folder",
+            }
+        )
+    body = "\n".join(
+        [
+            provenance(load_before),
+            "Fresh child processes; the trainer's `LossModule(CompiledModel(model), Objective)` on one mixed batch of "
+            "8 images + 8 clips of 8 frames (UniDual-Aux, both pathways, aux routing `both`), SGD step. Compile time = "
+            "the compiling step minus the median steady step; the warm child reuses the cold child's "
+            "`TORCHINDUCTOR_CACHE_DIR` (what a second or resumed run finds).",
+            "",
+            table(
+                [
+                    "setting",
+                    "cache",
+                    "compile s",
+                    "steady step ms",
+                    "FX-graph cache hits / misses",
+                    "child process s",
+                    "compiled",
+                ],
+                rows,
+            ),
+        ]
+    )
     print(body)
     if not args.no_write:
         write_section(SECTION, body)

@@ -16,6 +16,7 @@ libx264 with a keyframe every 128 frames. Measured:
   separate reads, one pass converting every frame (the previous reader) and one pass
   converting only the wanted frames (the current reader).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from common import add_run_args, provenance, save_summary, start_run, table, write_section  # noqa: E402
 from hires_clips import make_hires_clips  # noqa: E402
+
 from unidual.data.check import check_dataset  # noqa: E402
 from unidual.data.decode import probe_video, read_clip, read_frames, read_video  # noqa: E402
 from unidual.data.prepare import PrepareOptions, prepare_dataset  # noqa: E402
@@ -59,8 +61,9 @@ def previous_check(files: list[Path]) -> float:
 def clip_reads(folder: Path, files: list[Path], reads: int, seed: int = 0) -> tuple[float, float]:
     """(raw read_clip clips/s, protocol-A item clips/s) of random 8-frame training clips, one process."""
     (folder / "list.txt").write_text("".join(f"{f.relative_to(folder)} 0\n" for f in files))
-    spec = SourceSpec.from_dict(dict(key="k", modality="video", format="mmaction_list", root=str(folder),
-                                     train="list.txt", clip={"frames": 8}))
+    spec = SourceSpec.from_dict(
+        dict(key="k", modality="video", format="mmaction_list", root=str(folder), train="list.txt", clip={"frames": 8})
+    )
     ds = build_dataset(spec, "train")
     rng = random.Random(seed)
     threads = torch.get_num_threads()
@@ -84,10 +87,22 @@ def clip_reads(folder: Path, files: list[Path], reads: int, seed: int = 0) -> tu
 
 def test_video_seconds(files: list[Path], rounds: int) -> dict[str, float]:
     """Median seconds per video to read the 10 test clips: 10 reads, one pass (all frames), one pass (wanted)."""
-    spec = SourceSpec.from_dict(dict(key="k", modality="video", format="mmaction_list", root=str(files[0].parent),
-                                     train="x", test="x", clip={"frames": 8, "num_clips": 10}))
-    variants = {"10 separate reads": [], "one pass, every frame converted (previous)": [],
-                "one pass, wanted frames converted (now)": []}
+    spec = SourceSpec.from_dict(
+        dict(
+            key="k",
+            modality="video",
+            format="mmaction_list",
+            root=str(files[0].parent),
+            train="x",
+            test="x",
+            clip={"frames": 8, "num_clips": 10},
+        )
+    )
+    variants = {
+        "10 separate reads": [],
+        "one pass, every frame converted (previous)": [],
+        "one pass, wanted frames converted (now)": [],
+    }
     for _ in range(rounds):
         for f in files:
             info = probe_video(f)
@@ -97,9 +112,11 @@ def test_video_seconds(files: list[Path], rounds: int) -> dict[str, float]:
             wanted = sorted(set(flatten(clips)))
             variants["10 separate reads"].append(timed(lambda: [read_frames(f, c, info) for c in clips])[0])
             variants["one pass, every frame converted (previous)"].append(
-                timed(lambda: read_video(f)[[min(i, info.num_frames - 1) for i in wanted]])[0])
+                timed(lambda: read_video(f)[[min(i, info.num_frames - 1) for i in wanted]])[0]
+            )
             variants["one pass, wanted frames converted (now)"].append(
-                timed(lambda: read_clip(f, lambda _: wanted, info, stacked=False))[0])  # what a test item does
+                timed(lambda: read_clip(f, lambda _: wanted, info, stacked=False))[0]
+            )  # what a test item does
     return {k: statistics.median(v) for k, v in variants.items()}
 
 
@@ -131,8 +148,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="unidual-prepared-") as tmp:
         out = Path(tmp) / "prepared"
-        prep_s, result = timed(lambda: prepare_dataset(folder, out, PrepareOptions(short_side=128, keyframe_interval=16),
-                                                       workers=args.workers))
+        prep_s, result = timed(
+            lambda: prepare_dataset(
+                folder, out, PrepareOptions(short_side=128, keyframe_interval=16), workers=args.workers
+            )
+        )
         assert not result["unreadable"] and result["written"] == len(clips)
         prepared = sorted(out.glob("*.mp4"))
         info = probe_video(prepared[0])
@@ -145,38 +165,70 @@ def main() -> None:
 
     n = len(clips)
     rows = [
-        ["`data check` fast, 2 workers", f"{n_check / fast_s:.1f} videos/s",
-         f"{n_check} files (the {n} clips, {n720} at 720p and {n - n720} at 1080p, 10 s each, linked 4 times)"],
+        [
+            "`data check` fast, 2 workers",
+            f"{n_check / fast_s:.1f} videos/s",
+            f"{n_check} files (the {n} clips, {n720} at 720p and {n - n720} at 1080p, 10 s each, linked 4 times)",
+        ],
         ["`data check` fast, 1 worker", f"{n_check / fast1_s:.1f} videos/s", ""],
         ["`data check --deep`, 2 workers", f"{n / deep_s:.2f} videos/s", f"the {n} clips, every frame decoded"],
         ["previous check (first-to-last decode, RGB per frame), 1 process", f"{before_check:.2f} videos/s", "6 clips"],
-        ["`data prepare --short-side 128 --keyframe-interval 16`, 2 workers", f"{n / prep_s:.2f} videos/s",
-         f"{size_before:.0f} MB -> {size_after:.1f} MB, {info.width}x{info.height}"],
-        ["training clip read (8 frames, raw), original clips", f"{raw_before:.1f} clips/s", f"{args.reads_before} reads"],
-        ["training clip read (8 frames, raw), prepared clips", f"{raw_after:.1f} clips/s",
-         f"{raw_after / raw_before:.0f}x, {args.reads_after} reads"],
+        [
+            "`data prepare --short-side 128 --keyframe-interval 16`, 2 workers",
+            f"{n / prep_s:.2f} videos/s",
+            f"{size_before:.0f} MB -> {size_after:.1f} MB, {info.width}x{info.height}",
+        ],
+        [
+            "training clip read (8 frames, raw), original clips",
+            f"{raw_before:.1f} clips/s",
+            f"{args.reads_before} reads",
+        ],
+        [
+            "training clip read (8 frames, raw), prepared clips",
+            f"{raw_after:.1f} clips/s",
+            f"{raw_after / raw_before:.0f}x, {args.reads_after} reads",
+        ],
         ["training item (protocol A), original clips", f"{item_before:.1f} clips/s", ""],
         ["training item (protocol A), prepared clips", f"{item_after:.1f} clips/s", f"{item_after / item_before:.0f}x"],
-    ] + [[f"test video, 10 clips: {k}", f"{v:.2f} s/video", f"{len(long)} videos of 18 s, 720p"]
-         for k, v in evals.items()]
-    body = "\n".join([
-        provenance(load), "",
-        "The 720p-1080p Kinetics clips these tools are for are not on this machine: the clips are stand-ins "
-        "written by `benchmarks/hires_clips.py` into a temporary folder (real frames of the shared intel-samples "
-        "scenes upscaled to 1280x720 / 1920x1080, libx264 veryfast crf 23, a keyframe every 128 frames, "
-        "30 fps). They are smoother than camera footage (upscaled), so they decode a little faster than real "
-        "Kinetics clips of the same size. The files are in the page cache (a cold disk adds its read time: fast "
-        "mode reads every byte of a file once, as the demuxer walks its packets). Clip reads and items run in one "
-        "process with one torch thread, as in a DataLoader worker.", "",
-        table(["what", "rate", "note"], rows),
-    ])
+    ] + [
+        [f"test video, 10 clips: {k}", f"{v:.2f} s/video", f"{len(long)} videos of 18 s, 720p"]
+        for k, v in evals.items()
+    ]
+    body = "\n".join(
+        [
+            provenance(load),
+            "",
+            "The 720p-1080p Kinetics clips these tools are for are not on this machine: the clips are stand-ins "
+            "written by `benchmarks/hires_clips.py` into a temporary folder (real frames of the shared intel-samples "
+            "scenes upscaled to 1280x720 / 1920x1080, libx264 veryfast crf 23, a keyframe every 128 frames, "
+            "30 fps). They are smoother than camera footage (upscaled), so they decode a little faster than real "
+            "Kinetics clips of the same size. The files are in the page cache (a cold disk adds its read time: fast "
+            "mode reads every byte of a file once, as the demuxer walks its packets). Clip reads and items run in one "
+            "process with one torch thread, as in a DataLoader worker.",
+            "",
+            table(["what", "rate", "note"], rows),
+        ]
+    )
     print(body)
-    save_summary("data_scale", [
-        {"metric": "data check fast, 2 workers (videos/s)", "target": ">= 20", "measured": round(n_check / fast_s, 1),
-         "met": n_check / fast_s >= 20, "note": "720p/1080p H.264 stand-ins"},
-        {"metric": "training clip reads after prepare (x)", "target": ">= 20", "measured": round(raw_after / raw_before, 1),
-         "met": raw_after / raw_before >= 20, "note": "raw 8-frame reads, one process"},
-    ])
+    save_summary(
+        "data_scale",
+        [
+            {
+                "metric": "data check fast, 2 workers (videos/s)",
+                "target": ">= 20",
+                "measured": round(n_check / fast_s, 1),
+                "met": n_check / fast_s >= 20,
+                "note": "720p/1080p H.264 stand-ins",
+            },
+            {
+                "metric": "training clip reads after prepare (x)",
+                "target": ">= 20",
+                "measured": round(raw_after / raw_before, 1),
+                "met": raw_after / raw_before >= 20,
+                "note": "raw 8-frame reads, one process",
+            },
+        ],
+    )
     if not args.no_write:
         write_section(SECTION, body)
 

@@ -8,6 +8,7 @@ as YouTube-style encodes have), 30 fps. A second call reuses the files.
 
     .venv/bin/python benchmarks/hires_clips.py /tmp/unidual-hires   # writes, then lists them
 """
+
 from __future__ import annotations
 
 import sys
@@ -51,8 +52,7 @@ def write_clip(path: Path, scene: Path, start: int, seconds: float, width: int, 
     with av.open(str(tmp), "w") as container:
         stream = container.add_stream("libx264", rate=Fraction(FPS))
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"preset": "veryfast", "crf": "23", "g": str(GOP), "keyint_min": str(GOP),
-                          "sc_threshold": "0"}
+        stream.options = {"preset": "veryfast", "crf": "23", "g": str(GOP), "keyint_min": str(GOP), "sc_threshold": "0"}
         for i, frame in enumerate(_frames(scene, start, int(seconds * FPS), width, height)):
             frame.pts, frame.time_base = i, Fraction(1, FPS)
             for packet in stream.encode(frame):
@@ -63,8 +63,9 @@ def write_clip(path: Path, scene: Path, start: int, seconds: float, width: int, 
     return path
 
 
-def make_hires_clips(out: str | Path, n720: int = 16, n1080: int = 8, seconds: float = 10.0,
-                     long_seconds: float = 18.0, n_long: int = 3) -> dict[str, list[Path]]:
+def make_hires_clips(
+    out: str | Path, n720: int = 16, n1080: int = 8, seconds: float = 10.0, long_seconds: float = 18.0, n_long: int = 3
+) -> dict[str, list[Path]]:
     """``{"clips": 10-s 720p/1080p clips, "long": 18-s 720p clips}`` under ``out`` (reused when present)."""
     videos = shared_data_dir() / "videos" / "intel-samples"
     scenes = [videos / s for s in SCENES if (videos / s).is_file()]

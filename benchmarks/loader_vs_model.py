@@ -12,6 +12,7 @@ Uses configs/cpu/study/base.yaml on a reduced CIFAR-motion set with the study's 
   real batches from that loader, timed in interleaved rounds;
 * *pipeline*: both together, as ``unidual train`` runs them (loader feeding the step), 0 and 2 workers.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,12 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader
-
-from common import (add_run_args, interleaved, median, provenance, save_summary, start_run, table,
-                    write_section)
+from common import add_run_args, interleaved, median, provenance, save_summary, start_run, table, write_section
 from loader import loader_rate
 from study_setup import BASE, reduced_study_config
+from torch.utils.data import DataLoader
 
 from unidual.data import build_dataset
 from unidual.data.mixing import MixedDataset, MixedSampler, collate_mixed
@@ -52,8 +51,9 @@ def train_module(cfg: TrainConfig, sets: dict[str, Any]) -> tuple[LossModule, to
     """The study model and objective, built as the trainer builds them."""
     model = model_for_config(cfg, {k: len(d.classes) for k, d in sets.items()})
     module = LossModule(model, Objective.from_config(cfg)).train()
-    opt = torch.optim.SGD(model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
-                          weight_decay=cfg.optim.weight_decay)
+    opt = torch.optim.SGD(
+        model.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay
+    )
     return module, opt
 
 
@@ -99,39 +99,63 @@ def main() -> int:
         module, opt = train_module(cfg, sets)
         gen = torch.Generator().manual_seed(0)
         feed = cycle(real)
-        times = interleaved({"step": lambda: step(module, opt, next(feed)["sub"], gen)}, rounds=args.rounds,
-                            warmup=3, verbose=False)
+        times = interleaved(
+            {"step": lambda: step(module, opt, next(feed)["sub"], gen)}, rounds=args.rounds, warmup=3, verbose=False
+        )
         per_step = median(times["step"])
         model_rate = batch / per_step
         pipe = {w: pipeline_rate(cfg, sets, args.batches, w) for w in args.workers}
     shares = {k: int(v["label"].numel()) for k, v in real[0]["sub"].items()}
     video_share = sum(n for k, n in shares.items() if cfg.modalities[k] == "video") / max(1, sum(shares.values()))
-    rows = [[f"loader, {w} workers", f"{r:.0f}", f"{r * video_share:.0f}", f"**{r / model_rate:.1f}x**"]
-            for w, r in loader.items()]
-    rows.append([f"training step ({cfg.model.name}, depth {cfg.model.depth}, width {cfg.model.width})",
-                 f"{model_rate:.0f}", f"{model_rate * video_share:.0f}", "1.0x"])
-    rows += [[f"loader + step together, {w} workers", f"{r:.0f}", f"{r * video_share:.0f}", f"{r / model_rate:.2f}x"]
-             for w, r in pipe.items()]
+    rows = [
+        [f"loader, {w} workers", f"{r:.0f}", f"{r * video_share:.0f}", f"**{r / model_rate:.1f}x**"]
+        for w, r in loader.items()
+    ]
+    rows.append(
+        [
+            f"training step ({cfg.model.name}, depth {cfg.model.depth}, width {cfg.model.width})",
+            f"{model_rate:.0f}",
+            f"{model_rate * video_share:.0f}",
+            "1.0x",
+        ]
+    )
+    rows += [
+        [f"loader + step together, {w} workers", f"{r:.0f}", f"{r * video_share:.0f}", f"{r / model_rate:.2f}x"]
+        for w, r in pipe.items()
+    ]
     best = max(loader.values()) / model_rate
     clip = next(s.clip for s in cfg.sources if s.modality == "video")
-    body = "\n".join([
-        provenance(load_before),
-        f"Config {BASE.relative_to(BASE.parents[3])} (batch {batch}, `data.num_workers: {cfg.data.num_workers}`, "
-        f"`run.channels_last: {cfg.run.channels_last}`), CIFAR-motion rebuilt reduced with the study's settings "
-        f"{info['build']} ({info['train_videos']} train videos, {info['image_train']} train images; built in "
-        f"{info['build_seconds']:.0f} s); clips of {clip.frames} frames. Batch composition: {shares}. "
-        f"Training step: median of {args.rounds} steps on real batches.", "",
-        table(["what", "examples/s", "of which clips/s", "vs training step"], rows), "",
-        "The loader alone runs on otherwise idle cores; in training the workers share the 2 cores with the "
-        "step, which is why the pipeline rows, not the ratio, are what `unidual train` achieves.",
-    ])
+    body = "\n".join(
+        [
+            provenance(load_before),
+            f"Config {BASE.relative_to(BASE.parents[3])} (batch {batch}, `data.num_workers: {cfg.data.num_workers}`, "
+            f"`run.channels_last: {cfg.run.channels_last}`), CIFAR-motion rebuilt reduced with the study's settings "
+            f"{info['build']} ({info['train_videos']} train videos, {info['image_train']} train images; built in "
+            f"{info['build_seconds']:.0f} s); clips of {clip.frames} frames. Batch composition: {shares}. "
+            f"Training step: median of {args.rounds} steps on real batches.",
+            "",
+            table(["what", "examples/s", "of which clips/s", "vs training step"], rows),
+            "",
+            "The loader alone runs on otherwise idle cores; in training the workers share the 2 cores with the "
+            "step, which is why the pipeline rows, not the ratio, are what `unidual train` achieves.",
+        ]
+    )
     print(body)
     if not args.no_write:
         write_section(SECTION, body)
-        save_summary("loader_vs_model", [
-            {"metric": f"study loader examples/s vs training-step examples/s ({w} workers)", "target": ">= 3x",
-             "measured": f"{r / model_rate:.1f}x ({r:.0f} vs {model_rate:.0f})", "met": r / model_rate >= 3,
-             "note": f"pipeline (loader + step) {pipe[w]:.0f} ex/s"} for w, r in loader.items()])
+        save_summary(
+            "loader_vs_model",
+            [
+                {
+                    "metric": f"study loader examples/s vs training-step examples/s ({w} workers)",
+                    "target": ">= 3x",
+                    "measured": f"{r / model_rate:.1f}x ({r:.0f} vs {model_rate:.0f})",
+                    "met": r / model_rate >= 3,
+                    "note": f"pipeline (loader + step) {pipe[w]:.0f} ex/s",
+                }
+                for w, r in loader.items()
+            ],
+        )
     return 0 if best > 0 else 1
 
 

@@ -23,21 +23,30 @@ input gradient of the first conv), cross-checked against unidual's own MAC count
 Before timing, the reference weights are copied into unidual (``surgery.from_torchvision``) and
 the outputs (eval and train mode) and gradients are asserted equal within float tolerance.
 """
+
 from __future__ import annotations
 
 import argparse
 import copy
 import sys
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from common import (
+    interleaved,
+    load_average,
+    machine_line,
+    matmul_gflops,
+    matmul_peak,
+    median,
+    save_summary,
+    table,
+    write_section,
+)
+from reference import reference_r2plus1d_18
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
-
-from common import (interleaved, load_average, machine_line, matmul_gflops, matmul_peak, median, save_summary,
-                    table, write_section)
-from reference import reference_r2plus1d_18
 
 from unidual.models import create_model, set_memory_format
 from unidual.models.report import count_macs
@@ -100,10 +109,12 @@ def check_numerics(reference: nn.Module, frames: int, size: int = 32, batch: int
     assert head < 1e-3, f"classifier gradients differ by {head:.3g}"
     ours_vs_ref, ref_vs_64, ours_vs_64 = _worst_rel(gb, ga), _worst_rel(ga, g64), _worst_rel(gb, g64)
     assert ours_vs_ref < 0.05 and ours_vs_64 < 0.05, f"gradients differ: {ours_vs_ref:.3g} / {ours_vs_64:.3g}"
-    return (f"eval logits max |diff| {float((a - b).abs().max()):.1e}; train loss {float(la):.7f} vs "
-            f"{float(lb):.7f}; classifier gradient difference {head:.1e}; worst per-tensor gradient difference ||g_unidual - g_ref|| / ||g_ref|| = "
-            f"{ours_vs_ref:.1e} (against float64: unidual {ours_vs_64:.1e}, contiguous fp32 reference "
-            f"{ref_vs_64:.1e}) on {batch} clips of {frames}x{size}x{size}")
+    return (
+        f"eval logits max |diff| {float((a - b).abs().max()):.1e}; train loss {float(la):.7f} vs "
+        f"{float(lb):.7f}; classifier gradient difference {head:.1e}; worst per-tensor gradient difference ||g_unidual - g_ref|| / ||g_ref|| = "
+        f"{ours_vs_ref:.1e} (against float64: unidual {ours_vs_64:.1e}, contiguous fp32 reference "
+        f"{ref_vs_64:.1e}) on {batch} clips of {frames}x{size}x{size}"
+    )
 
 
 def count_flops(batch: int, frames: int, size: int) -> dict[str, float]:
@@ -182,14 +193,15 @@ def main() -> int:
 
     load_before = load_average()
     print("training steps:", file=sys.stderr)
-    train_t = interleaved({**{n: train_step(m, x, y) for n, m in models.items()}, "matmul-probe": probe},
-                          rounds=args.rounds, warmup=2)  # CompiledModel compiles on the 2nd call
+    train_t = interleaved(
+        {**{n: train_step(m, x, y) for n, m in models.items()}, "matmul-probe": probe}, rounds=args.rounds, warmup=2
+    )  # CompiledModel compiles on the 2nd call
     print("forward passes:", file=sys.stderr)
     fwd_t = interleaved({n: forward(m, x) for n, m in models.items()}, rounds=3 * args.rounds)  # short: more
     peaks += in_round + [matmul_peak()]
     load_after = load_average()
     peak = max(peaks)
-    round_rates = in_round[-args.rounds:]
+    round_rates = in_round[-args.rounds :]
 
     def same_round_pct(name: str) -> float:
         """Median over rounds of (train GFLOP/s in round r) / (matmul GFLOP/s in round r)."""
@@ -201,53 +213,98 @@ def main() -> int:
         tr, fw = median(train_t[name]), median(fwd_t[name])
         gflops = flops["train"] / tr / 1e9
         results[name] = {"train": tr, "fwd": fw, "gflops": gflops}
-        rows.append([f"`{name}`", f"{tr * 1e3:.0f}", f"{min(train_t[name]) * 1e3:.0f}", f"{ref_train / tr:.2f}x",
-                     f"{min(train_t['reference']) / min(train_t[name]):.2f}x", f"{fw * 1e3:.0f}",
-                     f"{ref_fwd / fw:.2f}x", f"{min(fwd_t['reference']) / min(fwd_t[name]):.2f}x",
-                     f"{gflops:.0f}", f"{100 * gflops / peak:.0f} %",
-                     f"{same_round_pct(name):.0f} %"])
+        rows.append(
+            [
+                f"`{name}`",
+                f"{tr * 1e3:.0f}",
+                f"{min(train_t[name]) * 1e3:.0f}",
+                f"{ref_train / tr:.2f}x",
+                f"{min(train_t['reference']) / min(train_t[name]):.2f}x",
+                f"{fw * 1e3:.0f}",
+                f"{ref_fwd / fw:.2f}x",
+                f"{min(fwd_t['reference']) / min(fwd_t[name]):.2f}x",
+                f"{gflops:.0f}",
+                f"{100 * gflops / peak:.0f} %",
+                f"{same_round_pct(name):.0f} %",
+            ]
+        )
     ratio = ref_train / results["unidual"]["train"]
     pct = same_round_pct("unidual")
     pct_best = 100 * results["unidual"]["gflops"] / peak
     command = "python benchmarks/model_speed.py " + " ".join(sys.argv[1:])
-    body = "\n".join([
-        f"`{command.strip()}` on {machine_line()}; load average {load_before} before, {load_after} after "
-        "(the machine is shared).",
-        f"Input: batch {args.batch} of {args.frames}x{args.size}x{args.size} clips, {CLASSES} classes, "
-        f"{params / 1e6:.2f} M parameters. Reference: {ref_name}.",
-        f"Medians of {args.rounds} (training) / {3 * args.rounds} (forward) interleaved rounds after one warm-up "
-        "call each; `min` / `from mins` use the least-disturbed round. Ratio = reference time / variant time "
-        "(> 1: faster than the reference).", "",
-        table(["variant", "train step ms (median)", "min", "speed vs reference", "(from mins)", "forward ms",
-               "forward speed vs ref.", "(from mins)", "train GFLOP/s", "% of best matmul",
-               "% of same-round matmul"],
-              rows), "",
-        f"FLOPs (FlopCounterMode, meta device): forward {flops['forward'] / 1e9:.1f} GFLOP, training step "
-        f"{flops['train'] / 1e9:.1f} GFLOP = {flops['train'] / flops['forward']:.2f}x forward "
-        f"(unidual's MAC counter: {flops['macs'] / 1e9:.1f} GMAC = {2 * flops['macs'] / 1e9:.1f} GFLOP forward). "
-        f"fp32 matmul (`torch.mm`, 1024-3072², before and after, and 2048² in every round): best {peak:.0f} "
-        f"GFLOP/s, range {min(peaks):.0f}-{max(peaks):.0f}; the last column divides each round's training "
-        "rate by that round's matmul rate, which cancels most of the background load.",
-        f"Numerics (reference weights copied into channels-last unidual, asserted before timing): {numerics}.",
-    ])
+    body = "\n".join(
+        [
+            f"`{command.strip()}` on {machine_line()}; load average {load_before} before, {load_after} after "
+            "(the machine is shared).",
+            f"Input: batch {args.batch} of {args.frames}x{args.size}x{args.size} clips, {CLASSES} classes, "
+            f"{params / 1e6:.2f} M parameters. Reference: {ref_name}.",
+            f"Medians of {args.rounds} (training) / {3 * args.rounds} (forward) interleaved rounds after one warm-up "
+            "call each; `min` / `from mins` use the least-disturbed round. Ratio = reference time / variant time "
+            "(> 1: faster than the reference).",
+            "",
+            table(
+                [
+                    "variant",
+                    "train step ms (median)",
+                    "min",
+                    "speed vs reference",
+                    "(from mins)",
+                    "forward ms",
+                    "forward speed vs ref.",
+                    "(from mins)",
+                    "train GFLOP/s",
+                    "% of best matmul",
+                    "% of same-round matmul",
+                ],
+                rows,
+            ),
+            "",
+            f"FLOPs (FlopCounterMode, meta device): forward {flops['forward'] / 1e9:.1f} GFLOP, training step "
+            f"{flops['train'] / 1e9:.1f} GFLOP = {flops['train'] / flops['forward']:.2f}x forward "
+            f"(unidual's MAC counter: {flops['macs'] / 1e9:.1f} GMAC = {2 * flops['macs'] / 1e9:.1f} GFLOP forward). "
+            f"fp32 matmul (`torch.mm`, 1024-3072², before and after, and 2048² in every round): best {peak:.0f} "
+            f"GFLOP/s, range {min(peaks):.0f}-{max(peaks):.0f}; the last column divides each round's training "
+            "rate by that round's matmul rate, which cancels most of the background load.",
+            f"Numerics (reference weights copied into channels-last unidual, asserted before timing): {numerics}.",
+        ]
+    )
     print(body)
     if not args.no_write:
         write_section(SECTION, body)
-        save_summary("model_speed", [
-            {"metric": f"R(2+1)D-18 training step speed vs plain PyTorch (batch {args.batch}, "
-                       f"{args.frames}x{args.size}²)", "target": ">= 1.3x",
-             "measured": f"{ratio:.2f}x", "met": ratio >= 1.3,
-             "note": f"from the least-disturbed rounds {min(train_t['reference']) / min(train_t['unidual']):.2f}x; "
-                     "channels-last default; " + ("with run.compile: "
-                     f"{ref_train / results['unidual-compiled']['train']:.2f}x" if args.compile else "compile not timed")},
-            {"metric": "R(2+1)D-18 forward speed vs plain PyTorch", "target": "(info)",
-             "measured": f"{ref_fwd / results['unidual']['fwd']:.2f}x", "met": None,
-             "note": f"from the least-disturbed rounds {min(fwd_t['reference']) / min(fwd_t['unidual']):.2f}x"},
-            {"metric": "training step GFLOP/s as % of fp32 matmul rate (same round)", "target": ">= 70 %",
-             "measured": f"{pct:.0f} %", "met": pct >= 70,
-             "note": f"{results['unidual']['gflops']:.0f} GFLOP/s = {pct_best:.0f} % of the best matmul "
-                     f"({peak:.0f} GFLOP/s) of the run"},
-        ])
+        save_summary(
+            "model_speed",
+            [
+                {
+                    "metric": f"R(2+1)D-18 training step speed vs plain PyTorch (batch {args.batch}, "
+                    f"{args.frames}x{args.size}²)",
+                    "target": ">= 1.3x",
+                    "measured": f"{ratio:.2f}x",
+                    "met": ratio >= 1.3,
+                    "note": f"from the least-disturbed rounds {min(train_t['reference']) / min(train_t['unidual']):.2f}x; "
+                    "channels-last default; "
+                    + (
+                        f"with run.compile: {ref_train / results['unidual-compiled']['train']:.2f}x"
+                        if args.compile
+                        else "compile not timed"
+                    ),
+                },
+                {
+                    "metric": "R(2+1)D-18 forward speed vs plain PyTorch",
+                    "target": "(info)",
+                    "measured": f"{ref_fwd / results['unidual']['fwd']:.2f}x",
+                    "met": None,
+                    "note": f"from the least-disturbed rounds {min(fwd_t['reference']) / min(fwd_t['unidual']):.2f}x",
+                },
+                {
+                    "metric": "training step GFLOP/s as % of fp32 matmul rate (same round)",
+                    "target": ">= 70 %",
+                    "measured": f"{pct:.0f} %",
+                    "met": pct >= 70,
+                    "note": f"{results['unidual']['gflops']:.0f} GFLOP/s = {pct_best:.0f} % of the best matmul "
+                    f"({peak:.0f} GFLOP/s) of the run",
+                },
+            ],
+        )
     return 0
 
 

@@ -8,6 +8,7 @@ parameters with 400 classes). ``r2plus1d_34(caffe2=True)``: the ig65m-pytorch pr
 -- torchvision's topology with blocks (3, 4, 6, 3), the Caffe2/VMZ mid-channel width in the second
 conv of the first block of layers 2-4 and BatchNorm eps 1e-3.
 """
+
 from __future__ import annotations
 
 from torch import Tensor, nn
@@ -31,8 +32,9 @@ class BasicBlock(nn.Module):
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
         super().__init__()
         midplanes = (inplanes * planes * 3 * 3 * 3) // (inplanes * 3 * 3 + 3 * planes)
-        self.conv1 = nn.Sequential(Conv2Plus1D(inplanes, planes, midplanes, stride), nn.BatchNorm3d(planes),
-                                   nn.ReLU(inplace=True))
+        self.conv1 = nn.Sequential(
+            Conv2Plus1D(inplanes, planes, midplanes, stride), nn.BatchNorm3d(planes), nn.ReLU(inplace=True)
+        )
         self.conv2 = nn.Sequential(Conv2Plus1D(planes, planes, midplanes), nn.BatchNorm3d(planes))
         self.relu = nn.ReLU(inplace=True)
         self.downsample = downsample
@@ -82,8 +84,9 @@ class VideoResNetR2Plus1d(nn.Module):
     def _make_layer(self, planes: int, blocks: int, stride: int) -> nn.Sequential:
         downsample = None
         if stride != 1 or self.inplanes != planes:
-            downsample = nn.Sequential(nn.Conv3d(self.inplanes, planes, 1, stride=(stride,) * 3, bias=False),
-                                       nn.BatchNorm3d(planes))
+            downsample = nn.Sequential(
+                nn.Conv3d(self.inplanes, planes, 1, stride=(stride,) * 3, bias=False), nn.BatchNorm3d(planes)
+            )
         layers = [BasicBlock(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes
         layers += [BasicBlock(planes, planes) for _ in range(1, blocks)]

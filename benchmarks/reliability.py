@@ -16,6 +16,7 @@ die) on tiny generated data in a temporary folder, and counts outcomes:
 - fuzzed media: bytes of real JPEG/PNG/MP4 files flipped or cut, then decoded.
 - config abuse: alias bombs, binary files, bad keys and values, ``--out`` on a file.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))  # the tests' data helpers (tests/helpers)
 
-from benchmarks.common import write_section  # noqa: E402
 from helpers.tinydata import make_tiny_sources, tiny_config  # noqa: E402
+
+from benchmarks.common import write_section  # noqa: E402
 from unidual import checkpoint as ckpt  # noqa: E402
 from unidual.cli import main as cli  # noqa: E402
 
@@ -60,7 +62,7 @@ def run_cli(argv: list[str]) -> tuple[int, str]:
     try:
         with redirect_stderr(err), redirect_stdout(io.StringIO()):
             code = cli(argv)
-    except BaseException as exc:  # noqa: BLE001 - exactly what we count
+    except BaseException as exc:
         return -1, f"Traceback: {type(exc).__name__}: {exc}"
     return code, err.getvalue()
 
@@ -72,6 +74,7 @@ def clean_message(code: int, err: str) -> bool:
 
 # --------------------------------------------------------------------------- scenarios
 
+
 def kills(work: Path, config: Path, count: int, rng: random.Random) -> list[str]:
     ref = work / "ref"
     start = time.perf_counter()
@@ -81,8 +84,9 @@ def kills(work: Path, config: Path, count: int, rng: random.Random) -> list[str]
     corrupt = matched = in_save = 0
     for i in range(count):
         out = work / f"kill{i}"
-        proc = subprocess.Popen(train_cmd(str(config), "--out", str(out)), env=ENV,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            train_cmd(str(config), "--out", str(out)), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         time.sleep(rng.uniform(0.3, 0.95) * duration)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -92,19 +96,24 @@ def kills(work: Path, config: Path, count: int, rng: random.Random) -> list[str]
                 ckpt.load_checkpoint(out / "last.pt")
             except ckpt.CheckpointError:
                 corrupt += 1
-        resumed = subprocess.run(train_cmd(str(config), "--out", str(out), "--auto-resume"), env=ENV,
-                                 capture_output=True, text=True)
+        resumed = subprocess.run(
+            train_cmd(str(config), "--out", str(out), "--auto-resume"), env=ENV, capture_output=True, text=True
+        )
         if resumed.returncode == 0:
             got = ckpt.load_checkpoint(out / "last.pt")["model"]
             matched += all(torch.equal(final[k], got[k]) for k in final)
-    return [f"| SIGKILL at a random moment of `train` (save every update), then the same command "
-            f"with `--auto-resume` | {count} ({in_save} inside a save) | last.pt corrupt: {corrupt}; resumed run "
-            f"equal bit for bit to an uninterrupted one: {matched} of {count} |"]
+    return [
+        f"| SIGKILL at a random moment of `train` (save every update), then the same command "
+        f"with `--auto-resume` | {count} ({in_save} inside a save) | last.pt corrupt: {corrupt}; resumed run "
+        f"equal bit for bit to an uninterrupted one: {matched} of {count} |"
+    ]
 
 
 def disk_full(work: Path, config: Path) -> list[str]:
-    if shutil.which("unshare") is None or subprocess.run(
-            ["unshare", "-rm", "true"], capture_output=True).returncode != 0:
+    if (
+        shutil.which("unshare") is None
+        or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode != 0
+    ):
         return ["| disk full (tmpfs) | 0 | not run: this machine does not allow `unshare -rm` |"]
     rows = []
     sizes = ["48k", "300k", "600k"]
@@ -112,12 +121,14 @@ def disk_full(work: Path, config: Path) -> list[str]:
     for size in sizes:
         disk = work / f"disk{size}"
         disk.mkdir()
-        script = (f"mount -t tmpfs -o size={size} tmpfs {disk} || exit 9; "
-                  f"{sys.executable} -m unidual train {config} --out {disk}/run run.log_every=1 run.save_every=1 "
-                  f"2>{disk}.err; echo first=$?; ls -a {disk}/run | grep -c '\\.tmp$'; "
-                  f"mount -o remount,size=64m {disk}; "
-                  f"{sys.executable} -m unidual train {config} --out {disk}/run --auto-resume run.log_every=1 "
-                  f"run.save_every=1 >/dev/null 2>&1; echo second=$?")
+        script = (
+            f"mount -t tmpfs -o size={size} tmpfs {disk} || exit 9; "
+            f"{sys.executable} -m unidual train {config} --out {disk}/run run.log_every=1 run.save_every=1 "
+            f"2>{disk}.err; echo first=$?; ls -a {disk}/run | grep -c '\\.tmp$'; "
+            f"mount -o remount,size=64m {disk}; "
+            f"{sys.executable} -m unidual train {config} --out {disk}/run --auto-resume run.log_every=1 "
+            f"run.save_every=1 >/dev/null 2>&1; echo second=$?"
+        )
         done = subprocess.run(["unshare", "-rm", "sh", "-c", script], env=ENV, capture_output=True, text=True)
         err = Path(f"{disk}.err").read_text() if Path(f"{disk}.err").exists() else ""
         lines = done.stdout.split()
@@ -127,10 +138,14 @@ def disk_full(work: Path, config: Path) -> list[str]:
         final = [line for line in err.splitlines() if line.startswith("unidual train:")]
         what = final[-1].split(":", 2)[-1].strip()[:70] if final else "(no message)"
         tb = "Traceback" in err
-        outcomes.append(f"{size}: exit {first}{' TRACEBACK' if tb else ''}, temp files left {temps}, "
-                        f"after enlarging resume exit {second} ({what}...)")
-    rows.append(f"| disk full: tmpfs of {', '.join(sizes)}, filled by the run itself; then enlarged and "
-                f"`--auto-resume` | {len(sizes)} | " + "; ".join(outcomes) + " |")
+        outcomes.append(
+            f"{size}: exit {first}{' TRACEBACK' if tb else ''}, temp files left {temps}, "
+            f"after enlarging resume exit {second} ({what}...)"
+        )
+    rows.append(
+        f"| disk full: tmpfs of {', '.join(sizes)}, filled by the run itself; then enlarged and "
+        f"`--auto-resume` | {len(sizes)} | " + "; ".join(outcomes) + " |"
+    )
     return rows
 
 
@@ -139,16 +154,27 @@ def concurrent(work: Path, config: Path, count: int) -> list[str]:
     refused_clean = 0
     for i in range(count):
         out = work / f"twice{i}"
-        procs = [subprocess.Popen(train_cmd(str(config), "--out", str(out)), env=ENV, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        procs = [
+            subprocess.Popen(
+                train_cmd(str(config), "--out", str(out)),
+                env=ENV,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(2)
+        ]
         results = [(p.wait(), p.stderr.read()) for p in procs]
         codes = sorted(code for code, _ in results)
         both_ran += codes == [0, 0]
         refused_clean += codes in ([0, 2], [0, 1]) and any(
-            "in use by pid" in err or "already holds a run" in err for _, err in results)
-    return [f"| two `train` into the same `--out` at once | {count} | both ran to the end: {both_ran}; "
-            f"one finished, the other refused with a one-line message naming the holder or the run: "
-            f"{refused_clean} |"]
+            "in use by pid" in err or "already holds a run" in err for _, err in results
+        )
+    return [
+        f"| two `train` into the same `--out` at once | {count} | both ran to the end: {both_ran}; "
+        f"one finished, the other refused with a one-line message naming the holder or the run: "
+        f"{refused_clean} |"
+    ]
 
 
 class _Exec:
@@ -199,9 +225,11 @@ def checkpoints(work: Path, good: Path) -> list[str]:
         refused += clean_message(code, err)
     executed = MARKER.exists()
     MARKER.unlink(missing_ok=True)
-    return [f"| malicious / broken checkpoints given to `predict` (code-running pickles, truncated, random, "
-            f"foreign, spec/tensor mismatches) | {len(cases)} | refused with one line and exit 2: {refused}; "
-            f"code executed: {'YES' if executed else 'never'} |"]
+    return [
+        f"| malicious / broken checkpoints given to `predict` (code-running pickles, truncated, random, "
+        f"foreign, spec/tensor mismatches) | {len(cases)} | refused with one line and exit 2: {refused}; "
+        f"code executed: {'YES' if executed else 'never'} |"
+    ]
 
 
 def fuzz(work: Path, data: Path, count: int, rng: random.Random) -> list[str]:
@@ -231,12 +259,15 @@ def fuzz(work: Path, data: Path, count: int, rng: random.Random) -> list[str]:
             read_ok += 1
         except DataError:
             refused += 1
-        except Exception as exc:  # noqa: BLE001 - what the count is about
+        except Exception as exc:
             crashed += 1
             crashes.append(f"{path.name}: {type(exc).__name__}")
-    return [f"| fuzzed media (JPEG / PNG / MP4 with flipped bytes, 30% also cut short) decoded | {count} | "
-            f"read: {read_ok}; refused with a DataError naming the file: {refused}; other exceptions: {crashed}"
-            + (f" ({', '.join(crashes[:3])})" if crashes else "") + " |"]
+    return [
+        f"| fuzzed media (JPEG / PNG / MP4 with flipped bytes, 30% also cut short) decoded | {count} | "
+        f"read: {read_ok}; refused with a DataError naming the file: {refused}; other exceptions: {crashed}"
+        + (f" ({', '.join(crashes[:3])})" if crashes else "")
+        + " |"
+    ]
 
 
 def config_abuse(work: Path, config: Path) -> list[str]:
@@ -250,12 +281,20 @@ def config_abuse(work: Path, config: Path) -> list[str]:
         return str(path)
 
     cases["alias bomb in model.options"] = [
-        file("bomb.yaml", base.replace("model:\n", "model:\n  options:\n    a0: &a0 [x, x, x, x, x, x, x, x, x]\n"
-                                       + bomb, 1)), "--check"]
-    cases["alias bomb in an override"] = [str(config), "model.options={a: &a [x,x,x,x,x,x,x,x,x], b: &b [*a,*a,*a,"
-                                          "*a,*a,*a,*a,*a,*a], c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b], d: &d [*c,*c,*c,"
-                                          "*c,*c,*c,*c,*c,*c], e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d], f: &f [*e,*e,*e,"
-                                          "*e,*e,*e,*e,*e,*e], g: [*f,*f,*f,*f,*f,*f,*f,*f,*f]}", "--check"]
+        file(
+            "bomb.yaml",
+            base.replace("model:\n", "model:\n  options:\n    a0: &a0 [x, x, x, x, x, x, x, x, x]\n" + bomb, 1),
+        ),
+        "--check",
+    ]
+    cases["alias bomb in an override"] = [
+        str(config),
+        "model.options={a: &a [x,x,x,x,x,x,x,x,x], b: &b [*a,*a,*a,"
+        "*a,*a,*a,*a,*a,*a], c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b], d: &d [*c,*c,*c,"
+        "*c,*c,*c,*c,*c,*c], e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d], f: &f [*e,*e,*e,"
+        "*e,*e,*e,*e,*e,*e], g: [*f,*f,*f,*f,*f,*f,*f,*f,*f]}",
+        "--check",
+    ]
     cases["binary file"] = [file("bin.yaml", os.urandom(2048)), "--check"]
     cases["not a mapping"] = [file("list.yaml", "- 1\n- 2\n"), "--check"]
     cases["invalid YAML"] = [file("bad.yaml", "a: [1, 2\n"), "--check"]
@@ -269,11 +308,15 @@ def config_abuse(work: Path, config: Path) -> list[str]:
     cases["unknown model option"] = [str(config), "model.options={bogus: 1}", "--out", str(work / "r2")]
     results = {name: clean_message(*run_cli(["train", *argv])) for name, argv in cases.items()}
     failed = [name for name, ok in results.items() if not ok]
-    return [f"| config abuse ({', '.join(cases)}) | {len(cases)} | one-line error and exit 2: {sum(results.values())}"
-            + (f" (not: {', '.join(failed)})" if failed else "") + " |"]
+    return [
+        f"| config abuse ({', '.join(cases)}) | {len(cases)} | one-line error and exit 2: {sum(results.values())}"
+        + (f" (not: {', '.join(failed)})" if failed else "")
+        + " |"
+    ]
 
 
 # --------------------------------------------------------------------------- main
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -292,18 +335,22 @@ def main() -> int:
         config = work / "c.yaml"
         config.write_text(yaml.safe_dump(data))
         rows = ["| what was tried | times | what happened |", "|---|---|---|"]
-        for name, fn in [("kills", lambda: kills(work, config, args.kills, rng)),
-                         ("disk full", lambda: disk_full(work, config)),
-                         ("concurrent", lambda: concurrent(work, config, args.concurrent)),
-                         ("checkpoints", lambda: checkpoints(work, work / "ref" / "last.pt")),
-                         ("fuzz", lambda: fuzz(work, work / "data", args.fuzz, rng)),
-                         ("config", lambda: config_abuse(work, config))]:
+        for name, fn in [
+            ("kills", lambda: kills(work, config, args.kills, rng)),
+            ("disk full", lambda: disk_full(work, config)),
+            ("concurrent", lambda: concurrent(work, config, args.concurrent)),
+            ("checkpoints", lambda: checkpoints(work, work / "ref" / "last.pt")),
+            ("fuzz", lambda: fuzz(work, work / "data", args.fuzz, rng)),
+            ("config", lambda: config_abuse(work, config)),
+        ]:
             t0 = time.perf_counter()
             rows += fn()
             print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    body = "\n".join(rows) + (f"\n\nCommand: `python benchmarks/reliability.py --kills {args.kills} --concurrent "
-                              f"{args.concurrent} --fuzz {args.fuzz} --seed {args.seed}` "
-                              f"({time.strftime('%Y-%m-%d', time.gmtime())}, torch {torch.__version__}).\n")
+    body = "\n".join(rows) + (
+        f"\n\nCommand: `python benchmarks/reliability.py --kills {args.kills} --concurrent "
+        f"{args.concurrent} --fuzz {args.fuzz} --seed {args.seed}` "
+        f"({time.strftime('%Y-%m-%d', time.gmtime())}, torch {torch.__version__}).\n"
+    )
     print(body)
     if not args.no_write:
         write_section("Tried and measured", body, doc=DOC)

@@ -6,6 +6,7 @@ the study's own build settings (``data:`` of configs/cpu/study/study.yaml: motio
 size) but fewer videos and images, exactly as the study runner fills them from the full set.
 Clip sampling, transforms, model, batch size and worker count stay the study's.
 """
+
 from __future__ import annotations
 
 import time
@@ -13,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from common import ROOT
 
 from unidual.data import shared_data_dir
@@ -34,21 +34,41 @@ def build_settings() -> dict[str, Any]:
     return {k: data[k] for k in BUILD_KEYS if k in data}
 
 
-def reduced_study_config(out: Path, *, train_videos: int = 600, test_videos: int = 60, image_train: int = 3000,
-                         image_test: int = 300, overrides: tuple[str, ...] = ()) -> tuple[TrainConfig, dict[str, Any]]:
+def reduced_study_config(
+    out: Path,
+    *,
+    train_videos: int = 600,
+    test_videos: int = 60,
+    image_train: int = 3000,
+    image_test: int = 300,
+    overrides: tuple[str, ...] = (),
+) -> tuple[TrainConfig, dict[str, Any]]:
     """The study config with its sources pointing at a reduced CIFAR-motion set built under ``out``."""
     archive = shared_data_dir() / "images" / "cifar10-jpeg.tar.gz"
     if not archive.is_file():
         raise FileNotFoundError(f"{archive}: CIFAR-10 archive not found (set UNIDUAL_DATA to the shared data folder)")
     settings = build_settings()
     t0 = time.perf_counter()
-    build_motion_dataset(archive, out, train_videos=train_videos, test_videos=test_videos, image_train=image_train,
-                         image_test=image_test, **settings)
+    build_motion_dataset(
+        archive,
+        out,
+        train_videos=train_videos,
+        test_videos=test_videos,
+        image_train=image_train,
+        image_test=image_test,
+        **settings,
+    )
     built = {s["key"]: s for s in yaml.safe_load((out / "sources.yaml").read_text())}
     raw = read_yaml(BASE)
     for source in raw["sources"]:
         source.update({k: built[source["key"]][k] for k in LOCATION})
     cfg = load_config(data=raw, overrides=overrides)
-    info = {"build_seconds": time.perf_counter() - t0, "build": settings, "train_videos": train_videos,
-            "test_videos": test_videos, "image_train": image_train, "image_test": image_test}
+    info = {
+        "build_seconds": time.perf_counter() - t0,
+        "build": settings,
+        "train_videos": train_videos,
+        "test_videos": test_videos,
+        "image_train": image_train,
+        "image_test": image_test,
+    }
     return cfg, info

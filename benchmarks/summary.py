@@ -6,6 +6,7 @@
 Each benchmark saves ``{metric, target, measured, met, note}`` rows when it updates its own
 section, so the summary always shows the latest run of every benchmark.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,12 +34,16 @@ def main() -> int:
         for r in data["rows"]:
             met = {True: "yes", False: "**no**", None: "-"}[r["met"]]
             rows.append([r["metric"], r["target"], r["measured"], met, r.get("note", "")])
-    body = "\n".join([
-        "Latest run of each benchmark (details and exact commands in the sections below) on "
-        + "; ".join(sorted(machines)) + ". The spread over repeated runs and the reasons for the targets "
-        "not met are in *Reading the results* at the end.", "",
-        table(["metric", "target", "measured", "met?", "note"], rows),
-    ])
+    body = "\n".join(
+        [
+            "Latest run of each benchmark (details and exact commands in the sections below) on "
+            + "; ".join(sorted(machines))
+            + ". The spread over repeated runs and the reasons for the targets "
+            "not met are in *Reading the results* at the end.",
+            "",
+            table(["metric", "target", "measured", "met?", "note"], rows),
+        ]
+    )
     print(body)
     if not args.no_write:
         write_section(SECTION, body)

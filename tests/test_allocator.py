@@ -1,4 +1,5 @@
 """The allocator tuning must stop the page faults of re-allocating large tensors, and be switchable."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """The command dispatcher: help, unknown commands, options mixed with overrides."""
+
 from __future__ import annotations
 
 from pathlib import Path

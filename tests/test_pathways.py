@@ -1,4 +1,5 @@
 """The tensor moves between image and clip batches (unidual.pathways), shared by models, data and losses."""
+
 import pytest
 import torch
 

@@ -3,6 +3,7 @@
 Shared 2D spatial convolutions, dual point-wise convolutions (t×1×1 for clips,
 1×1 for images), trained jointly on mixed image and video datasets.
 """
+
 from __future__ import annotations
 
 __version__ = "0.1.0"

@@ -1,4 +1,5 @@
 """`python -m unidual ...` (what torchrun launches) is the `unidual` command."""
+
 import sys
 
 from unidual.cli import main

@@ -12,6 +12,7 @@ Applied once per process by every ``unidual`` command and by the trainer; Python
 :func:`tune_allocator` themselves. Off with ``UNIDUAL_MALLOC_TUNING=0``. A no-op where the C
 library is not glibc (macOS, Windows, musl) and harmless on CUDA (it only touches host memory).
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -47,10 +48,12 @@ def tune_allocator() -> bool:
     global _applied
     if _applied is None:
         libc = _glibc() if enabled_by_env() else None
-        _applied = bool(libc is not None
-                        and libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-                        and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1)
+        _applied = bool(
+            libc is not None
+            and libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
+            and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
+        )
     return _applied
 
 
-__all__ = ["ENV_SWITCH", "tune_allocator", "enabled_by_env"]
+__all__ = ["ENV_SWITCH", "enabled_by_env", "tune_allocator"]

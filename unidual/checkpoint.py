@@ -16,13 +16,15 @@ Layout of the dict (``FORMAT`` version 1)::
     train_state  optimiser / scheduler / sampler / RNG / epoch / step, optional
     metrics      last validation metrics, optional
 """
+
 from __future__ import annotations
 
 import errno
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -38,8 +40,10 @@ TMP_SUFFIX = ".tmp"
 class CheckpointError(RuntimeError):
     """A checkpoint is missing, unreadable or not a unidual checkpoint."""
 
+
 class CheckpointWriteError(CheckpointError):
     """A checkpoint could not be written (disk full, permissions); the previous one is intact."""
+
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
     """Write ``payload`` atomically (temp file + fsync + rename)."""
@@ -124,11 +128,15 @@ def spec_options(spec: Mapping[str, Any]) -> dict[str, Any]:
 
 def spec_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
     """``"key: stored X, now Y"`` for every setting where a checkpoint's spec and a model's differ."""
-    out = [f"{k}: stored {stored.get(k)!r}, now {current.get(k)!r}"
-           for k in ("name", "depth", "width", "heads") if stored.get(k) != current.get(k)]
+    out = [
+        f"{k}: stored {stored.get(k)!r}, now {current.get(k)!r}"
+        for k in ("name", "depth", "width", "heads")
+        if stored.get(k) != current.get(k)
+    ]
     a, b = spec_options(stored), spec_options(current)
-    out += [f"model.options.{k}: stored {a.get(k)!r}, now {b.get(k)!r}"
-            for k in sorted(set(a) & set(b)) if a[k] != b[k]]  # an option newer than the file: its default
+    out += [
+        f"model.options.{k}: stored {a.get(k)!r}, now {b.get(k)!r}" for k in sorted(set(a) & set(b)) if a[k] != b[k]
+    ]  # an option newer than the file: its default
     return out
 
 

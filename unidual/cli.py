@@ -5,12 +5,13 @@ exposes ``add_arguments(parser)`` and ``main(args) -> int`` (``PREFIX_arguments`
 ``PREFIX_main`` when the entry reads ``module:PREFIX``, for two commands in one module). Only the chosen
 sub-command's module is imported, so `unidual --help` stays fast.
 """
+
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from unidual.allocator import tune_allocator
 
@@ -23,7 +24,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("unidual.train.commands:demo", "train UniDual-Aux on the embedded dataset and compare"),
     "eval": ("unidual.evaluate.commands", "evaluate a run or checkpoint"),
     "predict": ("unidual.evaluate.commands:predict", "top-k classes for image/video files"),
-    "convert": ("unidual.evaluate.commands:convert", "published R(2+1)D weights (torchvision layout) -> a unidual checkpoint"),
+    "convert": (
+        "unidual.evaluate.commands:convert",
+        "published R(2+1)D weights (torchvision layout) -> a unidual checkpoint",
+    ),
     "export": ("unidual.evaluate.commands:export", "export one pathway to ONNX or TorchScript"),
     "visualize": ("unidual.evaluate.commands:visualize", "feature maps of the dual point-wise layers"),
     "study": ("unidual.study.commands", "the paper's comparative study (Tables 2 and 3)"),

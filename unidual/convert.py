@@ -11,11 +11,13 @@ these weights expect (torchvision's video recipe): head ``kinetics``, test clips
 and centre-cropped to 112, the Kinetics mean/std, 10 uniform clips of ``--frames`` frames; class
 names from ``--classes`` (else ``"0"``, ``"1"``, ...).
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -47,7 +49,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         data = next((data[w] for w in WRAPPERS if isinstance(data.get(w), Mapping)), data)
     if not isinstance(data, Mapping) or not data or not all(isinstance(v, Tensor) for v in data.values()):
         raise ConvertError(f"{path}: not a state_dict (expected a mapping of parameter names to tensors)")
-    return {(k[len("module."):] if k.startswith("module.") else k): v for k, v in data.items()}
+    return {(k[len("module.") :] if k.startswith("module.") else k): v for k, v in data.items()}
 
 
 def read_class_names(path: str | Path, count: int) -> list[str]:
@@ -72,9 +74,13 @@ def read_class_names(path: str | Path, count: int) -> list[str]:
 
 def test_source(key: str, frames: int, clips: int) -> dict[str, Any]:
     """The source spec (without ``root``: eval's ``--data`` names it) holding the test recipe."""
-    return {"key": key, "modality": "video", "format": "folder",
-            "clip": {"frames": frames, "num_clips": clips},
-            "transform": {"protocol": "A", "mean": list(KINETICS_MEAN), "std": list(KINETICS_STD)}}
+    return {
+        "key": key,
+        "modality": "video",
+        "format": "folder",
+        "clip": {"frames": frames, "num_clips": clips},
+        "transform": {"protocol": "A", "mean": list(KINETICS_MEAN), "std": list(KINETICS_STD)},
+    }
 
 
 def convert(
@@ -95,11 +101,14 @@ def convert(
         raise ConvertError(f"{weights}: {exc}") from exc
     count = model.spec["heads"][head]
     names = read_class_names(classes, count) if classes else [str(i) for i in range(count)]
-    save_checkpoint(out, {
-        "model": model.state_dict(),
-        "model_spec": model.spec,
-        "sources": {head: {"modality": "video", "classes": names}},
-        "config": {"sources": [test_source(head, frames, clips)]},
-        "converted_from": str(weights),
-    })
+    save_checkpoint(
+        out,
+        {
+            "model": model.state_dict(),
+            "model_spec": model.spec,
+            "sources": {head: {"modality": "video", "classes": names}},
+            "config": {"sources": [test_source(head, frames, clips)]},
+            "converted_from": str(weights),
+        },
+    )
     return model.spec

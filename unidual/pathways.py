@@ -9,6 +9,7 @@ which must not know each other, share one definition.
 * :func:`fold_frames` -- every frame of a clip becomes its own image (R2D on clips);
 * :func:`select_frame` -- one frame per clip (the frame -> image-pathway auxiliary input).
 """
+
 from __future__ import annotations
 
 import torch

@@ -7,6 +7,7 @@ measured first (a node counts once per path that reaches it, computed with a
 memo, so measuring is linear in the file) and documents whose expanded size is
 past a limit are refused.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -49,8 +50,9 @@ def safe_load(text: str, *, max_nodes: int = MAX_EXPANDED_NODES) -> Any:
             return None
         size = _expanded_size(node, {}, max_nodes)
         if size > max_nodes:
-            raise YamlLimitError(f"expands to more than {max_nodes} values through aliases; "
-                                 "refused as a possible alias bomb")
+            raise YamlLimitError(
+                f"expands to more than {max_nodes} values through aliases; refused as a possible alias bomb"
+            )
         return loader.construct_document(node)
     finally:
         loader.dispose()

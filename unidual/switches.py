@@ -1,4 +1,5 @@
 """On/off switches read from the environment, for settings that apply to a whole process."""
+
 from __future__ import annotations
 
 import os

@@ -10,14 +10,16 @@
   (``optim.lrr``) costs a whole training run. A dataclass's own ``__post_init__`` checks
   run too, and their ``ValueError`` is reported under the key that was being built.
 """
+
 from __future__ import annotations
 
 import copy
 import dataclasses
 import types
 import typing
+from collections.abc import Collection, Mapping
 from pathlib import Path
-from typing import Any, Collection, Literal, Mapping, Union
+from typing import Any, Literal, Union
 
 import yaml
 
@@ -118,6 +120,7 @@ def _index(node: list, part: str, path: str) -> int:
 
 # --------------------------------------------------------------------------- typed building
 
+
 def from_dict(cls: type, raw: Any, where: str = "<dict>", prefix: str = "") -> Any:
     """Build dataclass ``cls`` from a nested mapping; unknown keys, wrong types and missing keys raise."""
     return _build(cls, raw, where, prefix)
@@ -136,8 +139,11 @@ def _build(cls: type, raw: Any, where: str, prefix: str) -> Any:
             f"{where}: unknown key {prefix + str(unknown[0])!r} (known in "
             f"{prefix.rstrip('.') or 'the top level'}: {', '.join(sorted(names))})"
         )
-    required = [f.name for f in dataclasses.fields(cls) if f.init and f.default is dataclasses.MISSING
-                and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
+    required = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.init and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]  # type: ignore[misc]
     missing = [k for k in required if k not in raw]
     if missing:
         raise ConfigError(f"{where}: {prefix.rstrip('.') or 'config'}: missing required key {missing[0]!r}")
@@ -148,7 +154,7 @@ def _build(cls: type, raw: Any, where: str, prefix: str) -> Any:
         return cls(**kwargs)
     except ConfigError:
         raise
-    except Exception as exc:  # noqa: BLE001 - the dataclass's own checks (ValueError, DataError, ...)
+    except Exception as exc:
         raise ConfigError(f"{where}: {prefix.rstrip('.') or 'config'}: {exc}") from exc
 
 
@@ -219,8 +225,9 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def config_differences(stored: Mapping[str, Any], current: Mapping[str, Any],
-                       ignore: Collection[str] = ()) -> list[tuple[str, Any, Any]]:
+def config_differences(
+    stored: Mapping[str, Any], current: Mapping[str, Any], ignore: Collection[str] = ()
+) -> list[tuple[str, Any, Any]]:
     """``(dotted key, stored value, current value)`` wherever two resolved configs differ.
 
     A YAML round trip comes first, so tuples and lists, ints and equal floats compare alike.

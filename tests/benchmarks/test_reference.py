@@ -3,6 +3,7 @@
 benchmarks/model_speed.py compares against it, so it must have torchvision's parameter count and
 load strictly into ``from_torchvision`` with identical outputs.
 """
+
 from __future__ import annotations
 
 import torch

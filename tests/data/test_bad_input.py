@@ -1,4 +1,5 @@
 """Every bad-input case builds its own bad file and expects a clear DataError naming it."""
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -10,18 +11,28 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.data.conftest import counter_frames
 from unidual.data import DataError
 from unidual.data.decode import load_image, probe_video, read_frames
 from unidual.data.encode import write_video
 from unidual.data.mixing import MixedDataset, collate_mixed
 from unidual.data.sources import SourceSpec, build_dataset
-from tests.data.conftest import counter_frames
 
 
 def _video_spec(root: Path, listing: str, **kw) -> SourceSpec:
     (root / "list.txt").write_text(listing)
-    return SourceSpec.from_dict(dict(key="v", modality="video", format="mmaction_list", root=str(root),
-                                     train="list.txt", test="list.txt", clip={"frames": 4}, **kw))
+    return SourceSpec.from_dict(
+        dict(
+            key="v",
+            modality="video",
+            format="mmaction_list",
+            root=str(root),
+            train="list.txt",
+            test="list.txt",
+            clip={"frames": 4},
+            **kw,
+        )
+    )
 
 
 def test_zero_byte_video(tmp_path):
@@ -50,7 +61,7 @@ def test_truncated_mp4(tmp_path):
 def test_corrupt_bytes_in_the_middle_of_an_avi(tmp_path):
     good = write_video(tmp_path / "good.avi", counter_frames(30), fps=10)
     data = bytearray(good.read_bytes())
-    data[len(data) // 3: len(data) // 3 + 400] = b"\x00" * 400
+    data[len(data) // 3 : len(data) // 3 + 400] = b"\x00" * 400
     bad = tmp_path / "corrupt.avi"
     bad.write_bytes(bytes(data))
     try:  # either a clear error, or frames that still have the right shape: never a crash or a wrong shape
@@ -111,8 +122,16 @@ def test_odd_image_modes_in_a_dataset(tmp_path):
     for name, mode in modes.items():
         Image.new("RGB", (24, 20), (90, 160, 30)).convert(mode).save(tmp_path / name)
     (tmp_path / "list.txt").write_text("".join(f"{n} 0\n" for n in modes))
-    spec = SourceSpec.from_dict(dict(key="i", modality="image", format="list", root=str(tmp_path), train="list.txt",
-                                     transform={"protocol": "custom", "crop": 16}))
+    spec = SourceSpec.from_dict(
+        dict(
+            key="i",
+            modality="image",
+            format="list",
+            root=str(tmp_path),
+            train="list.txt",
+            transform={"protocol": "custom", "crop": 16},
+        )
+    )
     ds = build_dataset(spec, "train")
     for i in range(len(ds)):
         x = ds[i]["input"]
@@ -161,7 +180,9 @@ def test_labels_outside_the_label_map(tmp_path):
 def test_csv_rows_with_wrong_columns(tmp_path):
     write_video(tmp_path / "abc_000001_000002.mp4", counter_frames(6), fps=10)
     csv = tmp_path / "train.csv"
-    spec = SourceSpec.from_dict(dict(key="k", modality="video", format="kinetics_csv", root=str(tmp_path), train="train.csv"))
+    spec = SourceSpec.from_dict(
+        dict(key="k", modality="video", format="kinetics_csv", root=str(tmp_path), train="train.csv")
+    )
     csv.write_text("label,youtube_id,time_start,time_end,split\nrun,abc,1,2,train\nrun,abc,1,train\n")
     with pytest.raises(DataError, match=r"train\.csv:3: expected 5 columns .* got 4"):
         build_dataset(spec, "train")
@@ -175,8 +196,9 @@ def test_csv_rows_with_wrong_columns(tmp_path):
 
 def test_kinetics_missing_videos_fail_or_are_dropped(tmp_path):
     write_video(tmp_path / "abc_000001_000002.mp4", counter_frames(6), fps=10)
-    (tmp_path / "train.csv").write_text("label,youtube_id,time_start,time_end,split\n"
-                                        "run,abc,1,2,train\nrun,gone,3,4,train\n")
+    (tmp_path / "train.csv").write_text(
+        "label,youtube_id,time_start,time_end,split\nrun,abc,1,2,train\nrun,gone,3,4,train\n"
+    )
     base = dict(key="k", modality="video", format="kinetics_csv", root=str(tmp_path), train="train.csv")
     with pytest.raises(DataError, match=r"train\.csv:3: no video gone_000003_000004"):
         build_dataset(SourceSpec.from_dict(base), "train")

@@ -31,8 +31,22 @@ def test_default_dataset_layout_and_cache(tmp_path):
 def test_make_default_cli_takes_the_counts_per_class(tmp_path, capsys):
     from unidual.cli import main
 
-    assert main(["data", "make-default", str(tmp_path / "d"), "--images-per-class", "3", "1",
-                 "--videos-per-class", "1", "2"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "make-default",
+                str(tmp_path / "d"),
+                "--images-per-class",
+                "3",
+                "1",
+                "--videos-per-class",
+                "1",
+                "2",
+            ]
+        )
+        == 0
+    )
     specs = make_default_dataset(tmp_path / "d", images_per_class=(3, 1), videos_per_class=(1, 2))  # reused as is
     assert len(build_dataset(specs["shapes"], "train")) == 18 and len(build_dataset(specs["motion"], "train")) == 16
     assert len(build_dataset(specs["motion"], "test")) == 32
@@ -87,8 +101,15 @@ def _photo_archive(tmp_path: Path, classes=("a", "b", "c"), per=(12, 8)) -> Path
 
 def test_motion_dataset_pools_are_disjoint(tmp_path):
     archive = _photo_archive(tmp_path)
-    specs = build_motion_dataset(archive, tmp_path / "out", motions=("left", "right"), train_videos=12,
-                                 test_videos=6, image_key="img", video_key="vid")
+    specs = build_motion_dataset(
+        archive,
+        tmp_path / "out",
+        motions=("left", "right"),
+        train_videos=12,
+        test_videos=6,
+        image_key="img",
+        video_key="vid",
+    )
     img_train, img_test = build_dataset(specs["img"], "train"), build_dataset(specs["img"], "test")
     vid_train, vid_test = build_dataset(specs["vid"], "train"), build_dataset(specs["vid"], "test")
     assert vid_train.classes == ["a left", "a right", "b left", "b right", "c left", "c right"]
@@ -104,8 +125,14 @@ def test_motion_dataset_pools_are_disjoint(tmp_path):
 
 
 def test_motion_dataset_from_real_cifar(shared_data, tmp_path):
-    specs = build_motion_dataset(shared_data / "images" / "cifar10-jpeg.tar.gz", tmp_path / "m", train_videos=30,
-                                 test_videos=30, image_train=200, image_test=100)
+    specs = build_motion_dataset(
+        shared_data / "images" / "cifar10-jpeg.tar.gz",
+        tmp_path / "m",
+        train_videos=30,
+        test_videos=30,
+        image_train=200,
+        image_test=100,
+    )
     assert set(specs) == {"cifar", "motion"} and len(specs["motion"].classes) == 30
     vids = build_dataset(specs["motion"], "train")
     imgs = build_dataset(specs["cifar"], "test")

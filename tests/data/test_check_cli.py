@@ -38,8 +38,23 @@ def test_cli_build_motion(tmp_path, capsys):
     from tests.data.test_builtin import _photo_archive
 
     archive = _photo_archive(tmp_path)
-    rc = main(["data", "build-motion", str(archive), str(tmp_path / "o"), "--motions", "up", "down",
-               "--train-videos", "6", "--test-videos", "6", "--frames", "4"])
+    rc = main(
+        [
+            "data",
+            "build-motion",
+            str(archive),
+            str(tmp_path / "o"),
+            "--motions",
+            "up",
+            "down",
+            "--train-videos",
+            "6",
+            "--test-videos",
+            "6",
+            "--frames",
+            "4",
+        ]
+    )
     assert rc == 0 and "6 classes" in capsys.readouterr().out
     assert main(["data", "build-motion", str(archive), str(tmp_path / "o2"), "--motions", "sideways"]) == 1
     assert "sideways" in capsys.readouterr().err
@@ -63,7 +78,6 @@ def _faststart_mp4(path, n: int = 60) -> None:
     from fractions import Fraction
 
     import av
-
     import numpy as np
 
     noise = np.random.default_rng(0).integers(0, 256, (n, 32, 48, 3), dtype=np.uint8)  # no compression: data >> index
@@ -102,8 +116,11 @@ def test_check_plain_folder_file_by_file_fast_and_deep_catch_truncation(tmp_path
             assert files["checked"] == 4 and files["readable"] == 3 and files["frames"]["max"] == 60
             (bad,) = files["unreadable"]
             assert bad["path"].endswith("cut.mp4")
-            assert ("header says 60 frames" in bad["reason"]) if not deep else ("decoded frames" in bad["reason"]
-                                                                               or "header says 60" in bad["reason"])
+            assert (
+                ("header says 60 frames" in bad["reason"])
+                if not deep
+                else ("decoded frames" in bad["reason"] or "header says 60" in bad["reason"])
+            )
     assert main(["data", "check", str(folder), "--workers", "2"]) == 1
     out = capsys.readouterr().out
     assert "NOT USABLE (fast check)" in out and "files: 3/4 readable" in out and "cut.mp4: truncated" in out

@@ -4,12 +4,12 @@ import io
 from pathlib import Path
 
 import numpy as np
-import torch
 import pytest
+import torch
 from PIL import Image
 
-from unidual.data.decode import load_image, probe_video, read_frames, read_video
 from tests.data.conftest import frame_ids
+from unidual.data.decode import load_image, probe_video, read_frames, read_video
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv", ".avi", ".webm"])
@@ -88,14 +88,24 @@ def test_real_cifar_jpeg_from_archive(shared_data):
 
 def _pyav_rgb(path: Path) -> list[np.ndarray]:
     import av
+
     with av.open(str(path)) as container:
-        decoded = [(f.pts if f.pts is not None else i, f.to_ndarray(format="rgb24"))
-                   for i, f in enumerate(container.decode(container.streams.video[0]))]
+        decoded = [
+            (f.pts if f.pts is not None else i, f.to_ndarray(format="rgb24"))
+            for i, f in enumerate(container.decode(container.streams.video[0]))
+        ]
     return [rgb for _, rgb in sorted(decoded, key=lambda pair: pair[0])]
 
 
-@pytest.mark.parametrize("name", ["kinetics-samples/test.avi", "kinetics-samples/rawvideo_dataset_part_0.mp4",
-                                  "intel-samples/people-detection.gif", "intel-samples/asl_gestures"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "kinetics-samples/test.avi",
+        "kinetics-samples/rawvideo_dataset_part_0.mp4",
+        "intel-samples/people-detection.gif",
+        "intel-samples/asl_gestures",
+    ],
+)
 def test_reused_converter_gives_pyav_bytes(shared_data, name):
     """The cached single-threaded swscale context must give exactly PyAV's own rgb24 conversion."""
     path = shared_data / "videos" / name
@@ -121,11 +131,13 @@ class _Frames(torch.utils.data.Dataset):
 def test_decoding_in_forked_workers_after_parent_decoded(make_video):
     """The parent's converter is inherited by forked workers; they must neither hang nor differ."""
     import multiprocessing as mp
+
     path = make_video("fork.mp4", n=12)
     parent = [torch.from_numpy(read_frames(path, [i, i + 3])) for i in range(4)]  # parent's converter exists
     ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-    loader = torch.utils.data.DataLoader(_Frames(path), batch_size=None, num_workers=2,
-                                         multiprocessing_context=ctx, timeout=60)
+    loader = torch.utils.data.DataLoader(
+        _Frames(path), batch_size=None, num_workers=2, multiprocessing_context=ctx, timeout=60
+    )
     got = list(loader)
     assert all(torch.equal(a, b) for a, b in zip(got, parent)) and len(got) == 4
 
@@ -134,6 +146,7 @@ def test_decoding_in_forked_workers_after_parent_decoded(make_video):
 def test_read_clip_opens_once_and_matches_probe_plus_read(make_video, monkeypatch, suffix):
     """One open for containers with a frame count; mkv (no count in the header) needs a second."""
     from unidual.data import decode
+
     path = make_video("clip" + suffix, n=30, fps=10)
     expected_info = probe_video(path)
     opens = []

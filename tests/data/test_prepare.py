@@ -1,4 +1,5 @@
 """``unidual data prepare``: re-encoded mirror tree, small short side, frequent keyframes, resumable."""
+
 from __future__ import annotations
 
 from fractions import Fraction
@@ -8,12 +9,12 @@ import av
 import numpy as np
 from PIL import Image
 
+from tests.data.conftest import counter_frames, frame_ids
 from unidual.cli import main
 from unidual.data.decode import probe_video, read_video
 from unidual.data.encode import write_video
 from unidual.data.prepare import PrepareOptions, prepare_dataset
 from unidual.data.sources import SourceSpec, build_dataset
-from tests.data.conftest import counter_frames, frame_ids
 
 
 def _with_audio(path: Path, frames: np.ndarray, fps: int = 10) -> None:
@@ -63,8 +64,11 @@ def test_prepare_mirrors_reencodes_rewrites_lists_and_resumes(tmp_path, capsys):
     assert (dst / "photo.jpg").read_bytes() == (src / "photo.jpg").read_bytes()  # images copied by default
     assert not (dst / "README.md").exists()
     assert (dst / "train_list.txt").read_text() == "train/a/x.mp4 0\ntrain/b/y.mp4 1\n"
-    spec = SourceSpec.from_dict(dict(key="v", modality="video", format="mmaction_list", root=str(dst),
-                                     train="train_list.txt", clip={"frames": 4}))
+    spec = SourceSpec.from_dict(
+        dict(
+            key="v", modality="video", format="mmaction_list", root=str(dst), train="train_list.txt", clip={"frames": 4}
+        )
+    )
     assert build_dataset(spec, "train")[0]["input"].shape == (3, 4, 112, 112)
     # a second run skips what is done and tries the unreadable file again
     before = x.stat().st_mtime_ns

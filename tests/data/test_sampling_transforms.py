@@ -79,8 +79,12 @@ def test_uint8_resize_matches_float_resize_within_one_grey_level():
     frames = np.random.default_rng(0).integers(0, 256, (4, 90, 160, 3), dtype=np.uint8)
     (out,) = apply_plan(frames, Plan(resize=(64, 85)), random.Random(0))
     reference = torch.nn.functional.interpolate(
-        torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255, size=(64, 85), mode="bilinear",
-        align_corners=False, antialias=True)
+        torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255,
+        size=(64, 85),
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
+    )
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
     std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     pixels = out * std + mean

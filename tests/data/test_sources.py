@@ -7,10 +7,10 @@ import pytest
 import torch
 from PIL import Image
 
+from tests.data.conftest import counter_frames
 from unidual.data import DataError
 from unidual.data.encode import write_video
 from unidual.data.sources import SourceSpec, build_dataset, load_label_maps, save_label_maps
-from tests.data.conftest import counter_frames
 
 
 def _image_tree(root: Path, classes=("cat", "dog"), per_class=3, splits=("train", "test")) -> Path:
@@ -23,8 +23,9 @@ def _image_tree(root: Path, classes=("cat", "dog"), per_class=3, splits=("train"
 
 
 def _spec(**kw) -> SourceSpec:
-    base = dict(key="src", modality="image", format="folder",
-                transform={"protocol": "custom", "resize": 16, "crop": 16})
+    base = dict(
+        key="src", modality="image", format="folder", transform={"protocol": "custom", "resize": 16, "crop": 16}
+    )
     base.update(kw)
     return SourceSpec.from_dict(base)
 
@@ -78,8 +79,11 @@ def test_list_file_beside_the_root_wins_then_working_directory(tmp_path, monkeyp
     (root / "lists" / "train.txt").write_text("train/cat/0.jpg cat\ntrain/dog/1.jpg dog\n")  # beside the data
     assert build_dataset(spec, "train").labels == [0, 1]
     missing = _spec(root=str(root), format="list", train="lists/nope.txt")
-    with pytest.raises(DataError, match=r"list file 'lists/nope.txt' not found \(looked for .*imgs/lists/nope.txt or "
-                                        r".*work/lists/nope.txt\)"):
+    with pytest.raises(
+        DataError,
+        match=r"list file 'lists/nope.txt' not found \(looked for .*imgs/lists/nope.txt or "
+        r".*work/lists/nope.txt\)",
+    ):
         build_dataset(missing, "train")
 
 
@@ -114,9 +118,17 @@ def test_kinetics_csv_naming_conventions(tmp_path):
         "juggling,qqq,2,4,train\n"
         "juggling,nope,1,2,validate\n"
     )
-    spec = SourceSpec.from_dict(dict(key="k", modality="video", format="kinetics_csv", root=str(root),
-                                     train="train.csv", clip={"frames": 4, "num_clips": 2},
-                                     transform={"protocol": "custom", "crop": 32}))
+    spec = SourceSpec.from_dict(
+        dict(
+            key="k",
+            modality="video",
+            format="kinetics_csv",
+            root=str(root),
+            train="train.csv",
+            clip={"frames": 4, "num_clips": 2},
+            transform={"protocol": "custom", "crop": 32},
+        )
+    )
     ds = build_dataset(spec, "train")
     assert ds.classes == ["arm wrestling", "juggling"] and ds.labels == [0, 1, 1]
     assert ds.entries[2].window == (2.0, 4.0)
@@ -131,9 +143,18 @@ def test_mmaction_list_video_test_views(tmp_path):
     write_video(tmp_path / "a" / "1.mp4", counter_frames(20), fps=10)
     write_video(tmp_path / "b" / "2.mp4", counter_frames(6), fps=10)  # shorter than a clip: looped
     (tmp_path / "list.txt").write_text("a/1.mp4 0\nb/2.mp4 2\n")
-    spec = SourceSpec.from_dict(dict(key="m", modality="video", format="mmaction_list", root=str(tmp_path),
-                                     train="list.txt", test="list.txt", clip={"frames": 8, "num_clips": 3},
-                                     transform={"protocol": "custom", "resize": 24, "crop": 24, "test_crops": 3}))
+    spec = SourceSpec.from_dict(
+        dict(
+            key="m",
+            modality="video",
+            format="mmaction_list",
+            root=str(tmp_path),
+            train="list.txt",
+            test="list.txt",
+            clip={"frames": 8, "num_clips": 3},
+            transform={"protocol": "custom", "resize": 24, "crop": 24, "test_crops": 3},
+        )
+    )
     test = build_dataset(spec, "test")
     assert test.classes == ["0", "1", "2"]
     x = test[1]["input"]
@@ -143,9 +164,15 @@ def test_mmaction_list_video_test_views(tmp_path):
 
 
 def test_real_cifar_archive(shared_data):
-    spec = SourceSpec.from_dict(dict(key="cifar", modality="image", format="folder",
-                                     root=str(shared_data / "images" / "cifar10-jpeg.tar.gz"),
-                                     transform={"protocol": "custom", "crop": 32}))
+    spec = SourceSpec.from_dict(
+        dict(
+            key="cifar",
+            modality="image",
+            format="folder",
+            root=str(shared_data / "images" / "cifar10-jpeg.tar.gz"),
+            transform={"protocol": "custom", "crop": 32},
+        )
+    )
     test = build_dataset(spec, "test")
     assert len(test) == 10_000 and test.classes[0] == "airplane" and test.classes[-1] == "truck"
     assert test[9_999]["label"] == 9 and test[0]["input"].shape == (3, 32, 32)
@@ -154,8 +181,16 @@ def test_real_cifar_archive(shared_data):
 def test_real_videos_protocol_a(shared_data, tmp_path):
     root = shared_data / "videos" / "kinetics-samples"
     (tmp_path / "l.txt").write_text("demo.mp4 0\ntest.avi 1\n")
-    spec = SourceSpec.from_dict(dict(key="k", modality="video", format="mmaction_list", root=str(root),
-                                     train=str(tmp_path / "l.txt"), clip={"frames": 4, "stride": 2}))
+    spec = SourceSpec.from_dict(
+        dict(
+            key="k",
+            modality="video",
+            format="mmaction_list",
+            root=str(root),
+            train=str(tmp_path / "l.txt"),
+            clip={"frames": 4, "stride": 2},
+        )
+    )
     ds = build_dataset(spec, "train")
     for i in range(2):
         x = ds[i]["input"]
@@ -164,7 +199,15 @@ def test_real_videos_protocol_a(shared_data, tmp_path):
 
 @pytest.mark.parametrize("protocol", ["A", "B", "custom"])
 def test_spec_dict_roundtrip(protocol):
-    spec = SourceSpec.from_dict(dict(key="k", modality="video", format="folder", root="/x",
-                                     transform={"protocol": protocol}, clip={"frames": 16, "stride": 4}))
+    spec = SourceSpec.from_dict(
+        dict(
+            key="k",
+            modality="video",
+            format="folder",
+            root="/x",
+            transform={"protocol": protocol},
+            clip={"frames": 16, "stride": 4},
+        )
+    )
     again = SourceSpec.from_dict(spec.to_dict())
     assert again == spec and again.transform.test_crops == (3 if protocol == "B" else 1)

@@ -1,4 +1,5 @@
 """A slim UniDual checkpoint plus a tiny on-disk image + video dataset for the evaluate tests."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -46,9 +47,12 @@ def tiny_run(tmp_path_factory) -> dict:
     _write_videos(root / "moves")
     torch.manual_seed(0)
     model = create_model(
-        "unidual_aux", depth=10, width=0.125,
+        "unidual_aux",
+        depth=10,
+        width=0.125,
         heads={"shapes": len(IMAGE_CLASSES), "moves": len(VIDEO_CLASSES)},
-        modalities={"shapes": "image", "moves": "video"}, frames=4,
+        modalities={"shapes": "image", "moves": "video"},
+        frames=4,
     )
     # Non-trivial BN statistics so folding and exports are really exercised.
     for m in model.modules():
@@ -58,17 +62,38 @@ def tiny_run(tmp_path_factory) -> dict:
             m.weight.data.uniform_(0.5, 1.5)
             m.bias.data.uniform_(-0.2, 0.2)
     sources = [
-        {"key": "shapes", "modality": "image", "format": "folder", "root": str(root / "shapes"),
-         "transform": TRANSFORM},
-        {"key": "moves", "modality": "video", "format": "folder", "root": str(root / "moves"),
-         "clip": {"frames": 4, "num_clips": 3}, "transform": TRANSFORM},
+        {
+            "key": "shapes",
+            "modality": "image",
+            "format": "folder",
+            "root": str(root / "shapes"),
+            "transform": TRANSFORM,
+        },
+        {
+            "key": "moves",
+            "modality": "video",
+            "format": "folder",
+            "root": str(root / "moves"),
+            "clip": {"frames": 4, "num_clips": 3},
+            "transform": TRANSFORM,
+        },
     ]
-    ckpt = save_checkpoint(root / "run" / "best.pt", {
-        "model": model.state_dict(),
-        "model_spec": model.spec,
-        "sources": {"shapes": {"modality": "image", "classes": IMAGE_CLASSES},
-                    "moves": {"modality": "video", "classes": VIDEO_CLASSES}},
-        "config": {"sources": sources},
-    })
-    return {"checkpoint": ckpt, "run": root / "run", "images": root / "shapes", "videos": root / "moves",
-            "model": model.eval()}
+    ckpt = save_checkpoint(
+        root / "run" / "best.pt",
+        {
+            "model": model.state_dict(),
+            "model_spec": model.spec,
+            "sources": {
+                "shapes": {"modality": "image", "classes": IMAGE_CLASSES},
+                "moves": {"modality": "video", "classes": VIDEO_CLASSES},
+            },
+            "config": {"sources": sources},
+        },
+    )
+    return {
+        "checkpoint": ckpt,
+        "run": root / "run",
+        "images": root / "shapes",
+        "videos": root / "moves",
+        "model": model.eval(),
+    }

@@ -1,4 +1,5 @@
 """`unidual eval` on a saved slim checkpoint and tiny image/video folders."""
+
 from __future__ import annotations
 
 import json

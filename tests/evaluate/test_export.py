@@ -1,4 +1,5 @@
 """`unidual export`: ONNX (onnxruntime) and TorchScript outputs equal PyTorch's, with a dynamic batch."""
+
 from __future__ import annotations
 
 import json
@@ -53,8 +54,10 @@ def test_onnx_matches_pytorch(tiny_run, tmp_path, pathway):
 @pytest.mark.parametrize("pathway", ["image", "video"])
 def test_torchscript_matches_pytorch(tiny_run, tmp_path, pathway):
     out = tmp_path / f"{pathway}.pt"
-    assert cli(["export", str(tiny_run["checkpoint"]), "--pathway", pathway, "--format", "torchscript",
-                "--out", str(out)]) == 0
+    assert (
+        cli(["export", str(tiny_run["checkpoint"]), "--pathway", pathway, "--format", "torchscript", "--out", str(out)])
+        == 0
+    )
     scripted = torch.jit.load(str(out))
     for batch in (1, 3):
         x = _inputs(pathway, batch)
@@ -70,8 +73,13 @@ def test_export_of_missing_pathway_is_a_clear_error(tmp_path, capsys):
     from unidual.models import create_model
 
     model = create_model("r2plus1d", depth=10, width=0.125, heads={"moves": 2}, frames=4)
-    ckpt = save_checkpoint(tmp_path / "video_only.pt", {
-        "model": model.state_dict(), "model_spec": model.spec,
-        "sources": {"moves": {"modality": "video", "classes": ["a", "b"]}}})
+    ckpt = save_checkpoint(
+        tmp_path / "video_only.pt",
+        {
+            "model": model.state_dict(),
+            "model_spec": model.spec,
+            "sources": {"moves": {"modality": "video", "classes": ["a", "b"]}},
+        },
+    )
     assert cli(["export", str(ckpt), "--pathway", "image", "--out", str(tmp_path / "x.onnx")]) == 2
     assert "no image pathway" in capsys.readouterr().err

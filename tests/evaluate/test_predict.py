@@ -1,4 +1,5 @@
 """`unidual predict`: modality detection, the right pathway and label map, bad files skipped."""
+
 from __future__ import annotations
 
 import json
@@ -60,7 +61,9 @@ def test_predict_cli_folder_skips_bad_files(tiny_run, tmp_path, capsys):
     assert all(len(next(iter(r["top"].values()))) == 1 for r in good)
     # batching gives the same answer as one file at a time
     single = predict(tiny_run["checkpoint"], [good[0]["path"]], topk=1)[0]
-    assert single.top[next(iter(single.top))][0][1] == pytest.approx(next(iter(good[0]["top"].values()))[0]["score"], abs=1e-5)
+    assert single.top[next(iter(single.top))][0][1] == pytest.approx(
+        next(iter(good[0]["top"].values()))[0]["score"], abs=1e-5
+    )
 
 
 def test_predict_folder_passes_over_non_media_files_with_one_note(tiny_run, tmp_path, capsys):

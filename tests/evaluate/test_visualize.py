@@ -1,4 +1,5 @@
 """`unidual visualize`: the chosen channels really are the most activated, and the PNG is written."""
+
 from __future__ import annotations
 
 import pytest
@@ -62,8 +63,14 @@ def test_visualize_rejects_single_pathway_model(tiny_run, tmp_path, capsys):
     from unidual.models import create_model
 
     model = create_model("r2plus1d", depth=10, width=0.125, heads={"moves": 2}, frames=4)
-    ckpt = save_checkpoint(tmp_path / "r2plus1d.pt", {"model": model.state_dict(), "model_spec": model.spec,
-                                                     "sources": {"moves": {"modality": "video", "classes": ["a", "b"]}}})
+    ckpt = save_checkpoint(
+        tmp_path / "r2plus1d.pt",
+        {
+            "model": model.state_dict(),
+            "model_spec": model.spec,
+            "sources": {"moves": {"modality": "video", "classes": ["a", "b"]}},
+        },
+    )
     video = sorted(tiny_run["videos"].rglob("*.mp4"))[0]
     assert cli(["visualize", str(ckpt), str(video), "--out", str(tmp_path / "x.png")]) == 2
     assert "both pathways" in capsys.readouterr().err

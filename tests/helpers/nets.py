@@ -1,4 +1,5 @@
 """Networks for tests: the benchmark's plain-PyTorch reference, and BN made non-trivial."""
+
 from __future__ import annotations
 
 import importlib.util

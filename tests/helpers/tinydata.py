@@ -1,4 +1,5 @@
 """Tiny generated datasets for trainer tests: coloured images and moving-square videos (real JPEG / MP4)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,7 +17,7 @@ COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220)}
 def _image(colour: tuple[int, int, int], rng: np.random.Generator) -> np.ndarray:
     img = rng.integers(0, 60, (SIZE, SIZE, 3)).astype(np.uint8)
     y, x = rng.integers(4, SIZE - 16, 2)
-    img[y:y + 12, x:x + 12] = colour
+    img[y : y + 12, x : x + 12] = colour
     return img
 
 
@@ -25,7 +26,7 @@ def _video(direction: int, rng: np.random.Generator) -> np.ndarray:
     y, x = rng.integers(6, SIZE - 18, 2)
     for t in range(FRAMES):
         xx = int(np.clip(x + direction * 3 * t, 0, SIZE - 10))
-        frames[t, y:y + 10, xx:xx + 10] = (230, 230, 230)
+        frames[t, y : y + 10, xx : xx + 10] = (230, 230, 230)
     return frames
 
 
@@ -45,8 +46,14 @@ def make_tiny_sources(root: Path, per_class: int = 6, test_per_class: int = 2, s
     clip = {"frames": FRAMES, "num_clips": 1}
     return [
         {"key": "img", "modality": "image", "format": "folder", "root": str(root / "img"), "transform": transform},
-        {"key": "vid", "modality": "video", "format": "folder", "root": str(root / "vid"), "transform": transform,
-         "clip": clip},
+        {
+            "key": "vid",
+            "modality": "video",
+            "format": "folder",
+            "root": str(root / "vid"),
+            "transform": transform,
+            "clip": clip,
+        },
     ]
 
 

@@ -1,4 +1,5 @@
 """Channels-last memory format: the default layout, its switches, and that it never changes values."""
+
 from __future__ import annotations
 
 import copy

@@ -1,4 +1,5 @@
 """`unidual info` / `unidual models`: measured parameters and multiply-adds."""
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,9 @@ def test_torchvision_r2plus1d_18_matches_published_numbers():
 
 
 def test_macs_follow_what_ran():
-    model = create_model("unidual", depth=10, width=0.125, heads={"i": 3, "v": 4},
-                         modalities={"i": "image", "v": "video"}).eval()
+    model = create_model(
+        "unidual", depth=10, width=0.125, heads={"i": 3, "v": 4}, modalities={"i": "image", "v": "video"}
+    ).eval()
     img, clip = torch.zeros(1, 3, 32, 32), torch.zeros(1, 3, 4, 32, 32)
     image_macs, clip_macs = count_macs(model, img), count_macs(model, clip)
     frames_on_image_path = count_macs(model, clip, "image")
@@ -32,8 +34,13 @@ def test_macs_follow_what_ran():
     assert image_macs < clip_macs < frames_on_image_path * 3
     # one 1x3x3 conv: images count H·W·C_out·C_in·9, clips T times that
     conv = create_model("r2d", depth=10, width=0.125, heads={"a": 2}).backbone.layer1[0].conv1.spatial
-    assert count_macs(_Wrap(conv), torch.zeros(1, conv.in_channels, 8, 8)) == 64 * conv.out_channels * conv.in_channels * 9
-    assert count_macs(_Wrap(conv), torch.zeros(1, conv.in_channels, 2, 8, 8)) == 2 * 64 * conv.out_channels * conv.in_channels * 9
+    assert (
+        count_macs(_Wrap(conv), torch.zeros(1, conv.in_channels, 8, 8)) == 64 * conv.out_channels * conv.in_channels * 9
+    )
+    assert (
+        count_macs(_Wrap(conv), torch.zeros(1, conv.in_channels, 2, 8, 8))
+        == 2 * 64 * conv.out_channels * conv.in_channels * 9
+    )
 
 
 class _Wrap(torch.nn.Module):
@@ -46,18 +53,24 @@ class _Wrap(torch.nn.Module):
 
 
 def test_params_per_pathway_add_up():
-    model = create_model("unidual_aux", depth=10, width=0.25, heads={"i": 3, "v": 4},
-                         modalities={"i": "image", "v": "video"})
+    model = create_model(
+        "unidual_aux", depth=10, width=0.25, heads={"i": 3, "v": 4}, modalities={"i": "image", "v": "video"}
+    )
     p = count_params(model)
-    shared = sum(t.numel() for k, t in model.named_parameters() if ".video." not in k and ".image." not in k
-                 and not k.startswith("heads."))
+    shared = sum(
+        t.numel()
+        for k, t in model.named_parameters()
+        if ".video." not in k and ".image." not in k and not k.startswith("heads.")
+    )
     per = p["params_per_pathway"]
     assert per["image"] + per["video"] - shared == p["params"]
     assert per["video"] > per["image"]  # t×1×1 vs 1×1 filters
 
 
 def test_cli_info_json_and_models(capsys):
-    assert cli(["info", "unidual_aux", "--depth", "10", "--width", "0.25", "--frames", "4", "--size", "64", "--json"]) == 0
+    assert (
+        cli(["info", "unidual_aux", "--depth", "10", "--width", "0.25", "--frames", "4", "--size", "64", "--json"]) == 0
+    )
     info = json.loads(capsys.readouterr().out)
     assert info["params"] > 0 and set(info["gmacs"]) == {"clip", "image"}
     assert set(info["params_per_pathway"]) == {"image", "video"}

@@ -1,4 +1,5 @@
 """Weight surgery: the identities that hold exactly, and deflation away from clip borders."""
+
 from __future__ import annotations
 
 import pytest

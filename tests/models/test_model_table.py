@@ -1,4 +1,5 @@
 """The model table: every Table-1 model is one typed entry that every consumer reads; a new model is one entry."""
+
 from __future__ import annotations
 
 import re
@@ -21,11 +22,18 @@ PACKAGE = Path(unidual.__file__).parent
 @pytest.fixture
 def toy_model():
     """R2D frame features + LSTM trained alone on videos: a model the paper does not have."""
-    definition = register_model(ModelDef(
-        "toy_r2d_lstm", "toy: R2D on frames + LSTM, video only",
-        backbone_pathways=("image",), route={"video": "image"}, regimes=("separate",), temporal="lstm",
-        pretrained_convert="deflate", options={"lstm_hidden": 16},
-    ))
+    definition = register_model(
+        ModelDef(
+            "toy_r2d_lstm",
+            "toy: R2D on frames + LSTM, video only",
+            backbone_pathways=("image",),
+            route={"video": "image"},
+            regimes=("separate",),
+            temporal="lstm",
+            pretrained_convert="deflate",
+            options={"lstm_hidden": 16},
+        )
+    )
     yield definition
     unregister_model(definition.name)
 
@@ -47,16 +55,20 @@ def test_a_registered_toy_model_is_built_listed_trained_and_routed(toy_model, ca
 
 
 def _cfg(regime: str, name: str) -> dict:
-    return {"regime": regime, "model": {"name": name, "depth": 10, "width": 0.125},
-            "sources": [{"key": "vid", "modality": "video", "format": "folder", "root": "."}]}
+    return {
+        "regime": regime,
+        "model": {"name": name, "depth": 10, "width": 0.125},
+        "sources": [{"key": "vid", "modality": "video", "format": "folder", "root": "."}],
+    }
 
 
 def test_definitions_are_checked():
     with pytest.raises(ValueError, match="route"):
         ModelDef("bad", "x", backbone_pathways=("image",), route={"video": "video"}, regimes=("separate",))
     with pytest.raises(ValueError, match="auxiliary heads need"):
-        ModelDef("bad", "x", backbone_pathways=("video",), route={"video": "video"}, regimes=("separate",),
-                 aux_heads=True)
+        ModelDef(
+            "bad", "x", backbone_pathways=("video",), route={"video": "video"}, regimes=("separate",), aux_heads=True
+        )
     with pytest.raises(ValueError, match="regimes"):
         ModelDef("bad", "x", backbone_pathways=("video",), route={"video": "video"}, regimes=("joint",))
     with pytest.raises(ValueError, match="already registered"):
@@ -64,10 +76,12 @@ def test_definitions_are_checked():
 
 
 def test_table_fields_drive_the_models():
-    aux = create_model("unidual_aux", depth=10, width=0.125, heads={"i": 2, "v": 3},
-                       modalities={"i": "image", "v": "video"})
-    plain = create_model("unidual", depth=10, width=0.125, heads={"i": 2, "v": 3},
-                         modalities={"i": "image", "v": "video"})
+    aux = create_model(
+        "unidual_aux", depth=10, width=0.125, heads={"i": 2, "v": 3}, modalities={"i": "image", "v": "video"}
+    )
+    plain = create_model(
+        "unidual", depth=10, width=0.125, heads={"i": 2, "v": 3}, modalities={"i": "image", "v": "video"}
+    )
     assert set(aux.heads.keys()) == {"i", "v", "i_aux", "v_aux"} and set(plain.heads.keys()) == {"i", "v"}
     assert aux.deploy() is aux and set(aux.heads.keys()) == {"i", "v"}
     with pytest.raises(ValueError, match="modalities"):
@@ -76,8 +90,10 @@ def test_table_fields_drive_the_models():
     assert get_model_def("unidual").needs_modalities == ("image", "video")
 
 
-@pytest.mark.parametrize("src_name, dst_name", [("r2plus1d", "unidual"), ("unidual", "unidual"),
-                                                ("r2plus1d", "r2d"), ("unidual", "r2d"), ("r2d", "r2plus1d")])
+@pytest.mark.parametrize(
+    "src_name, dst_name",
+    [("r2plus1d", "unidual"), ("unidual", "unidual"), ("r2plus1d", "r2d"), ("unidual", "r2d"), ("r2d", "r2plus1d")],
+)
 def test_pretrained_convert_of_the_table_fills_only_what_the_source_lacks(src_name, dst_name):
     kw = dict(depth=10, width=0.125, heads={"v": 3}, frames=4)
     mods = {"modalities": {"v": "video"}}
@@ -101,6 +117,11 @@ def test_pretrained_convert_of_the_table_fills_only_what_the_source_lacks(src_na
 def test_no_code_outside_the_table_compares_model_names():
     names = "|".join(get_model_def(n).name for n in ("r2d", "r2plus1d", "unidual"))
     pattern = re.compile(rf'(==|!=|startswith\(|\bin \()\s*\(?"({names})')
-    hits = [f"{p.relative_to(PACKAGE)}:{i}" for p in PACKAGE.rglob("*.py") if p.name != "table.py"
-            for i, line in enumerate(p.read_text().splitlines(), 1) if pattern.search(line)]
+    hits = [
+        f"{p.relative_to(PACKAGE)}:{i}"
+        for p in PACKAGE.rglob("*.py")
+        if p.name != "table.py"
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if pattern.search(line)
+    ]
     assert hits == []

@@ -1,4 +1,5 @@
 """Shapes, head sets, gradient routing and errors of the Table-1 models (slim, tiny inputs)."""
+
 from __future__ import annotations
 
 import pytest
@@ -103,8 +104,12 @@ def test_image_pathway_shares_parameter_tensors():
     model = make("unidual")
     conv = model.backbone.layer1[0].conv1
     keys = model.state_dict().keys()
-    for k in ("backbone.layer1.0.conv1.spatial.weight", "backbone.layer1.0.conv1.pointwise.video.weight",
-              "backbone.layer1.0.conv1.pointwise.image.weight", "backbone.layer1.0.bn1.image.weight"):
+    for k in (
+        "backbone.layer1.0.conv1.spatial.weight",
+        "backbone.layer1.0.conv1.pointwise.video.weight",
+        "backbone.layer1.0.conv1.pointwise.image.weight",
+        "backbone.layer1.0.bn1.image.weight",
+    ):
         assert k in keys
     assert conv.pointwise.video.weight.shape[2] == 3 and conv.pointwise.image.weight.shape[2:] == (1, 1, 1)
     # one spatial parameter, used by both pathways: the image pathway sees an in-place change
@@ -182,8 +187,14 @@ def test_gradient_routing_unidual_aux_reaches_all_filters():
 
 def test_real_size_unidual_152_shapes_on_meta():
     with torch.device("meta"):
-        model = create_model("unidual_aux", depth=152, heads={"imagenet": 1000, "kinetics": 400},
-                             modalities={"imagenet": "image", "kinetics": "video"}, frames=16, maxpool=True)
+        model = create_model(
+            "unidual_aux",
+            depth=152,
+            heads={"imagenet": 1000, "kinetics": 400},
+            modalities={"imagenet": "image", "kinetics": "video"},
+            frames=16,
+            maxpool=True,
+        )
         out_clip = model(torch.empty(1, 3, 16, 224, 224))
         out_img = model(torch.empty(1, 3, 224, 224))
     assert {k: tuple(v.shape) for k, v in out_clip.items()} == {"kinetics": (1, 400), "imagenet_aux": (1, 1000)}
@@ -277,11 +288,16 @@ def test_pathway_bn_stats_share_scale_and_keep_statistics_per_pathway():
     assert not torch.equal(norm["image"].running_mean, norm["video"].running_mean)
     assert torch.equal(norm["video"].running_mean, torch.zeros_like(norm["video"].running_mean))
     # the tie survives a state_dict round trip and a rebuild from the spec
-    again = create_model("unidual_aux", channels_last=False, **{**kw, **{k: v for k, v in model.spec["options"].items()
-                                                                        if k not in ("frames", "modalities")}})
+    again = create_model(
+        "unidual_aux",
+        channels_last=False,
+        **{**kw, **{k: v for k, v in model.spec["options"].items() if k not in ("frames", "modalities")}},
+    )
     again.load_state_dict(model.state_dict())
     n2 = again.backbone.layer1[0].conv1.norm
-    assert n2["image"].weight is n2["video"].weight and torch.equal(n2["image"].running_mean, norm["image"].running_mean)
+    assert n2["image"].weight is n2["video"].weight and torch.equal(
+        n2["image"].running_mean, norm["image"].running_mean
+    )
 
 
 def test_image_init_deflate_starts_image_filters_as_summed_video_filters():
@@ -298,8 +314,9 @@ def test_image_init_deflate_starts_image_filters_as_summed_video_filters():
 def test_checkpoint_spec_without_pathway_bn_stats_rebuilds_with_shared_statistics():
     """A checkpoint written before the option existed was trained with one running average: it must
     rebuild that way (and load strictly), not with the newer default."""
-    old = create_model("unidual", depth=10, width=0.125, heads=HEADS, modalities=MODALITIES, frames=3,
-                       pathway_bn_stats=False)
+    old = create_model(
+        "unidual", depth=10, width=0.125, heads=HEADS, modalities=MODALITIES, frames=3, pathway_bn_stats=False
+    )
     spec = {**old.spec, "options": {k: v for k, v in old.spec["options"].items() if k != "pathway_bn_stats"}}
     rebuilt = build_model(spec)
     assert rebuilt.spec["options"]["pathway_bn_stats"] is False

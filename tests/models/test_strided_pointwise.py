@@ -4,6 +4,7 @@ torch 2.13 on CPU segfaults in the weight gradient of a stride-2 1×1 conv2d on 
 batch of odd size with 2+ threads (found through the skip-budget test: a batch of 3 images).
 The crash kills the process, so the training step runs in a subprocess.
 """
+
 from __future__ import annotations
 
 import os

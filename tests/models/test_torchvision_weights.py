@@ -5,6 +5,7 @@ The sources are state dicts of benchmarks/reference.py, a plain-PyTorch copy of 
 R(2+1)D-34 as the ig65m-pytorch project builds it (Caffe2 mid-channels in layers 2-4's first
 block, BatchNorm eps 1e-3) and in torchvision's own layout.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -72,8 +73,11 @@ def test_torchvision_layout_34_loads_with_default_eps(clip):
 
 
 def test_unidual_from_ig65m_34(ig65m_34, clip):
-    model = unidual_from_torchvision(ig65m_34.state_dict(), heads={"imagenet": 10, "kinetics": 400},
-                                     modalities={"imagenet": "image", "kinetics": "video"}).eval()
+    model = unidual_from_torchvision(
+        ig65m_34.state_dict(),
+        heads={"imagenet": 10, "kinetics": 400},
+        modalities={"imagenet": "image", "kinetics": "video"},
+    ).eval()
     assert (model.spec["depth"], model.spec["options"]["layout"], model.spec["options"]["bn_eps"]) == (34, "vmz", 1e-3)
     features = {}
     handle = ig65m_34.fc.register_forward_hook(lambda m, inp, out: features.setdefault("x", inp[0]))
@@ -117,7 +121,10 @@ def test_architecture_mismatch_names_what_no_tensor_records():
     b = create_model("r2d", depth=10, width=0.25, heads={"k": 2}).spec
     assert architecture_mismatch(a, b) == ["model.options.bn_eps: source 0.001, model 1e-05"]
     c = create_model("r2d", depth=18, width=0.25, heads={"k": 2}, bn_eps=1e-3, maxpool=True).spec
-    assert architecture_mismatch(a, c) == ["depth: source 10, model 18", "model.options.maxpool: source False, model True"]
+    assert architecture_mismatch(a, c) == [
+        "depth: source 10, model 18",
+        "model.options.maxpool: source False, model True",
+    ]
     old = {**b, "options": {k: v for k, v in b["options"].items() if k != "bn_eps"}}  # checkpoints before bn_eps
     assert architecture_mismatch(old, b) == []
 
@@ -125,8 +132,9 @@ def test_architecture_mismatch_names_what_no_tensor_records():
 def test_bn_eps_option_is_in_the_spec_and_rebuilt():
     from unidual.checkpoint import build_model
 
-    model = create_model("unidual", depth=10, width=0.25, heads={"i": 2, "v": 3},
-                         modalities={"i": "image", "v": "video"}, bn_eps=1e-3)
+    model = create_model(
+        "unidual", depth=10, width=0.25, heads={"i": 2, "v": 3}, modalities={"i": "image", "v": "video"}, bn_eps=1e-3
+    )
     eps = {m.eps for m in model.modules() if isinstance(m, torch.nn.BatchNorm3d)}
     assert eps == {1e-3}
     rebuilt = build_model(model.spec)

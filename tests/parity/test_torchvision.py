@@ -5,6 +5,7 @@ layout and as the ig65m-pytorch project builds it for its IG65M / Kinetics weigh
 mid-channels in layers 2-4's first block, BatchNorm eps 1e-3). Runs only where torchvision is
 installed: `make parity` (its own environment).
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -64,7 +65,8 @@ def test_from_torchvision_short_clip_and_image(reference):
 
 def test_unidual_video_pathway_matches_torchvision(reference):
     model = unidual_from_torchvision(
-        reference.state_dict(), heads={"imagenet": 10, "kinetics": 400},
+        reference.state_dict(),
+        heads={"imagenet": 10, "kinetics": 400},
         modalities={"imagenet": "image", "kinetics": "video"},
     ).eval()
     features = {}
@@ -92,8 +94,9 @@ def _r2plus1d_34(num_classes: int, caffe2: bool) -> torch.nn.Module:
         VideoResNet,
     )
 
-    model = VideoResNet(block=BasicBlock, conv_makers=[Conv2Plus1D] * 4, layers=[3, 4, 6, 3], stem=R2Plus1dStem,
-                        num_classes=num_classes)
+    model = VideoResNet(
+        block=BasicBlock, conv_makers=[Conv2Plus1D] * 4, layers=[3, 4, 6, 3], stem=R2Plus1dStem, num_classes=num_classes
+    )
     if caffe2:
         model.layer2[0].conv2[0] = Conv2Plus1D(128, 128, 288)
         model.layer3[0].conv2[0] = Conv2Plus1D(256, 256, 576)
@@ -121,8 +124,11 @@ def test_r2plus1d_34_identical_outputs(caffe2):
 def test_unidual_from_ig65m_34_video_pathway_matches():
     torch.manual_seed(2)
     reference = _randomise_bn(_r2plus1d_34(400, caffe2=True)).eval()
-    model = unidual_from_torchvision(reference.state_dict(), heads={"imagenet": 10, "kinetics": 400},
-                                     modalities={"imagenet": "image", "kinetics": "video"}).eval()
+    model = unidual_from_torchvision(
+        reference.state_dict(),
+        heads={"imagenet": 10, "kinetics": 400},
+        modalities={"imagenet": "image", "kinetics": "video"},
+    ).eval()
     features = {}
     handle = reference.fc.register_forward_hook(lambda m, inp, out: features.setdefault("x", inp[0]))
     clip = torch.randn(1, 3, 8, 64, 64)
@@ -141,6 +147,7 @@ def test_benchmark_reference_34_is_ig65m_topology():
     spec.loader.exec_module(ref)
     ours = ref.r2plus1d_34(359, caffe2=True)
     theirs = _r2plus1d_34(359, caffe2=True)
-    assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == \
-        {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in ours.state_dict().items()} == {
+        k: tuple(v.shape) for k, v in theirs.state_dict().items()
+    }
     assert {m.eps for m in ours.modules() if isinstance(m, torch.nn.BatchNorm3d)} == {1e-3}

@@ -1,4 +1,5 @@
 """Paired comparisons: differences with bootstrap CIs over seeds and test examples, verdicts from the CI."""
+
 from __future__ import annotations
 
 import contextlib
@@ -7,8 +8,8 @@ import io
 import numpy as np
 import pytest
 import yaml
-
 from helpers.tinystudy import write_tiny_study
+
 from unidual import cli
 from unidual.study.compare import paired_bootstrap
 from unidual.study.config import StudyError, load_study
@@ -34,8 +35,10 @@ def test_comparisons_and_per_run_settings_are_checked(tmp_path, photos):
     extra = {"comparisons": [{"a": "unidual_aux", "b": "nope", "source": "vid", "metric": "video@1"}]}
     with pytest.raises(StudyError, match=r"comparisons\.0\.b"):
         load_study(write_tiny_study(tmp_path / "a", photos, extra=extra))
-    models = [{"id": "r2d", "row": "R2D", "config": "r2d.yaml", "seeds": [0]},
-              {"id": "ft", "row": "FT", "config": "r2plus1d_finetuned.yaml", "pretrained": "r2d", "seeds": [0, 1]}]
+    models = [
+        {"id": "r2d", "row": "R2D", "config": "r2d.yaml", "seeds": [0]},
+        {"id": "ft", "row": "FT", "config": "r2plus1d_finetuned.yaml", "pretrained": "r2d", "seeds": [0, 1]},
+    ]
     with pytest.raises(StudyError, match="pretraining run 'r2d' on every seed"):
         load_study(write_tiny_study(tmp_path / "b", photos, models=models))
 
@@ -44,12 +47,20 @@ def test_comparisons_and_per_run_settings_are_checked(tmp_path, photos):
 def test_study_writes_per_example_results_and_a_generated_comparison(tmp_path, photos):
     models = [
         {"id": "unidual_aux", "row": "UniDual-Aux", "config": "unidual_aux.yaml"},
-        {"id": "unidual_aux_terms", "row": "UniDual-Aux (terms)", "config": "unidual_aux.yaml",
-         "overrides": ["aux.normalize=terms"]},
+        {
+            "id": "unidual_aux_terms",
+            "row": "UniDual-Aux (terms)",
+            "config": "unidual_aux.yaml",
+            "overrides": ["aux.normalize=terms"],
+        },
         {"id": "one_seed", "row": "one seed", "config": "unidual_aux.yaml", "seeds": [1]},
     ]
-    extra = {"seeds": [0, 1], "comparisons": [
-        {"a": "unidual_aux", "b": "unidual_aux_terms", "source": "vid", "metric": "video@1", "claim": "norm"}]}
+    extra = {
+        "seeds": [0, 1],
+        "comparisons": [
+            {"a": "unidual_aux", "b": "unidual_aux_terms", "source": "vid", "metric": "video@1", "claim": "norm"}
+        ],
+    }
     path = write_tiny_study(tmp_path, photos, models=models, extra=extra)
     doc = tmp_path / "doc.md"
     err = io.StringIO()
@@ -80,6 +91,8 @@ def test_verdicts_need_enough_seeds_and_follow_the_interval():
     assert PairedResult(c, enough, 100, 60, 40, 20, 15, 25, 1.0).verdict == "a > b"
     assert PairedResult(c, enough, 100, 40, 60, -20, -25, -15, 1.0).verdict == "a < b"
     assert PairedResult(c, enough, 100, 50, 49, 1, -2, 4, 1.0).verdict == "not separable"
-    statuses = [PairedResult(c, seeds, 100, 50, 50, 0, low, high, 1.0).claim_status
-                for seeds, low, high in ((enough, 15, 25), (enough, -25, -15), (enough, -2, 4), ([0, 1], 15, 25))]
+    statuses = [
+        PairedResult(c, seeds, 100, 50, 50, 0, low, high, 1.0).claim_status
+        for seeds, low, high in ((enough, 15, 25), (enough, -25, -15), (enough, -2, 4), ([0, 1], 15, 25))
+    ]
     assert statuses == ["holds", "reversed", "not reproduced at this scale", "undecided"]

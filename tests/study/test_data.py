@@ -1,5 +1,6 @@
 """The study's data: the builders a study file can name, built locations replace the configs', and the
 three-source build keeps its pools disjoint."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,14 +12,27 @@ from unidual.study.data import build_three_source, fill_sources, prepare_data
 
 
 def test_fill_sources_takes_locations_from_the_data():
-    built = {"vid": {"key": "vid", "modality": "video", "format": "kinetics_csv", "root": "/abs/videos",
-                     "train": "train.csv", "test": "test.csv", "classes": ["a", "b"],
-                     "clip": {"frames": 16, "num_clips": 1, "stride": 1}, "transform": {"flip": False}}}
-    entry = {"key": "vid", "modality": "video", "format": "folder", "root": "relative/wrong",
-             "clip": {"frames": 8}}
+    built = {
+        "vid": {
+            "key": "vid",
+            "modality": "video",
+            "format": "kinetics_csv",
+            "root": "/abs/videos",
+            "train": "train.csv",
+            "test": "test.csv",
+            "classes": ["a", "b"],
+            "clip": {"frames": 16, "num_clips": 1, "stride": 1},
+            "transform": {"flip": False},
+        }
+    }
+    entry = {"key": "vid", "modality": "video", "format": "folder", "root": "relative/wrong", "clip": {"frames": 8}}
     (merged,) = fill_sources([entry], built, "cfg.yaml")
-    assert (merged["format"], merged["root"], merged["train"], merged["classes"]) == \
-        ("kinetics_csv", "/abs/videos", "train.csv", ["a", "b"])
+    assert (merged["format"], merged["root"], merged["train"], merged["classes"]) == (
+        "kinetics_csv",
+        "/abs/videos",
+        "train.csv",
+        ["a", "b"],
+    )
     assert merged["clip"] == {"frames": 8, "num_clips": 1, "stride": 1}  # the config's sampling wins
     with pytest.raises(StudyError, match="cfg.yaml: sources.0: key 'img'"):
         fill_sources([{"key": "img"}], built, "cfg.yaml")
@@ -32,8 +46,17 @@ def _photo_names(lines):
 
 def test_three_source_pools_are_disjoint(tmp_path, photos):
     out = tmp_path / "three"
-    kwargs = dict(motions=("left", "right"), motions_b=("rotate_cw", "zoom_out"), frames=4, size=32,
-                  train_videos=4, test_videos=4, image_key="img", video_key="va", video_key_b="vb")
+    kwargs = dict(
+        motions=("left", "right"),
+        motions_b=("rotate_cw", "zoom_out"),
+        frames=4,
+        size=32,
+        train_videos=4,
+        test_videos=4,
+        image_key="img",
+        video_key="va",
+        video_key_b="vb",
+    )
     specs = build_three_source(photos, out, **kwargs)
     assert sorted(specs) == ["img", "va", "vb"]
     assert [specs[k].modality for k in ("img", "va", "vb")] == ["image", "video", "video"]
@@ -46,8 +69,10 @@ def test_three_source_pools_are_disjoint(tmp_path, photos):
         from unidual.data.sources import SourceDataset, SourceSpec
 
         pool_a = SourceDataset(SourceSpec(key="p", modality="image", format="folder", root=str(photos)), split)
-        used_a = {f"{Path(pool_a.files[int(p.name[2:8])]).name}@{pool_a.classes[pool_a.labels[int(p.name[2:8])]]}"
-                  for p in (out / "a" / "videos" / split).rglob("*.mp4")}
+        used_a = {
+            f"{Path(pool_a.files[int(p.name[2:8])]).name}@{pool_a.classes[pool_a.labels[int(p.name[2:8])]]}"
+            for p in (out / "a" / "videos" / split).rglob("*.mp4")
+        }
         assert len(used_a) == 4
         mine = _photo_names(images)
         assert not (used_a & mine) and not (used_a & pool)
@@ -62,8 +87,14 @@ def test_three_source_pools_are_disjoint(tmp_path, photos):
 
 
 def _study(tmp_path, data):
-    raw = {"name": "t", "title": "t", "out": str(tmp_path / "out"), "data": data,
-           "columns": [{"source": "motion"}], "models": [{"id": "a", "row": "A", "config": "a.yaml"}]}
+    raw = {
+        "name": "t",
+        "title": "t",
+        "out": str(tmp_path / "out"),
+        "data": data,
+        "columns": [{"source": "motion"}],
+        "models": [{"id": "a", "row": "A", "config": "a.yaml"}],
+    }
     (tmp_path / "a.yaml").write_text("regime: separate\n")  # checked for existence only, never trained here
     return study_from_dict(raw, tmp_path / "study.yaml")
 
@@ -80,12 +111,18 @@ def test_default_build_is_the_demo_dataset(tmp_path):
     assert len(list((out / "motion" / "test").glob("*/*.mp4"))) == 16
 
 
-@pytest.mark.parametrize("data, message", [
-    ({"build": "default"}, r"data\.out is required for build: default"),
-    ({"build": "motion", "out": "x"}, r"data\.image_root is required for build: motion"),
-    ({"build": "default", "out": "x", "motions": ["left"]}, r"unknown option\(s\) \['motions'\] for build: default"),
-    ({"build": "cifar", "out": "x"}, r"data\.build must be one of \['default', 'motion', 'three_source'\]"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"build": "default"}, r"data\.out is required for build: default"),
+        ({"build": "motion", "out": "x"}, r"data\.image_root is required for build: motion"),
+        (
+            {"build": "default", "out": "x", "motions": ["left"]},
+            r"unknown option\(s\) \['motions'\] for build: default",
+        ),
+        ({"build": "cifar", "out": "x"}, r"data\.build must be one of \['default', 'motion', 'three_source'\]"),
+    ],
+)
 def test_bad_data_spec_names_the_study_file(tmp_path, data, message):
     with pytest.raises(StudyError, match=message) as info:
         prepare_data(_study(tmp_path, data))

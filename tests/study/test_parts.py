@@ -1,4 +1,5 @@
 """Label parts of CIFAR-motion labels: the appearance half and the motion half scored separately."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """The generated section of a Markdown file: only the text between the study's markers changes."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,8 +12,10 @@ def test_update_replaces_only_between_markers(tmp_path):
     begin, end = markers("cifar_motion")
     other_begin, other_end = markers("three_source")
     doc = tmp_path / "results.md"
-    doc.write_text(f"# Results\n\nintro\n\n{begin}\nold table\n{end}\n\n## Reading\nmine\n\n"
-                   f"{other_begin}\nother study\n{other_end}\n")
+    doc.write_text(
+        f"# Results\n\nintro\n\n{begin}\nold table\n{end}\n\n## Reading\nmine\n\n"
+        f"{other_begin}\nother study\n{other_end}\n"
+    )
     update_markdown(doc, "cifar_motion", "| new | table |\n")
     text = doc.read_text()
     assert f"{begin}\n| new | table |\n{end}" in text
@@ -41,11 +44,27 @@ def test_half_a_marker_pair_is_an_error(tmp_path):
 
 
 def test_section_names_command_machine_config_and_time():
-    summary = {"title": "T", "seeds": [0, 1, 2], "command": "unidual study c.yaml --doc d.md", "config": "c.yaml",
-               "machine": {"cpu": "Some CPU", "cores": 2, "torch": "2.13.0", "threads": 2},
-               "run_seconds": 2700.0, "invocation_seconds": 600.0, "runs_done": 27, "out": "runs/study",
-               "data_seconds": 30.0, "missing": []}
+    summary = {
+        "title": "T",
+        "seeds": [0, 1, 2],
+        "command": "unidual study c.yaml --doc d.md",
+        "config": "c.yaml",
+        "machine": {"cpu": "Some CPU", "cores": 2, "torch": "2.13.0", "threads": 2},
+        "run_seconds": 2700.0,
+        "invocation_seconds": 600.0,
+        "runs_done": 27,
+        "out": "runs/study",
+        "data_seconds": 30.0,
+        "missing": [],
+    }
     text = section(summary, "| a |\n")
-    for part in ("`unidual study c.yaml --doc d.md`", "`c.yaml`", "Some CPU, 2 cores, torch 2.13.0", "45.0 min",
-                 "27 training", "| a |", "min–max"):
+    for part in (
+        "`unidual study c.yaml --doc d.md`",
+        "`c.yaml`",
+        "Some CPU, 2 cores, torch 2.13.0",
+        "45.0 min",
+        "27 training",
+        "| a |",
+        "min–max",
+    ):
         assert part in text

@@ -1,5 +1,6 @@
 """``unidual study`` end to end on tiny generated data: tables, N/A layout, finetuning links, interruption
 and resume, finished runs kept, the generated doc section."""
+
 from __future__ import annotations
 
 import contextlib
@@ -10,15 +11,17 @@ import signal
 
 import pytest
 import torch
-
 from helpers.tinystudy import write_tiny_study
+
 from unidual import cli
 from unidual.study.runner import RESULT_FILE, TIME_FILE
 from unidual.train.trainer import Trainer
 
 pytestmark = pytest.mark.slow
-DOC = ("# Results\n\nhand-written intro\n\n<!-- study:tiny:begin -->\nrun pending\n<!-- study:tiny:end -->\n\n"
-       "## Reading\nmine\n")
+DOC = (
+    "# Results\n\nhand-written intro\n\n<!-- study:tiny:begin -->\nrun pending\n<!-- study:tiny:end -->\n\n"
+    "## Reading\nmine\n"
+)
 
 
 def run(argv):
@@ -29,8 +32,11 @@ def run(argv):
 
 
 def mtimes(root):
-    return {p.relative_to(root).as_posix(): p.stat().st_mtime_ns
-            for p in root.rglob("*") if p.name in ("last.pt", RESULT_FILE)}
+    return {
+        p.relative_to(root).as_posix(): p.stat().st_mtime_ns
+        for p in root.rglob("*")
+        if p.name in ("last.pt", RESULT_FILE)
+    }
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +77,18 @@ def study(tmp_path_factory, photos, one_thread):
     second = run(argv)  # session 2: resume
     after_second = mtimes(root / "out")
     third = run(argv)  # session 3: everything finished
-    return {"root": root, "path": path, "doc": doc, "out": out, "first": first, "second": second,
-            "third": third, "interrupted": interrupted, "after_second": after_second, "argv": argv}
+    return {
+        "root": root,
+        "path": path,
+        "doc": doc,
+        "out": out,
+        "first": first,
+        "second": second,
+        "third": third,
+        "interrupted": interrupted,
+        "after_second": after_second,
+        "argv": argv,
+    }
 
 
 def test_interrupted_then_resumed(study):
@@ -106,10 +122,14 @@ def test_table_files_rows_columns_and_na(study):
     root = study["root"] / "out"
     md = (root / "table.md").read_text().splitlines()
     header = next(line for line in md if line.startswith("| Use"))
-    assert header == ("| Use of other modality | Model | Vid clip@1 (%) | Vid video@1 (%) | Img top-1 (%) | "
-                      "Img top-5 (%) |")
-    cells = [[c.strip() for c in line.strip().strip("|").split("|")] for line in md
-             if line.startswith("| ") and line != header]
+    assert header == (
+        "| Use of other modality | Model | Vid clip@1 (%) | Vid video@1 (%) | Img top-1 (%) | Img top-5 (%) |"
+    )
+    cells = [
+        [c.strip() for c in line.strip().strip("|").split("|")]
+        for line in md
+        if line.startswith("| ") and line != header
+    ]
     rows = {c[1]: c[2:] for c in cells}
     assert list(rows) == ["R2D", "R(2+1)D-finetuned", "UniDual-Aux", "*chance*"]
     assert rows["R2D"][:2] == ["N/A", "N/A"] and "N/A" not in rows["R2D"][2:]
@@ -122,16 +142,23 @@ def test_table_files_rows_columns_and_na(study):
     assert float(table[2]["vid video@1 median"]) == float(rows["UniDual-Aux"][1])
     assert (root / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     long = list(csv.DictReader((root / "runs.csv").open()))
-    assert {(r["id"], r["source"]) for r in long} == {("r2d", "img"), ("r2plus1d_ft", "vid"),
-                                                     ("unidual_aux", "vid"), ("unidual_aux", "img")}
+    assert {(r["id"], r["source"]) for r in long} == {
+        ("r2d", "img"),
+        ("r2plus1d_ft", "vid"),
+        ("unidual_aux", "vid"),
+        ("unidual_aux", "img"),
+    }
 
 
 def test_results_record_evaluation_and_pretraining(study):
     out = study["out"]
     ft = json.loads((out / "r2plus1d_ft" / RESULT_FILE).read_text())
     assert ft["pretrained"] == str(out / "r2d" / "last.pt")
-    assert ft["config"]["finetune"] == {"checkpoint": str(out / "r2d" / "last.pt"), "convert": "inflate",
-                                        "inflate_mode": "center"}
+    assert ft["config"]["finetune"] == {
+        "checkpoint": str(out / "r2d" / "last.pt"),
+        "convert": "inflate",
+        "inflate_mode": "center",
+    }
     aux = json.loads((out / "unidual_aux" / RESULT_FILE).read_text())
     assert aux["eval"]["clips"] == 2 and aux["metrics"]["vid"]["examples"] == 4  # every test video
     assert aux["metrics"]["img"]["examples"] == 8 and aux["classes"] == {"vid": 4, "img": 2}
@@ -159,8 +186,11 @@ def test_changed_config_is_refused_and_dry_run_shows_status(study):
 def test_calibrate_counts_each_runs_updates(study, tmp_path):
     code, err = run([*study["argv"][:2], "--calibrate", "2", "--out", str(tmp_path / "cal")])
     assert code == 0, err
-    rows = {line.split()[0]: line.split()[1:] for line in err.splitlines() if line.split()[:1] in
-            (["r2d"], ["r2plus1d_ft"], ["unidual_aux"])}
+    rows = {
+        line.split()[0]: line.split()[1:]
+        for line in err.splitlines()
+        if line.split()[:1] in (["r2d"], ["r2plus1d_ft"], ["unidual_aux"])
+    }
     # updates of the full schedule: 2 epochs x epoch_size / batch 4 (8 for the single-source runs, 16 joint)
     assert {k: int(v[0]) for k, v in rows.items()} == {"r2d": 4, "r2plus1d_ft": 4, "unidual_aux": 8}
     assert all(float(v[1]) > 0 for v in rows.values())

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-
 import pytest
-
 from helpers.tinydata import make_tiny_sources
 
 

@@ -1,4 +1,5 @@
 """run.compile: compiled where shapes repeat, eager elsewhere, eager for good after a compile error, cached kernels."""
+
 from __future__ import annotations
 
 import os
@@ -8,9 +9,9 @@ import textwrap
 
 import pytest
 import torch
+from helpers.tinydata import tiny_config
 from torch import nn
 
-from helpers.tinydata import tiny_config
 from unidual.train import compiled as C
 from unidual.train.config import load_config
 from unidual.train.trainer import Trainer
@@ -102,8 +103,11 @@ def test_caches_go_to_a_persistent_folder_unless_the_user_chose_one(monkeypatch,
 
 
 def _trainer(tiny_sources, tmp_path, name: str, backend: object, steps: int = 4) -> Trainer:
-    cfg = load_config(data=tiny_config(tiny_sources, run={"max_steps": steps, "eval_every": 1, "compile": True},
-                                       schedule={"epochs": 1}))
+    cfg = load_config(
+        data=tiny_config(
+            tiny_sources, run={"max_steps": steps, "eval_every": 1, "compile": True}, schedule={"epochs": 1}
+        )
+    )
     trainer = Trainer(cfg, run_dir=tmp_path / name)
     assert trainer.compiled is not None
     trainer.compiled._compiled = torch.compile(trainer.model, dynamic=False, backend=backend)
@@ -146,8 +150,10 @@ def test_inductor_kernels_are_loaded_from_the_cache_by_a_second_process(tmp_path
         print("HITS", counters["inductor"]["fxgraph_cache_hit"], "MISSES", counters["inductor"]["fxgraph_cache_miss"])
     """)
     env = {**os.environ, C.CACHE_ENV: str(tmp_path / "cache")}
-    runs = [subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=900)
-            for _ in range(2)]
+    runs = [
+        subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=900)
+        for _ in range(2)
+    ]
     for r in runs:
         assert r.returncode == 0, r.stderr[-2000:]
     first, second = (r.stdout.split("HITS")[-1].split() for r in runs)
@@ -164,18 +170,28 @@ def test_inductor_step_equals_the_eager_step():
     from unidual.models import create_model
 
     torch.manual_seed(0)
-    model = create_model("unidual", depth=10, width=0.125, heads={"img": 3, "vid": 3},
-                         modalities={"img": "image", "vid": "video"}, frames=4).double()
+    model = create_model(
+        "unidual",
+        depth=10,
+        width=0.125,
+        heads={"img": 3, "vid": 3},
+        modalities={"img": "image", "vid": "video"},
+        frames=4,
+    ).double()
     net = C.CompiledModel(model)
-    inputs = {"video": torch.randn(2, 3, 4, 16, 16, dtype=torch.float64),
-              "image": torch.randn(3, 3, 16, 16, dtype=torch.float64)}
+    inputs = {
+        "video": torch.randn(2, 3, 4, 16, 16, dtype=torch.float64),
+        "image": torch.randn(3, 3, 16, 16, dtype=torch.float64),
+    }
 
     def step(call) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         model.zero_grad()
         logits = {p: call(x, pathway=p)["vid" if p == "video" else "img"] for p, x in inputs.items()}
         sum(v.square().sum() for v in logits.values()).backward()
-        return ({p: v.detach() for p, v in logits.items()},
-                {n: q.grad.clone() for n, q in model.named_parameters() if q.grad is not None})
+        return (
+            {p: v.detach() for p, v in logits.items()},
+            {n: q.grad.clone() for n, q in model.named_parameters() if q.grad is not None},
+        )
 
     for _ in range(2):
         compiled = step(net)  # the second call of each shape runs compiled

@@ -1,4 +1,5 @@
 """Config: YAML + overrides -> typed dataclasses; unknown keys and bad values are errors naming the key."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,11 +22,26 @@ def write(tmp_path: Path, data: dict, name: str = "c.yaml") -> Path:
 
 
 def test_yaml_and_overrides_build_typed_config(tmp_path):
-    path = write(tmp_path, {"regime": "unidual_aux", "sources": SOURCES,
-                            "model": {"name": "unidual_aux", "depth": 10, "width": 0.25},
-                            "optim": {"lr": 0.1}})
-    cfg = load_config(path, ["optim.lr=0.05", "schedule.kind=cosine", "aux.routing=random",
-                             "aux.p=0.25", "sources.1.root=/y", "model.options={maxpool: true}"])
+    path = write(
+        tmp_path,
+        {
+            "regime": "unidual_aux",
+            "sources": SOURCES,
+            "model": {"name": "unidual_aux", "depth": 10, "width": 0.25},
+            "optim": {"lr": 0.1},
+        },
+    )
+    cfg = load_config(
+        path,
+        [
+            "optim.lr=0.05",
+            "schedule.kind=cosine",
+            "aux.routing=random",
+            "aux.p=0.25",
+            "sources.1.root=/y",
+            "model.options={maxpool: true}",
+        ],
+    )
     assert isinstance(cfg, TrainConfig)
     assert cfg.optim.lr == 0.05 and isinstance(cfg.optim.lr, float)
     assert cfg.model.depth == 10 and cfg.model.width == 0.25
@@ -51,15 +67,18 @@ def test_unknown_key_on_command_line(tmp_path):
         load_config(path, ["bogus=1"])
 
 
-@pytest.mark.parametrize("override, key", [
-    ("optim.batch_size=abc", "optim.batch_size"),
-    ("optim.batch_size=0", "optim.batch_size"),
-    ("schedule.kind=linear", "schedule.kind"),
-    ("run.amp=yes", "run.amp"),
-    ("aux.p=1.5", "aux.p"),
-    ("model.name=r2d", "model.name"),
-    ("data.weights={nope: 1}", "data.weights"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("optim.batch_size=abc", "optim.batch_size"),
+        ("optim.batch_size=0", "optim.batch_size"),
+        ("schedule.kind=linear", "schedule.kind"),
+        ("run.amp=yes", "run.amp"),
+        ("aux.p=1.5", "aux.p"),
+        ("model.name=r2d", "model.name"),
+        ("data.weights={nope: 1}", "data.weights"),
+    ],
+)
 def test_bad_values_name_the_key(tmp_path, override, key):
     path = write(tmp_path, {"sources": SOURCES})
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
@@ -103,12 +122,15 @@ def test_missing_file_and_non_mapping(tmp_path):
         load_config(bad)
 
 
-@pytest.mark.parametrize("override, key", [
-    ("sources.0.clip.frames=0", "sources.0.clip"),
-    ("sources.0.format=zip", "sources.0"),
-    ("sources.1.transform.protocl=A", "sources.1.transform.protocl"),
-    ("sources.1.clip.fps=fast", "sources.1.clip.fps"),
-])
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("sources.0.clip.frames=0", "sources.0.clip"),
+        ("sources.0.format=zip", "sources.0"),
+        ("sources.1.transform.protocl=A", "sources.1.transform.protocl"),
+        ("sources.1.clip.fps=fast", "sources.1.clip.fps"),
+    ],
+)
 def test_source_errors_name_the_file_and_the_key(tmp_path, override, key):
     path = write(tmp_path, {"sources": SOURCES})
     with pytest.raises(ConfigError) as err:
@@ -126,8 +148,14 @@ def test_config_differences_compare_resolved_values_only():
     from unidual.yamlconfig import config_differences
 
     a = {"optim": {"lr": 0.1, "momentum": 0.9}, "sources": [{"root": "/a"}], "run": {"progress": True}}
-    b = {"optim": {"lr": 0.1, "momentum": 0.8}, "sources": ({"root": "/b"},), "run": {"progress": False},
-         "new": {"key": 1}}
+    b = {
+        "optim": {"lr": 0.1, "momentum": 0.8},
+        "sources": ({"root": "/b"},),
+        "run": {"progress": False},
+        "new": {"key": 1},
+    }
     assert config_differences(a, b, ignore={"run.progress"}) == [
-        ("optim.momentum", 0.9, 0.8), ("sources.0.root", "/a", "/b")]
+        ("optim.momentum", 0.9, 0.8),
+        ("sources.0.root", "/a", "/b"),
+    ]
     assert config_differences(a, a) == []

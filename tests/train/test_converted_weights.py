@@ -3,6 +3,7 @@
 The published weights are stood in for by benchmarks/reference.py's R2Plus1d18 (torchvision's
 ``r2plus1d_18`` topology, random weights, non-trivial BN statistics); nothing is downloaded.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,25 @@ def converted(published, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("converted")
     (folder / "classes.txt").write_text("left\nright\n")
     out = folder / "r2plus1d_18.pt"
-    assert cli(["convert", str(weights), "--out", str(out), "--head", "vid", "--frames", "4", "--clips", "2",
-                "--classes", str(folder / "classes.txt")]) == 0
+    assert (
+        cli(
+            [
+                "convert",
+                str(weights),
+                "--out",
+                str(out),
+                "--head",
+                "vid",
+                "--frames",
+                "4",
+                "--clips",
+                "2",
+                "--classes",
+                str(folder / "classes.txt"),
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -60,8 +78,12 @@ def test_convert_refuses_bad_weights(tmp_path, capsys):
     with (tmp_path / "code.pth").open("wb") as f:
         pickle.dump(torch.nn.Linear(2, 2), f)  # an object, not tensors: weights_only refuses it
     torch.save({"a": torch.zeros(2)}, tmp_path / "foreign.pth")
-    for name, why in [("missing.pth", "no such weights file"), ("text.pth", "cannot be loaded"),
-                      ("code.pth", "cannot be loaded"), ("foreign.pth", "no 'fc.weight'")]:
+    for name, why in [
+        ("missing.pth", "no such weights file"),
+        ("text.pth", "cannot be loaded"),
+        ("code.pth", "cannot be loaded"),
+        ("foreign.pth", "no 'fc.weight'"),
+    ]:
         code = cli(["convert", str(tmp_path / name), "--out", str(tmp_path / "x.pt")])
         err = capsys.readouterr().err
         assert code == 2 and why in err and name in err and "Traceback" not in err, err
@@ -97,13 +119,21 @@ def full_width_config(sources: list[dict], regime: str, name: str, **sections) -
     return cfg
 
 
-@pytest.mark.parametrize("model, convert", [("r2plus1d", None), ("r2d", "deflate"), ("unidual_aux", "deflate"),
-                                            ("unidual", "auto")])
+@pytest.mark.parametrize(
+    "model, convert", [("r2plus1d", None), ("r2d", "deflate"), ("unidual_aux", "deflate"), ("unidual", "auto")]
+)
 def test_train_starts_from_converted_weights(converted, tiny_sources, tmp_path, model, convert):
     img, vid = tiny_sources
     sources, regime = ([img, vid], model) if model.startswith("unidual") else ([vid], "separate")
-    cfg = load_config(data=full_width_config(
-        sources, regime, model, finetune={"checkpoint": str(converted), "convert": convert}, run={"max_steps": 1, "eval_every": 0}))
+    cfg = load_config(
+        data=full_width_config(
+            sources,
+            regime,
+            model,
+            finetune={"checkpoint": str(converted), "convert": convert},
+            run={"max_steps": 1, "eval_every": 0},
+        )
+    )
     trainer = Trainer(cfg, run_dir=tmp_path / "run")
     src = ckpt.load_checkpoint(converted)["model"]
     dst = trainer.model.state_dict()

@@ -1,4 +1,5 @@
 """`unidual demo` end to end on a shrunken dataset and schedule (the pipeline, not the accuracy)."""
+
 from __future__ import annotations
 
 import pytest
@@ -38,8 +39,21 @@ def test_demo_trains_in_the_few_videos_regime(tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_demo_runs_both_models_and_prints_table(tmp_path, capsys):
-    code = cli(["demo", "schedule.epochs=1", "data.epoch_size=32", "model.width=0.125", "optim.batch_size=8",
-                "run.progress=false", "--small", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "demo")])
+    code = cli(
+        [
+            "demo",
+            "schedule.epochs=1",
+            "data.epoch_size=32",
+            "model.width=0.125",
+            "optim.batch_size=8",
+            "run.progress=false",
+            "--small",
+            "--data",
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / "demo"),
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "UniDual-Aux" in out and "R(2+1)D" in out and "chance" in out

@@ -1,4 +1,5 @@
 """Two gloo processes under torchrun: identical weights on both ranks, close to one process with the same global batch."""
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from helpers.tinydata import tiny_config
+
 from unidual.train.distributed import DistEnv, env_from_torchrun, wrap
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -51,21 +52,43 @@ def test_two_gloo_ranks_match_each_other_and_one_process(tiny_sources, tmp_path)
     # The one-process reference keeps the global batch of 4 as 2 micro-batches of 2 (accumulate=2):
     # BatchNorm then normalises the same 2-example sub-batches as each rank does, so the results
     # must agree up to float summation order.
-    data = tiny_config(tiny_sources, aux={"frame": "middle"}, schedule={"epochs": 1},
-                       optim={"lr": 0.01, "momentum": 0.0}, run={"eval_every": 0, "plots": False})
+    data = tiny_config(
+        tiny_sources,
+        aux={"frame": "middle"},
+        schedule={"epochs": 1},
+        optim={"lr": 0.01, "momentum": 0.0},
+        run={"eval_every": 0, "plots": False},
+    )
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(data))
     runner = tmp_path / "runner.py"
     runner.write_text(RUNNER)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(PROJECT)}
     two = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(runner),
-         str(config), str(tmp_path / "ddp"), "optim.batch_size=2"],
-        env=env, capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(runner),
+            str(config),
+            str(tmp_path / "ddp"),
+            "optim.batch_size=2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert two.returncode == 0, two.stderr[-3000:]
-    one = subprocess.run([sys.executable, str(runner), str(config), str(tmp_path / "one"), "optim.batch_size=2",
-                          "optim.accumulate=2"],
-                         env=env, capture_output=True, text=True, timeout=300)
+    one = subprocess.run(
+        [sys.executable, str(runner), str(config), str(tmp_path / "one"), "optim.batch_size=2", "optim.accumulate=2"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert one.returncode == 0, one.stderr[-3000:]
     r0 = torch.load(tmp_path / "ddp" / "rank0-of-2.pt", weights_only=True)
     r1 = torch.load(tmp_path / "ddp" / "rank1-of-2.pt", weights_only=True)

@@ -1,4 +1,5 @@
 """Loss routing: task heads on each modality's pathway, auxiliary heads on the other one."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,8 +26,7 @@ def batch(n_img: int = 2, n_vid: int = 2):
 
 
 def grad_norm(model, word: str) -> float:
-    return sum(float(p.grad.abs().sum()) for n, p in model.named_parameters()
-               if word in n and p.grad is not None)
+    return sum(float(p.grad.abs().sum()) for n, p in model.named_parameters() if word in n and p.grad is not None)
 
 
 def test_both_routing_terms_and_value_match_manual():

@@ -1,10 +1,11 @@
 """run.channels_last: the trainer applies it and trains to the same weights (run.compile: test_compile.py)."""
+
 from __future__ import annotations
 
 import pytest
 import torch
-
 from helpers.tinydata import tiny_config
+
 from unidual.models import is_channels_last
 from unidual.train.config import ConfigError, load_config
 from unidual.train.trainer import Trainer
@@ -21,8 +22,9 @@ def _two_threads():
 
 
 def _fit(tiny_sources, tmp_path, name: str, **run) -> tuple[Trainer, dict[str, torch.Tensor]]:
-    cfg = load_config(data=tiny_config(tiny_sources, run={"max_steps": 1, "eval_every": 0, **run},
-                                       schedule={"epochs": 1}))
+    cfg = load_config(
+        data=tiny_config(tiny_sources, run={"max_steps": 1, "eval_every": 0, **run}, schedule={"epochs": 1})
+    )
     trainer = Trainer(cfg, run_dir=tmp_path / name)
     start = {k: v.clone() for k, v in trainer.model.state_dict().items()}
     trainer.fit()

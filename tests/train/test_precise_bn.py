@@ -1,9 +1,10 @@
 """Precise BN: running statistics recomputed per pathway from the inputs each pathway sees at inference."""
+
 from __future__ import annotations
 
 import torch
-
 from helpers.tinydata import tiny_config
+
 from unidual.models import create_model
 from unidual.train.config import load_config
 from unidual.train.precise_bn import recompute_bn_statistics
@@ -13,17 +14,29 @@ MODS = {"img": "image", "vid": "video"}
 
 
 def _model(**kw):
-    return create_model("unidual_aux", depth=10, width=0.125, heads={"img": 2, "vid": 2}, modalities=MODS,
-                        frames=2, channels_last=False, **kw)
+    return create_model(
+        "unidual_aux",
+        depth=10,
+        width=0.125,
+        heads={"img": 2, "vid": 2},
+        modalities=MODS,
+        frames=2,
+        channels_last=False,
+        **kw,
+    )
 
 
 def test_statistics_become_the_exact_mean_of_each_pathways_own_batches():
     torch.manual_seed(0)
     model = _model().eval()  # statistics per pathway: the default
     stem_norm = model.backbone.stem.conv.norm  # after the shared 1x7x7 conv
-    batches = [{"img": {"input": torch.randn(4, 3, 32, 32) * 2 + 1, "label": torch.zeros(4, dtype=torch.long)},
-                "vid": {"input": torch.randn(3, 3, 2, 32, 32) - 1, "label": torch.zeros(3, dtype=torch.long)}}
-               for _ in range(3)]
+    batches = [
+        {
+            "img": {"input": torch.randn(4, 3, 32, 32) * 2 + 1, "label": torch.zeros(4, dtype=torch.long)},
+            "vid": {"input": torch.randn(3, 3, 2, 32, 32) - 1, "label": torch.zeros(3, dtype=torch.long)},
+        }
+        for _ in range(3)
+    ]
     params = [p.clone() for p in model.parameters()]
     assert recompute_bn_statistics(model, batches) == 6
     assert not model.training and all(torch.equal(a, b) for a, b in zip(params, model.parameters()))

@@ -3,6 +3,7 @@
 Disk-full cases use a write wrapper that raises ENOSPC part-way (deterministic); one test
 also fills a real tmpfs when the machine lets an unprivileged user mount one.
 """
+
 from __future__ import annotations
 
 import errno
@@ -18,9 +19,9 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from helpers.tinydata import tiny_config
 from PIL import Image
 
-from helpers.tinydata import tiny_config
 from unidual import checkpoint as ckpt
 from unidual.cli import main as cli
 from unidual.train import rundir
@@ -37,8 +38,10 @@ def write_config(path: Path, data: dict) -> Path:
 
 def strict_records(path: Path) -> list[dict]:
     """metrics.jsonl parsed as strict JSON (a bare NaN or a torn line fails)."""
+
     def no_constants(name: str):
         raise ValueError(f"non-JSON constant {name}")
+
     return [json.loads(line, parse_constant=no_constants) for line in path.read_text().splitlines()]
 
 
@@ -68,6 +71,7 @@ class _Kill(BaseException):
 
 
 # --------------------------------------------------------------------------- 1. disk full in metrics.jsonl
+
 
 class _FullDisk:
     """A text file whose write stores part of the data and then fails with ENOSPC, like a full disk."""
@@ -127,6 +131,7 @@ def test_disk_full_while_appending_metrics_stops_cleanly_and_resumes(tiny_source
 
 # --------------------------------------------------------------------------- 2. disk full while saving
 
+
 def _enospc_save(obj, f, *args, **kwargs):
     f.write(b"x" * 1000)
     try:
@@ -155,8 +160,10 @@ def test_disk_full_while_saving_keeps_previous_checkpoint_and_says_so(finished_r
 def _can_mount_tmpfs() -> bool:
     if shutil.which("unshare") is None:
         return False
-    probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt || "
-                            "mount -t tmpfs -o size=1m tmpfs /tmp"], capture_output=True)
+    probe = subprocess.run(
+        ["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=1m tmpfs /mnt || mount -t tmpfs -o size=1m tmpfs /tmp"],
+        capture_output=True,
+    )
     return probe.returncode == 0
 
 
@@ -168,11 +175,12 @@ def test_real_full_tmpfs_gives_one_line_and_no_temp_file(tiny_sources, tmp_path)
     disk = tmp_path / "disk"
     disk.mkdir()
     # 48 KiB: room for config.yaml and labels.json, not for the first checkpoint (~170 KB)
-    script = (f"mount -t tmpfs -o size=48k tmpfs {disk} && {sys.executable} -m unidual train {config} "
-              f"--out {disk}/run; echo rc=$?; ls -a {disk}/run")
+    script = (
+        f"mount -t tmpfs -o size=48k tmpfs {disk} && {sys.executable} -m unidual train {config} "
+        f"--out {disk}/run; echo rc=$?; ls -a {disk}/run"
+    )
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(PROJECT)}
-    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, env=env,
-                          timeout=300)
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert "rc=1" in done.stdout, done.stdout + done.stderr
     one_line_error(done.stderr)
     assert "no space left on device" in done.stderr
@@ -180,6 +188,7 @@ def test_real_full_tmpfs_gives_one_line_and_no_temp_file(tiny_sources, tmp_path)
 
 
 # --------------------------------------------------------------------------- 3. one writer per run directory
+
 
 def test_second_writer_is_refused_naming_the_holder(tiny_sources, tmp_path, capsys):
     config = write_config(tmp_path / "c.yaml", tiny_config(tiny_sources))
@@ -197,8 +206,10 @@ def test_second_writer_is_refused_naming_the_holder(tiny_sources, tmp_path, caps
 
 def test_stale_lock_of_a_killed_process_is_taken_over(tmp_path):
     out = tmp_path / "run"
-    code = ("import os, signal, sys; from pathlib import Path; from unidual.train.rundir import RunLock; "
-            "RunLock(Path(sys.argv[1])).acquire(); os.kill(os.getpid(), signal.SIGKILL)")
+    code = (
+        "import os, signal, sys; from pathlib import Path; from unidual.train.rundir import RunLock; "
+        "RunLock(Path(sys.argv[1])).acquire(); os.kill(os.getpid(), signal.SIGKILL)"
+    )
     killed = subprocess.run([sys.executable, "-c", code, str(out)], env={**os.environ, "PYTHONPATH": str(PROJECT)})
     assert killed.returncode == -signal.SIGKILL
     assert "pid" in (out / rundir.LOCK_NAME).read_text()
@@ -210,6 +221,7 @@ def test_stale_lock_of_a_killed_process_is_taken_over(tmp_path):
 
 
 # --------------------------------------------------------------------------- 4. unusable data
+
 
 def _garbage_images(root: Path, classes=("a", "b"), per_class: int = 4, start: int = 0) -> None:
     for split in ("train", "test"):
@@ -251,11 +263,11 @@ def test_undefined_score_is_written_as_json_null(tiny_sources, tmp_path):
         trainer.log({"type": "val", "epoch": 0, "step": 0, "score": float("nan")})
     finally:
         trainer.close()
-    assert strict_records(tmp_path / "run" / "metrics.jsonl") == [{"type": "val", "epoch": 0, "step": 0,
-                                                                   "score": None}]
+    assert strict_records(tmp_path / "run" / "metrics.jsonl") == [{"type": "val", "epoch": 0, "step": 0, "score": None}]
 
 
 # --------------------------------------------------------------------------- 5. best.pt before last.pt
+
 
 def test_kill_between_best_and_last_never_leaves_best_older(tiny_sources, tmp_path, monkeypatch):
     real_write, real_save = ckpt.save_checkpoint, T.Trainer.save
@@ -284,6 +296,7 @@ def test_kill_between_best_and_last_never_leaves_best_older(tiny_sources, tmp_pa
 
 # --------------------------------------------------------------------------- 6. mixed image sizes
 
+
 def test_mixed_native_sizes_name_the_files(tiny_sources, tmp_path, capsys):
     root = tmp_path / "sizes"
     rng = np.random.default_rng(0)
@@ -293,7 +306,8 @@ def test_mixed_native_sizes_name_the_files(tiny_sources, tmp_path, capsys):
             for i in range(4):
                 side = 24 + 8 * c + 2 * i  # every image its own size
                 Image.fromarray(rng.integers(0, 255, (side, side, 3), dtype=np.uint8)).save(
-                    root / split / name / f"{i}.png")
+                    root / split / name / f"{i}.png"
+                )
     sources = [dict(tiny_sources[0], root=str(root)), tiny_sources[1]]
     config = write_config(tmp_path / "c.yaml", tiny_config(sources))
     assert cli(["train", str(config), "--out", str(tmp_path / "run")]) == 2
@@ -303,6 +317,7 @@ def test_mixed_native_sizes_name_the_files(tiny_sources, tmp_path, capsys):
 
 
 # --------------------------------------------------------------------------- 7. bounded predict work
+
 
 def test_predict_bounds_a_huge_native_size_image(finished_run, tmp_path):
     from unidual.evaluate.predict import MAX_SIDE, load_views, spec_for
@@ -329,7 +344,8 @@ def test_eval_of_mixed_native_sizes_runs_and_is_bounded(finished_run, tmp_path, 
         for i in range(3):
             side = 30 + 4 * i
             Image.new("RGB", (side, side + c), (200, 30, 30) if name == "red" else (30, 30, 200)).save(
-                root / name / f"{i}.png")
+                root / name / f"{i}.png"
+            )
     Image.new("RGB", (3000, 1500), (200, 30, 30)).save(root / "red" / "huge.png")
     assert cli(["eval", str(finished_run), "--data", f"img={root}", "--json"]) == 0
     table = json.loads(capsys.readouterr().out)
@@ -343,6 +359,7 @@ def test_eval_of_mixed_native_sizes_runs_and_is_bounded(finished_run, tmp_path, 
 
 # --------------------------------------------------------------------------- 8. YAML alias bomb
 
+
 def test_alias_bomb_is_refused_before_expansion(tiny_sources, tmp_path, capsys):
     bomb = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
     bomb += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]  # 9^10 values
@@ -354,12 +371,15 @@ def test_alias_bomb_is_refused_before_expansion(tiny_sources, tmp_path, capsys):
     assert cli(["train", str(config), "--check"]) == 2
     one_line_error(capsys.readouterr().err)
     ok = tmp_path / "ok.yaml"  # an ordinary alias still works
-    ok.write_text("model: &m\n  name: unidual_aux\n" + base.replace("model:\n", "model:\n  <<: *m\n", 1)
-                  .replace("  name: unidual_aux\n", "", 1))
+    ok.write_text(
+        "model: &m\n  name: unidual_aux\n"
+        + base.replace("model:\n", "model:\n  <<: *m\n", 1).replace("  name: unidual_aux\n", "", 1)
+    )
     assert load_config(ok).model.name == "unidual_aux"
 
 
 # --------------------------------------------------------------------------- 9. kill before the first interval
+
 
 def test_kill_before_first_interval_leaves_a_resumable_run(tiny_sources, tmp_path, monkeypatch, capsys):
     data = tiny_config(tiny_sources, schedule={"epochs": 1}, run={"log_every": 1, "save_every": 0})
@@ -415,6 +435,7 @@ def test_resume_names_a_model_option_that_changed(finished_run, tmp_path, capsys
 
 # --------------------------------------------------------------------------- 10. messages, not tracebacks
 
+
 @pytest.mark.parametrize("case", ["missing-root", "depth", "device", "binary", "out-is-file"])
 def test_bad_input_gives_one_line_and_exit_2(case, tiny_sources, tmp_path, capsys):
     data = tiny_config(tiny_sources)
@@ -435,8 +456,13 @@ def test_bad_input_gives_one_line_and_exit_2(case, tiny_sources, tmp_path, capsy
     assert cli(["train", str(config), *args]) == 2
     err = capsys.readouterr().err
     one_line_error(err)
-    expected = {"missing-root": "nowhere", "depth": "model.depth", "device": "run.device",
-                "binary": "not a text file", "out-is-file": "is a file"}[case]
+    expected = {
+        "missing-root": "nowhere",
+        "depth": "model.depth",
+        "device": "run.device",
+        "binary": "not a text file",
+        "out-is-file": "is a file",
+    }[case]
     assert expected in err
 
 
@@ -455,10 +481,12 @@ def misfit_checkpoint(finished_run, tmp_path) -> Path:
 @pytest.mark.parametrize("command", ["eval", "predict", "export", "resume"])
 def test_checkpoint_that_does_not_fit_its_spec(command, misfit_checkpoint, tiny_sources, tmp_path, capsys):
     img = next(Path(tiny_sources[0]["root"]).rglob("*.jpg"))
-    argv = {"eval": ["eval", str(misfit_checkpoint)],
-            "predict": ["predict", str(misfit_checkpoint), str(img)],
-            "export": ["export", str(misfit_checkpoint), "--pathway", "image", "--out", str(tmp_path / "m.onnx")],
-            "resume": ["train", "--resume", str(misfit_checkpoint), "schedule.epochs=2"]}[command]
+    argv = {
+        "eval": ["eval", str(misfit_checkpoint)],
+        "predict": ["predict", str(misfit_checkpoint), str(img)],
+        "export": ["export", str(misfit_checkpoint), "--pathway", "image", "--out", str(tmp_path / "m.onnx")],
+        "resume": ["train", "--resume", str(misfit_checkpoint), "schedule.epochs=2"],
+    }[command]
     assert cli(argv) == 2
     err = capsys.readouterr().err
     one_line_error(err)
@@ -477,6 +505,7 @@ def test_unknown_model_name_in_a_checkpoint(finished_run, tiny_sources, tmp_path
 
 
 # --------------------------------------------------------------------------- 11. temp files of killed saves
+
 
 def test_temp_files_of_killed_saves_are_removed_on_start(finished_run, tmp_path, capsys):
     run = copy_run(finished_run, tmp_path / "run")

@@ -1,4 +1,5 @@
 """`unidual train` on the command line, and exact resume after SIGKILL mid-epoch."""
+
 from __future__ import annotations
 
 import os
@@ -9,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from helpers.tinydata import tiny_config
+
 from unidual import checkpoint as ckpt
 from unidual.cli import main as cli
 
@@ -55,17 +56,25 @@ def test_cli_train_with_overrides_and_check(tiny_sources, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_gives_identical_weights(tiny_sources, tmp_path):
-    data = tiny_config(tiny_sources, schedule={"epochs": 3, "warmup_epochs": 1, "kind": "step", "step_epochs": 1},
-                       aux={"routing": "random", "p": 0.5, "frame": "random"},
-                       run={"save_every": 2, "log_every": 1})
+    data = tiny_config(
+        tiny_sources,
+        schedule={"epochs": 3, "warmup_epochs": 1, "kind": "step", "step_epochs": 1},
+        aux={"routing": "random", "p": 0.5, "frame": "random"},
+        run={"save_every": 2, "log_every": 1},
+    )
     config = write_config(tmp_path / "c.yaml", data)
     runner = tmp_path / "runner.py"
     runner.write_text(RUNNER)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(PROJECT)}
 
     def run(*args: str, kill_at: int = 0) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, str(runner), "train", *args], env={**env, "KILL_AT": str(kill_at)},
-                              capture_output=True, text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, str(runner), "train", *args],
+            env={**env, "KILL_AT": str(kill_at)},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     full = run(str(config), "--out", str(tmp_path / "full"))
     assert full.returncode == 0, full.stderr

@@ -1,4 +1,5 @@
 """LR schedules: warm-up then step decay / cosine, per iteration; linear LR scaling."""
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,9 @@ def test_paper_step_schedule_in_epochs():
 
 
 def test_cosine_schedule_endpoints():
-    f = build_schedule(epochs=45, warmup_epochs=10, kind="cosine", step_epochs=1, gamma=0.1,
-                       steps_per_epoch=2, min_lr_factor=0.0)
+    f = build_schedule(
+        epochs=45, warmup_epochs=10, kind="cosine", step_epochs=1, gamma=0.1, steps_per_epoch=2, min_lr_factor=0.0
+    )
     assert f(20) == pytest.approx(1.0)
     mid = 20 + 35
     assert f(mid) == pytest.approx(0.5 + 0.5 * math.cos(math.pi * 35 / 70))

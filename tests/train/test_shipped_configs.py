@@ -1,4 +1,5 @@
 """Every shipped config validates (no training), and the paper configs carry the paper's numbers."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,8 +12,17 @@ from unidual.train.schedule import scaled_lr
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 ALL = sorted(p for p in CONFIGS.rglob("*.yaml") if not p.name.endswith("study.yaml"))  # study files: tests/study
-TABLE1 = ["r2d", "r2plus1d", "r2d_finetuned", "r2plus1d_finetuned", "r2d_multitask", "r2plus1d_multitask",
-          "r2d_lstm_multitask", "unidual", "unidual_aux"]
+TABLE1 = [
+    "r2d",
+    "r2plus1d",
+    "r2d_finetuned",
+    "r2plus1d_finetuned",
+    "r2d_multitask",
+    "r2plus1d_multitask",
+    "r2d_lstm_multitask",
+    "unidual",
+    "unidual_aux",
+]
 
 
 def test_configs_exist():

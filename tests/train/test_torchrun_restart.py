@@ -1,4 +1,5 @@
 """torchrun --max-restarts: a rank SIGKILLed mid-epoch, the job restarted, the run continued from last.pt."""
+
 from __future__ import annotations
 
 import json
@@ -10,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
 from helpers.tinydata import tiny_config
+
 from unidual import checkpoint as ckpt
 
 PROJECT = Path(__file__).resolve().parents[2]
@@ -35,9 +36,14 @@ sys.exit(main(sys.argv[1:]))
 
 @pytest.mark.slow
 def test_killed_rank_restarted_by_torchrun_finishes_the_same_updates(tiny_sources, tmp_path):
-    data = tiny_config(tiny_sources, aux={"frame": "middle"}, schedule={"epochs": 2},
-                       optim={"batch_size": 2}, data={"epoch_size": 32},
-                       run={"eval_every": 0, "save_every": 2, "log_every": 1})
+    data = tiny_config(
+        tiny_sources,
+        aux={"frame": "middle"},
+        schedule={"epochs": 2},
+        optim={"batch_size": 2},
+        data={"epoch_size": 32},
+        run={"eval_every": 0, "save_every": 2, "log_every": 1},
+    )
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump(data))
     runner = tmp_path / "runner.py"
@@ -46,10 +52,25 @@ def test_killed_rank_restarted_by_torchrun_finishes_the_same_updates(tiny_source
 
     def job(out: str, kill_at: int) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-             "--max-restarts=1", "--monitor-interval=0.5", str(runner), "train", str(config), "--out",
-             str(tmp_path / out)],
-            env={**env, "KILL_AT": str(kill_at)}, capture_output=True, text=True, timeout=600)
+            [
+                sys.executable,
+                "-m",
+                "torch.distributed.run",
+                "--standalone",
+                "--nproc_per_node=2",
+                "--max-restarts=1",
+                "--monitor-interval=0.5",
+                str(runner),
+                "train",
+                str(config),
+                "--out",
+                str(tmp_path / out),
+            ],
+            env={**env, "KILL_AT": str(kill_at)},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
 
     plain = job("plain", kill_at=0)
     assert plain.returncode == 0, plain.stderr[-3000:]

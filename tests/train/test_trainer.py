@@ -1,4 +1,5 @@
 """The trainer: every regime runs, the run directory is complete, checkpoints reload, failures are clear."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ import signal
 
 import pytest
 import torch
-
 from helpers.tinydata import tiny_config
+
 from unidual import checkpoint as ckpt
 from unidual.data import load_label_maps
 from unidual.train.config import load_config
@@ -23,8 +24,10 @@ def test_unidual_aux_run_directory_is_complete(tiny_sources, tmp_path):
         assert (run / name).is_file(), name
     assert load_config(run / "config.yaml") == cfg  # the resolved config reproduces the run
     labels = json.loads((run / "labels.json").read_text())
-    assert labels == {"img": {"modality": "image", "classes": ["blue", "red"]},
-                      "vid": {"modality": "video", "classes": ["left", "right"]}}
+    assert labels == {
+        "img": {"modality": "image", "classes": ["blue", "red"]},
+        "vid": {"modality": "video", "classes": ["left", "right"]},
+    }
     assert load_label_maps(run) == {"img": ["blue", "red"], "vid": ["left", "right"]}  # the run's own file
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     train_recs = [r for r in records if r["type"] == "train"]
@@ -38,19 +41,22 @@ def test_unidual_aux_run_directory_is_complete(tiny_sources, tmp_path):
     payload = torch.load(run / "last.pt", weights_only=True)
     assert payload["train_state"]["global_step"] == 8 and payload["sources"]["vid"]["classes"] == ["left", "right"]
     model, _ = ckpt.load_model(run)
-    assert not any(k.endswith("_aux") for k in model.heads.keys())
+    assert not any(k.endswith("_aux") for k in model.heads)
     model_full, _ = ckpt.load_model(run / "last.pt", deploy=False)
     live = {k: v for k, v in payload["model"].items()}
     assert all(torch.equal(live[k], v) for k, v in model_full.state_dict().items())
 
 
-@pytest.mark.parametrize("regime, model, keys", [
-    ("separate", "r2d", ["img"]),
-    ("separate", "r2plus1d", ["vid"]),
-    ("multitask", "r2plus1d_multitask", ["img", "vid"]),
-    ("multitask", "r2d_multitask", ["img", "vid"]),
-    ("unidual", "unidual", ["img", "vid"]),
-])
+@pytest.mark.parametrize(
+    "regime, model, keys",
+    [
+        ("separate", "r2d", ["img"]),
+        ("separate", "r2plus1d", ["vid"]),
+        ("multitask", "r2plus1d_multitask", ["img", "vid"]),
+        ("multitask", "r2d_multitask", ["img", "vid"]),
+        ("unidual", "unidual", ["img", "vid"]),
+    ],
+)
 def test_regimes_train_and_change_weights(tiny_sources, tmp_path, regime, model, keys):
     sources = [s for s in tiny_sources if s["key"] in keys]
     cfg = load_config(data=tiny_config(sources, regime, model, schedule={"epochs": 1}, run={"eval_every": 0}))
@@ -68,8 +74,15 @@ def test_finetune_inflates_pretrained_r2d_into_r2plus1d(tiny_sources, tmp_path):
     img, vid = tiny_sources
     pre = load_config(data=tiny_config([img], "separate", "r2d", schedule={"epochs": 1}, run={"eval_every": 0}))
     train(pre, run_dir=tmp_path / "pre")
-    cfg = load_config(data=tiny_config([vid], "finetune", "r2plus1d", finetune={
-        "checkpoint": str(tmp_path / "pre"), "convert": "inflate"}, schedule={"epochs": 1}))
+    cfg = load_config(
+        data=tiny_config(
+            [vid],
+            "finetune",
+            "r2plus1d",
+            finetune={"checkpoint": str(tmp_path / "pre"), "convert": "inflate"},
+            schedule={"epochs": 1},
+        )
+    )
     trainer = Trainer(cfg, run_dir=tmp_path / "ft")
     src = ckpt.load_checkpoint(tmp_path / "pre")["model"]
     dst = trainer.model.state_dict()
@@ -78,16 +91,25 @@ def test_finetune_inflates_pretrained_r2d_into_r2plus1d(tiny_sources, tmp_path):
     assert trainer.finetune_missing and all(k.startswith("heads.") for k in trainer.finetune_missing)
     assert trainer.fit().global_step == 4
     # default convert "auto" = the model table's conversion; inflate_mode "mean" spreads w/t over the taps (I3D)
-    auto = Trainer(load_config(data=tiny_config([vid], "finetune", "r2plus1d", finetune={
-        "checkpoint": str(tmp_path / "pre"), "inflate_mode": "mean"})), run_dir=tmp_path / "ft-auto")
+    auto = Trainer(
+        load_config(
+            data=tiny_config(
+                [vid], "finetune", "r2plus1d", finetune={"checkpoint": str(tmp_path / "pre"), "inflate_mode": "mean"}
+            )
+        ),
+        run_dir=tmp_path / "ft-auto",
+    )
     pw = [k for k in src if k.endswith("pointwise.weight")]
     got = auto.model.state_dict()
     assert pw and all(torch.allclose(got[k], src[k].expand_as(got[k]) / got[k].shape[2]) for k in pw)
 
 
 def test_grad_accumulation_counts_updates(tiny_sources, tmp_path):
-    cfg = load_config(data=tiny_config(tiny_sources, optim={"batch_size": 2, "accumulate": 2},
-                                       schedule={"epochs": 1}, run={"eval_every": 0}))
+    cfg = load_config(
+        data=tiny_config(
+            tiny_sources, optim={"batch_size": 2, "accumulate": 2}, schedule={"epochs": 1}, run={"eval_every": 0}
+        )
+    )
     trainer = Trainer(cfg, run_dir=tmp_path / "run")
     assert (trainer.micro_per_epoch, trainer.updates_per_epoch, trainer.global_batch) == (8, 4, 4)
     assert trainer.fit().global_step == 4
@@ -120,8 +142,11 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(tiny_sources
         trainer.fit()
     state = ckpt.load_checkpoint(tmp_path / "run" / "last.pt")["train_state"]
     assert state["global_step"] == 4
-    assert all(torch.isfinite(v).all() for v in ckpt.load_checkpoint(tmp_path / "run")["model"].values()
-               if v.is_floating_point())
+    assert all(
+        torch.isfinite(v).all()
+        for v in ckpt.load_checkpoint(tmp_path / "run")["model"].values()
+        if v.is_floating_point()
+    )
 
 
 def test_sigint_saves_checkpoint_then_resume_finishes(tiny_sources, tmp_path):

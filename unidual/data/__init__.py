@@ -2,6 +2,7 @@
 
 See docs/data.md. Submodules are imported lazily so ``import unidual.data`` stays light.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -11,12 +12,25 @@ from unidual.data.errors import DataError
 from unidual.data.paths import shared_data_dir
 
 _EXPORTS = {
-    "ClipSpec": "sources", "TransformSpec": "sources", "SourceSpec": "sources", "SourceDataset": "sources",
-    "build_dataset": "sources", "save_label_maps": "sources", "load_label_maps": "sources",
-    "IMAGENET_MEAN": "transforms", "IMAGENET_STD": "transforms",
-    "load_image": "decode", "probe_video": "decode", "read_frames": "decode", "read_clip": "decode", "VideoInfo": "decode",
-    "MixedSampler": "mixing", "MixedDataset": "mixing", "collate_mixed": "mixing",
-    "make_default_dataset": "builtin", "build_motion_dataset": "builtin",
+    "ClipSpec": "sources",
+    "TransformSpec": "sources",
+    "SourceSpec": "sources",
+    "SourceDataset": "sources",
+    "build_dataset": "sources",
+    "save_label_maps": "sources",
+    "load_label_maps": "sources",
+    "IMAGENET_MEAN": "transforms",
+    "IMAGENET_STD": "transforms",
+    "load_image": "decode",
+    "probe_video": "decode",
+    "read_frames": "decode",
+    "read_clip": "decode",
+    "VideoInfo": "decode",
+    "MixedSampler": "mixing",
+    "MixedDataset": "mixing",
+    "collate_mixed": "mixing",
+    "make_default_dataset": "builtin",
+    "build_motion_dataset": "builtin",
     "check_dataset": "check",
 }
 

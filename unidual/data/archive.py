@@ -5,6 +5,7 @@ A gzip-compressed tar cannot be seeked cheaply, so its file members are decompre
 once per process into one contiguous buffer (compressed image bytes, e.g. 55 MB for
 CIFAR-10) that forked DataLoader workers share.
 """
+
 from __future__ import annotations
 
 import tarfile
@@ -67,7 +68,7 @@ class Archive:
             raise DataError(f"{self.path}{SEP}{name}: no such member in the archive")
         offset, size = self._offsets[name]
         if self._blob is not None:
-            return self._blob[offset:offset + size].tobytes()
+            return self._blob[offset : offset + size].tobytes()
         with open(self.path, "rb") as fh:
             fh.seek(offset)
             return fh.read(size)

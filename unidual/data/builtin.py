@@ -12,14 +12,16 @@ Both write real files (JPEG images or list files, MP4 videos encoded with PyAV, 
 Kinetics-format CSV), a ``sources.yaml`` with the matching source dicts and a marker
 file; calling again with the same settings reuses the finished dataset.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import random
 import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import yaml
@@ -39,6 +41,7 @@ CSV_HEADER = "label,youtube_id,time_start,time_end,split\n"
 
 
 # --------------------------------------------------------------------------- caching
+
 
 def _marker_ok(path: Path, expected: dict[str, Any]) -> bool:
     if not path.is_file():
@@ -127,7 +130,9 @@ def _colour(rng: np.random.Generator, background: np.ndarray) -> tuple[int, int,
             return tuple(int(v) for v in c)
 
 
-def _render(shape: str, centres: Sequence[tuple[float, float]], r: float, colour: tuple, background: np.ndarray) -> np.ndarray:
+def _render(
+    shape: str, centres: Sequence[tuple[float, float]], r: float, colour: tuple, background: np.ndarray
+) -> np.ndarray:
     """``(T, H, W, 3)`` uint8 frames: the shape at each centre over a fixed background."""
     size = background.shape[0]
     frames = []
@@ -139,7 +144,9 @@ def _render(shape: str, centres: Sequence[tuple[float, float]], r: float, colour
     return np.clip(np.stack(frames) + 0.5, 0, 255).astype(np.uint8)
 
 
-def _moving_centres(rng: np.random.Generator, direction: str, frames: int, size: int, r: float) -> list[tuple[float, float]]:
+def _moving_centres(
+    rng: np.random.Generator, direction: str, frames: int, size: int, r: float
+) -> list[tuple[float, float]]:
     """A straight path with a random start, fully inside the frame."""
     dx, dy = DIRECTIONS[direction]
     speed = rng.uniform(1.0, 1.5)
@@ -154,13 +161,25 @@ def _moving_centres(rng: np.random.Generator, direction: str, frames: int, size:
     return path
 
 
-def make_default_dataset(out: str | Path, seed: int = 0, *, size: int = 32, frames: int = 8,
-                         images_per_class: tuple[int, int] = (150, 30),
-                         videos_per_class: tuple[int, int] = (60, 12)) -> dict[str, SourceSpec]:
+def make_default_dataset(
+    out: str | Path,
+    seed: int = 0,
+    *,
+    size: int = 32,
+    frames: int = 8,
+    images_per_class: tuple[int, int] = (150, 30),
+    videos_per_class: tuple[int, int] = (60, 12),
+) -> dict[str, SourceSpec]:
     """Write (or reuse) the demo dataset under ``out``; returns ``{"shapes": image spec, "motion": video spec}``."""
     root = Path(out)
-    settings = {"version": DEFAULT_VERSION, "seed": seed, "size": size, "frames": frames,
-                "images_per_class": list(images_per_class), "videos_per_class": list(videos_per_class)}
+    settings = {
+        "version": DEFAULT_VERSION,
+        "seed": seed,
+        "size": size,
+        "frames": frames,
+        "images_per_class": list(images_per_class),
+        "videos_per_class": list(videos_per_class),
+    }
     if _marker_ok(root / "unidual-default.json", settings) and (root / "sources.yaml").is_file():
         return _specs_from_yaml(root / "sources.yaml")
     if size % 2 or size < 16 or frames < 2:
@@ -192,19 +211,37 @@ def make_default_dataset(out: str | Path, seed: int = 0, *, size: int = 32, fram
                 r = rng.uniform(5.5, 7.0)
                 path = _moving_centres(rng, direction, frames, size, r)
                 name = _video_name(number, 1)
-                write_video(root / "motion" / split / label / f"{name}.mp4", _render(shape, path, r, _colour(rng, bg), bg), fps=fps)
+                write_video(
+                    root / "motion" / split / label / f"{name}.mp4",
+                    _render(shape, path, r, _colour(rng, bg), bg),
+                    fps=fps,
+                )
                 rows.append(f"{label},{name.split('_')[0]},0,1,{split}\n")
                 number += 1
         (root / "motion" / f"{split}.csv").write_text(CSV_HEADER + "".join(rows))
         counts[f"videos/{split}"] = len(rows)
     specs = {
-        "shapes": SourceSpec(key="shapes", modality="image", format="folder", root=str(root / "shapes"),
-                             train="train", test="test", classes=list(SHAPES),
-                             transform={"protocol": "custom", "flip": True}),
-        "motion": SourceSpec(key="motion", modality="video", format="kinetics_csv", root=str(root / "motion"),
-                             train="train.csv", test="test.csv", classes=video_classes,
-                             clip={"frames": frames, "num_clips": 1},
-                             transform={"protocol": "custom", "flip": False}),
+        "shapes": SourceSpec(
+            key="shapes",
+            modality="image",
+            format="folder",
+            root=str(root / "shapes"),
+            train="train",
+            test="test",
+            classes=list(SHAPES),
+            transform={"protocol": "custom", "flip": True},
+        ),
+        "motion": SourceSpec(
+            key="motion",
+            modality="video",
+            format="kinetics_csv",
+            root=str(root / "motion"),
+            train="train.csv",
+            test="test.csv",
+            classes=video_classes,
+            clip={"frames": frames, "num_clips": 1},
+            transform={"protocol": "custom", "flip": False},
+        ),
     }
     _finish(root, "unidual-default.json", settings, specs, counts)
     return specs
@@ -252,7 +289,9 @@ def _photo_pools(image_root: str | Path) -> tuple[SourceDataset, SourceDataset]:
         raise DataError(f"{image_root}: need train/<class>/ and test/<class>/ image folders ({exc})") from exc
 
 
-def _split_pool(ds: SourceDataset, per_video_class: int, image_limit: int | None, seed: int) -> tuple[dict[int, list[int]], list[int]]:
+def _split_pool(
+    ds: SourceDataset, per_video_class: int, image_limit: int | None, seed: int
+) -> tuple[dict[int, list[int]], list[int]]:
     """Per class: indices reserved for videos, and the remaining indices for the image split."""
     rng = random.Random(seed)
     by_class: dict[int, list[int]] = {}
@@ -262,8 +301,10 @@ def _split_pool(ds: SourceDataset, per_video_class: int, image_limit: int | None
     for label, indices in sorted(by_class.items()):
         rng.shuffle(indices)
         if len(indices) <= per_video_class:
-            raise DataError(f"{ds.spec.root}: class {ds.classes[label]!r} has {len(indices)} photos in "
-                            f"{ds.split!r}, need more than {per_video_class} for the videos")
+            raise DataError(
+                f"{ds.spec.root}: class {ds.classes[label]!r} has {len(indices)} photos in "
+                f"{ds.split!r}, need more than {per_video_class} for the videos"
+            )
         video[label] = indices[:per_video_class]
         image += indices[per_video_class:]
     image.sort()
@@ -273,11 +314,22 @@ def _split_pool(ds: SourceDataset, per_video_class: int, image_limit: int | None
     return video, image
 
 
-def build_motion_dataset(image_root: str | Path, out: str | Path, *, motions: Sequence[str] = DEFAULT_MOTIONS,
-                         frames: int = 8, size: int = 32, train_videos: int = 3000, test_videos: int = 600,
-                         image_train: int | None = None, image_test: int | None = None, seed: int = 0,
-                         image_key: str = "cifar", video_key: str = "motion",
-                         progress: Callable[[int, int], None] | None = None) -> dict[str, SourceSpec]:
+def build_motion_dataset(
+    image_root: str | Path,
+    out: str | Path,
+    *,
+    motions: Sequence[str] = DEFAULT_MOTIONS,
+    frames: int = 8,
+    size: int = 32,
+    train_videos: int = 3000,
+    test_videos: int = 600,
+    image_train: int | None = None,
+    image_test: int | None = None,
+    seed: int = 0,
+    image_key: str = "cifar",
+    video_key: str = "motion",
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, SourceSpec]:
     """Turn an image class folder (or archive) into image splits + a labelled motion-video dataset.
 
     ``train_videos``/``test_videos`` are totals spread evenly over the ``classes x motions``
@@ -291,10 +343,19 @@ def build_motion_dataset(image_root: str | Path, out: str | Path, *, motions: Se
         raise DataError(f"motions {list(motions)}: choose distinct values from {list(MOTIONS)}")
     if size % 2 or size < 8 or frames < 2:
         raise DataError(f"build_motion_dataset: size must be even and >= 8, frames >= 2 (got {size}, {frames})")
-    settings = {"version": MOTION_VERSION, "image_root": str(Path(image_root).resolve()), "motions": list(motions),
-                "frames": frames, "size": size, "train_videos": train_videos, "test_videos": test_videos,
-                "image_train": image_train, "image_test": image_test, "seed": seed,
-                "keys": [image_key, video_key]}
+    settings = {
+        "version": MOTION_VERSION,
+        "image_root": str(Path(image_root).resolve()),
+        "motions": list(motions),
+        "frames": frames,
+        "size": size,
+        "train_videos": train_videos,
+        "test_videos": test_videos,
+        "image_train": image_train,
+        "image_test": image_test,
+        "seed": seed,
+        "keys": [image_key, video_key],
+    }
     if _marker_ok(out / "unidual-motion.json", settings) and (out / "sources.yaml").is_file():
         return _specs_from_yaml(out / "sources.yaml")
     train_pool, test_pool = _photo_pools(image_root)
@@ -308,14 +369,20 @@ def build_motion_dataset(image_root: str | Path, out: str | Path, *, motions: Se
     counts: dict[str, int] = {}
     total = sum(max(1, math.ceil(n / len(labels))) * len(labels) for n in (train_videos, test_videos))
     done = 0
-    for split, pool, n_videos, limit in (("train", train_pool, train_videos, image_train),
-                                         ("test", test_pool, test_videos, image_test)):
+    for split, pool, n_videos, limit in (
+        ("train", train_pool, train_videos, image_train),
+        ("test", test_pool, test_videos, image_test),
+    ):
         per_label = max(1, math.ceil(n_videos / len(labels)))
         video_idx, image_idx = _split_pool(pool, per_label * len(motions), limit, seed + (0 if split == "train" else 7))
         root_text = str(Path(image_root))
         lines = []
         for i in image_idx:
-            member = pool.files[i].split("::", 1)[1] if "::" in pool.files[i] else str(Path(pool.files[i]).relative_to(root_text))
+            member = (
+                pool.files[i].split("::", 1)[1]
+                if "::" in pool.files[i]
+                else str(Path(pool.files[i]).relative_to(root_text))
+            )
             lines.append(f"{member} {classes[pool.labels[i]]}\n")
         (out / "images" / f"{split}.txt").write_text("".join(lines))
         counts[f"images/{split}"] = len(lines)
@@ -325,8 +392,13 @@ def build_motion_dataset(image_root: str | Path, out: str | Path, *, motions: Se
             for k, photo_index in enumerate(indices):
                 motion = motions[k % len(motions)]
                 name = f"{label:02d}{photo_index:06d}"
-                clip = _motion_frames(train_pool.read_image(photo_index) if split == "train" else test_pool.read_image(photo_index),
-                                      motion, frames, size, rng)
+                clip = _motion_frames(
+                    train_pool.read_image(photo_index) if split == "train" else test_pool.read_image(photo_index),
+                    motion,
+                    frames,
+                    size,
+                    rng,
+                )
                 text = f"{classes[label]} {motion}"
                 write_video(out / "videos" / split / text / f"{name}_{0:06d}_{1:06d}.mp4", clip, fps=frames)
                 rows.append(f"{text},{name},0,1,{split}\n")
@@ -336,14 +408,27 @@ def build_motion_dataset(image_root: str | Path, out: str | Path, *, motions: Se
         (out / "videos" / f"{split}.csv").write_text(CSV_HEADER + "".join(rows))
         counts[f"videos/{split}"] = len(rows)
     specs = {
-        image_key: SourceSpec(key=image_key, modality="image", format="list", root=str(Path(image_root).resolve()),
-                              train=str((out / "images" / "train.txt").resolve()),
-                              test=str((out / "images" / "test.txt").resolve()),
-                              classes=list(classes), transform={"protocol": "custom", "flip": True}),
-        video_key: SourceSpec(key=video_key, modality="video", format="kinetics_csv", root=str((out / "videos").resolve()),
-                              train="train.csv", test="test.csv", classes=labels,
-                              clip={"frames": frames, "num_clips": 1},
-                              transform={"protocol": "custom", "flip": False}),
+        image_key: SourceSpec(
+            key=image_key,
+            modality="image",
+            format="list",
+            root=str(Path(image_root).resolve()),
+            train=str((out / "images" / "train.txt").resolve()),
+            test=str((out / "images" / "test.txt").resolve()),
+            classes=list(classes),
+            transform={"protocol": "custom", "flip": True},
+        ),
+        video_key: SourceSpec(
+            key=video_key,
+            modality="video",
+            format="kinetics_csv",
+            root=str((out / "videos").resolve()),
+            train="train.csv",
+            test="test.csv",
+            classes=labels,
+            clip={"frames": frames, "num_clips": 1},
+            transform={"protocol": "custom", "flip": False},
+        ),
     }
     _finish(out, "unidual-motion.json", settings, specs, counts)
     return specs

@@ -6,13 +6,15 @@ processes, and reports counts per class, frame counts and durations, and every
 unreadable or suspicious file with the reason. A plain folder of media files (no class
 sub-folders) is checked file by file.
 """
+
 from __future__ import annotations
 
 import multiprocessing
 import statistics
 import sys
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from tqdm import tqdm
 
@@ -36,13 +38,24 @@ def specs_for_path(path: str | Path) -> list[SourceSpec]:
     if archive_mod.is_archive(path):
         return [SourceSpec(key=path.name, modality="image", format="folder", root=str(path))]
     if path.suffix == ".csv":
-        return [SourceSpec(key=path.stem, modality="video", format="kinetics_csv", root=str(path.parent),
-                           train=path.name, test=path.name)]
+        return [
+            SourceSpec(
+                key=path.stem,
+                modality="video",
+                format="kinetics_csv",
+                root=str(path.parent),
+                train=path.name,
+                test=path.name,
+            )
+        ]
     if path.is_file():
-        first = next((l for l in path.read_text().splitlines() if l.strip()), "")
+        first = next((line for line in path.read_text().splitlines() if line.strip()), "")
         modality = "video" if first.rsplit(None, 1)[0].lower().endswith(VIDEO_EXTENSIONS) else "image"
-        return [SourceSpec(key=path.stem, modality=modality, format="list", root=str(path.parent),
-                           train=path.name, test=path.name)]
+        return [
+            SourceSpec(
+                key=path.stem, modality=modality, format="list", root=str(path.parent), train=path.name, test=path.name
+            )
+        ]
     return [_folder_spec(path)]
 
 
@@ -52,8 +65,14 @@ def _folder_spec(path: Path) -> SourceSpec:
     images = sum(p.suffix.lower() in IMAGE_EXTENSIONS for p in files)
     modality = "video" if videos > images else "image"
     has_splits = (path / "train").is_dir()
-    return SourceSpec(key=path.name, modality=modality, format="folder", root=str(path),
-                      train="train" if has_splits else ".", test="test" if (path / "test").is_dir() else None)
+    return SourceSpec(
+        key=path.name,
+        modality=modality,
+        format="folder",
+        root=str(path),
+        train="train" if has_splits else ".",
+        test="test" if (path / "test").is_dir() else None,
+    )
 
 
 def _has_test_split(spec: SourceSpec) -> bool:
@@ -77,8 +96,9 @@ def _summary(values: list[float]) -> dict[str, float] | None:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
-def run_checks(tasks: Sequence[tuple], workers: int = 1, progress: bool = False,
-               desc: str = "check") -> list[dict[str, Any]]:
+def run_checks(
+    tasks: Sequence[tuple], workers: int = 1, progress: bool = False, desc: str = "check"
+) -> list[dict[str, Any]]:
     """``inspect`` every task, in ``workers`` processes, with a progress bar; results in task order."""
     bar = tqdm(total=len(tasks), unit="file", desc=desc, disable=not progress, file=sys.stderr, dynamic_ncols=True)
     with bar:
@@ -103,10 +123,11 @@ def _raw_options(ds: SourceDataset, index: int) -> dict[str, Any] | None:
     return {"frames": entry.frames, "filename_tmpl": ds.spec.filename_tmpl, "start_index": ds.spec.start_index}
 
 
-def summarise(results: Sequence[dict[str, Any]], labels: Sequence[str | None], modality: str,
-              clip_frames: int, loop: bool) -> dict[str, Any]:
+def summarise(
+    results: Sequence[dict[str, Any]], labels: Sequence[str | None], modality: str, clip_frames: int, loop: bool
+) -> dict[str, Any]:
     """Counts per class, frame/duration statistics, unreadable and suspicious files of checked results."""
-    counts: dict[str, int] = {name: 0 for name in dict.fromkeys(l for l in labels if l is not None)}
+    counts: dict[str, int] = {name: 0 for name in dict.fromkeys(label for label in labels if label is not None)}
     bad, odd = [], []
     frames, durations = [], []
     for result, label in zip(results, labels):
@@ -121,36 +142,53 @@ def summarise(results: Sequence[dict[str, Any]], labels: Sequence[str | None], m
             if result.get("duration") is not None:
                 durations.append(result["duration"])
             if n < clip_frames:
-                odd.append({"path": path, "reason": f"{n} frames, shorter than a {clip_frames}-frame clip (looped)"
-                            if loop else f"{n} frames, padded to {clip_frames}"})
+                odd.append(
+                    {
+                        "path": path,
+                        "reason": f"{n} frames, shorter than a {clip_frames}-frame clip (looped)"
+                        if loop
+                        else f"{n} frames, padded to {clip_frames}",
+                    }
+                )
             fps = result.get("fps")
             if fps is not None and not 1 <= fps <= 240:
                 odd.append({"path": path, "reason": f"unusual frame rate {fps:.2f}"})
         if label is not None:
             counts[label] += 1
-    report: dict[str, Any] = {"checked": len(results), "readable": len(results) - len(bad), "classes": counts,
-                              "unreadable": bad, "suspicious": odd}
+    report: dict[str, Any] = {
+        "checked": len(results),
+        "readable": len(results) - len(bad),
+        "classes": counts,
+        "unreadable": bad,
+        "suspicious": odd,
+    }
     if modality == "video":
         report["frames"] = _summary(frames)
         report["duration_s"] = _summary(durations)
     return report
 
 
-def check_split(ds: SourceDataset, limit: int | None = None, *, deep: bool = False, workers: int = 1,
-                progress: bool = False) -> dict[str, Any]:
+def check_split(
+    ds: SourceDataset, limit: int | None = None, *, deep: bool = False, workers: int = 1, progress: bool = False
+) -> dict[str, Any]:
     """Check every example of one split (fast: container index; deep: every frame)."""
     n = len(ds) if limit is None else min(limit, len(ds))
     tasks = [(ds.files[i], ds.spec.modality, deep, _raw_options(ds, i)) for i in range(n)]
     results = run_checks(tasks, workers, progress, desc=f"{ds.spec.key} {ds.split}")
-    report = summarise(results, [ds.classes[ds.labels[i]] for i in range(n)], ds.spec.modality,
-                       ds.spec.clip.frames, ds.spec.clip.loop)
+    report = summarise(
+        results, [ds.classes[ds.labels[i]] for i in range(n)], ds.spec.modality, ds.spec.clip.frames, ds.spec.clip.loop
+    )
     report["examples"] = len(ds)
     for name in ds.classes:
         report["classes"].setdefault(name, 0)
     empty = [c for c, k in report["classes"].items() if k == 0]
     if empty and limit is None:
-        report["suspicious"].append({"path": ds.spec.root_for(ds.split),
-                                     "reason": f"{len(empty)} class(es) without readable examples: {empty[:5]}"})
+        report["suspicious"].append(
+            {
+                "path": ds.spec.root_for(ds.split),
+                "reason": f"{len(empty)} class(es) without readable examples: {empty[:5]}",
+            }
+        )
     if ds.missing:
         report["missing"] = list(ds.missing)
     return report
@@ -169,20 +207,33 @@ def plain_files(path: Path) -> tuple[str, list[str]] | None:
     return modality, [f for f in files if f.lower().endswith(wanted)]
 
 
-def _check_plain(path: Path, modality: str, files: list[str], limit: int | None, deep: bool, workers: int,
-                 progress: bool) -> dict[str, Any]:
+def _check_plain(
+    path: Path, modality: str, files: list[str], limit: int | None, deep: bool, workers: int, progress: bool
+) -> dict[str, Any]:
     files = files[:limit] if limit is not None else files
     results = run_checks([(f, modality, deep, None) for f in files], workers, progress, desc=path.name)
     split = summarise(results, [None] * len(files), modality, clip_frames=1, loop=True)
     split["examples"] = len(files)
     usable = not split["unreadable"] and split["readable"] > 0
-    return {"path": str(path), "usable": usable, "mode": "deep" if deep else "fast",
-            "sources": [{"key": path.name, "modality": modality, "format": "files", "root": str(path),
-                         "splits": {"files": split}}]}
+    return {
+        "path": str(path),
+        "usable": usable,
+        "mode": "deep" if deep else "fast",
+        "sources": [
+            {"key": path.name, "modality": modality, "format": "files", "root": str(path), "splits": {"files": split}}
+        ],
+    }
 
 
-def check_dataset(path: str | Path, splits: Iterable[str] = ("train", "test"), limit: int | None = None, *,
-                  deep: bool = False, workers: int = 1, progress: bool = False) -> dict[str, Any]:
+def check_dataset(
+    path: str | Path,
+    splits: Iterable[str] = ("train", "test"),
+    limit: int | None = None,
+    *,
+    deep: bool = False,
+    workers: int = 1,
+    progress: bool = False,
+) -> dict[str, Any]:
     """The full report; ``report["usable"]`` is False if any split failed to index or has unreadable files.
 
     A folder holding media files itself (not only class sub-folders) is checked file by file.
@@ -199,8 +250,13 @@ def check_dataset(path: str | Path, splits: Iterable[str] = ("train", "test"), l
     sources = []
     usable = True
     for spec in specs:
-        entry: dict[str, Any] = {"key": spec.key, "modality": spec.modality, "format": spec.format,
-                                 "root": spec.root, "splits": {}}
+        entry: dict[str, Any] = {
+            "key": spec.key,
+            "modality": spec.modality,
+            "format": spec.format,
+            "root": spec.root,
+            "splits": {},
+        }
         for split in splits:
             if split == "test" and not _has_test_split(spec):
                 continue
@@ -238,8 +294,10 @@ def format_report(report: dict[str, Any], max_problems: int = 20) -> str:
                 lines.append(f"    missing (dropped, skip_missing): {len(r['missing'])}, first: {r['missing'][0]}")
             if r.get("frames"):
                 f, d = r["frames"], r["duration_s"]
-                lines.append(f"    frames min/median/max {f['min']:.0f}/{f['median']:.0f}/{f['max']:.0f}, "
-                             f"duration {d['min']:.2f}/{d['median']:.2f}/{d['max']:.2f} s")
+                lines.append(
+                    f"    frames min/median/max {f['min']:.0f}/{f['median']:.0f}/{f['max']:.0f}, "
+                    f"duration {d['min']:.2f}/{d['median']:.2f}/{d['max']:.2f} s"
+                )
             for kind in ("unreadable", "suspicious"):
                 for p in r[kind][:max_problems]:
                     lines.append(f"    {kind}: {p['path']}: {p['reason']}")

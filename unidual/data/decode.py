@@ -3,6 +3,7 @@
 Containers are opened per call and closed before returning, so nothing here holds a
 file handle across calls; that keeps the functions safe in DataLoader worker processes.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -10,9 +11,10 @@ import io
 import math
 import threading
 import warnings
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Sequence
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -45,6 +47,7 @@ class VideoInfo:
 
 
 # --------------------------------------------------------------------------- video
+
 
 def _open(path: str | Path) -> av.container.InputContainer:
     path = Path(path)
@@ -197,9 +200,13 @@ def read_frames(path: str | Path, indices: Sequence[int], info: VideoInfo | None
     return _collect(path, indices, info or probe_video(path))
 
 
-def read_clip(path: str | Path, choose: Callable[[VideoInfo], Sequence[int]],
-              info: VideoInfo | None = None, *, stacked: bool = True,
-              ) -> tuple[VideoInfo, list[int], np.ndarray | list[np.ndarray]]:
+def read_clip(
+    path: str | Path,
+    choose: Callable[[VideoInfo], Sequence[int]],
+    info: VideoInfo | None = None,
+    *,
+    stacked: bool = True,
+) -> tuple[VideoInfo, list[int], np.ndarray | list[np.ndarray]]:
     """Probe, pick the frames from what the probe says, decode them: ``(info, indices, frames)``.
 
     The same as ``probe_video`` + ``read_frames`` but opening the file once, which is a quarter
@@ -221,8 +228,9 @@ def read_clip(path: str | Path, choose: Callable[[VideoInfo], Sequence[int]],
             container.close()
 
 
-def _collect(path: str | Path, indices: Sequence[int], info: VideoInfo, container=None,
-             stacked: bool = True) -> np.ndarray | list[np.ndarray]:
+def _collect(
+    path: str | Path, indices: Sequence[int], info: VideoInfo, container=None, stacked: bool = True
+) -> np.ndarray | list[np.ndarray]:
     """Decode the frames at ``indices``, using ``container`` (left open) for the first attempt if given."""
     if len(indices) == 0:
         raise ValueError("read_frames needs at least one index")
@@ -253,8 +261,7 @@ def read_video(path: str | Path) -> np.ndarray:
     container = _open(path)
     try:
         stream = _video_stream(container, path)
-        decoded = [(f.pts if f.pts is not None else i, _rgb(f))
-                   for i, f in enumerate(container.decode(stream))]
+        decoded = [(f.pts if f.pts is not None else i, _rgb(f)) for i, f in enumerate(container.decode(stream))]
         frames = [rgb for _, rgb in sorted(decoded, key=lambda pair: pair[0])]  # display order
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise DataError(f"{path}: decoding failed ({exc})") from exc
@@ -266,6 +273,7 @@ def read_video(path: str | Path) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- images
+
 
 def _to_8bit_rgb(img: Image.Image) -> Image.Image:
     """Any PIL mode -> RGB; alpha is composited over white, 16/32-bit and float are rescaled."""
@@ -287,8 +295,9 @@ def _to_8bit_rgb(img: Image.Image) -> Image.Image:
     return img
 
 
-def load_image(source: str | Path | bytes | BinaryIO, name: str | None = None,
-               max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+def load_image(
+    source: str | Path | bytes | BinaryIO, name: str | None = None, max_pixels: int = MAX_IMAGE_PIXELS
+) -> Image.Image:
     """Open an image file (or its bytes) as an upright RGB PIL image.
 
     EXIF orientation is applied; every mode becomes 8-bit RGB; images larger than
@@ -301,7 +310,7 @@ def load_image(source: str | Path | bytes | BinaryIO, name: str | None = None,
             raise DataError(f"{label}: file not found")
         if path.stat().st_size == 0:
             raise DataError(f"{label}: empty file (0 bytes)")
-        fp: BinaryIO = open(path, "rb")
+        fp: BinaryIO = open(path, "rb")  # noqa: SIM115 - closed by the caller of this helper
     elif isinstance(source, (bytes, bytearray, memoryview)):
         if len(source) == 0:
             raise DataError(f"{label}: empty file (0 bytes)")

@@ -1,4 +1,5 @@
 """Writing videos with PyAV (used by the built-in dataset generators and tests)."""
+
 from __future__ import annotations
 
 from fractions import Fraction

@@ -1,4 +1,5 @@
 """The one exception the data package raises for unusable input."""
+
 from __future__ import annotations
 
 

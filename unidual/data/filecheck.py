@@ -10,6 +10,7 @@ mode finds the same files by decoding every frame. Images: fast mode decodes JPE
 Every function returns a plain dict (``path``, ``error`` or None, ``notes``, sizes), so
 results cross process boundaries of ``data check --workers``.
 """
+
 from __future__ import annotations
 
 import io
@@ -93,14 +94,19 @@ def inspect_video(path: str, deep: bool = False) -> dict[str, Any]:
             return {**out, "frames": counted, "error": "no frame decodes (codec cannot read the stream)"}
         if header and counted < header - FRAME_SLACK:
             what = "frames decode" if deep else "packets are stored"
-            return {**out, "frames": counted,
-                    "error": f"truncated: header says {header} frames, only {counted} {what}"}
+            return {**out, "frames": counted, "error": f"truncated: header says {header} frames, only {counted} {what}"}
         total = (container.duration or 0) / 1_000_000
         if not header and total and end < min(total * END_SHARE, total - END_SLACK_S):
-            return {**out, "frames": counted,
-                    "error": f"truncated: video stream ends at {end:.2f} s, the container says {total:.2f} s"}
-        duration = float(stream.duration * stream.time_base) if stream.duration and stream.time_base else (
-            total or (counted / fps if fps else 0.0))
+            return {
+                **out,
+                "frames": counted,
+                "error": f"truncated: video stream ends at {end:.2f} s, the container says {total:.2f} s",
+            }
+        duration = (
+            float(stream.duration * stream.time_base)
+            if stream.duration and stream.time_base
+            else (total or (counted / fps if fps else 0.0))
+        )
         out.update(frames=counted, duration=round(duration, 3))
         return out
     finally:
@@ -133,7 +139,7 @@ def inspect_image(path: str, deep: bool = False) -> dict[str, Any]:
                 img.load()
     except DataError as exc:
         return {**out, "error": str(exc).replace(f"{path}: ", "", 1)}
-    except Exception as exc:  # noqa: BLE001 - anything PIL raises makes the file unreadable
+    except Exception as exc:
         return {**out, "error": f"not a readable image ({type(exc).__name__}: {exc})"}
     out.update(width=width, height=height)
     if min(width, height) < MIN_IMAGE_SIDE:
@@ -141,8 +147,9 @@ def inspect_image(path: str, deep: bool = False) -> dict[str, Any]:
     return out
 
 
-def inspect_rawframes(path: str, frames: int, filename_tmpl: str, start_index: int,
-                      deep: bool = False) -> dict[str, Any]:
+def inspect_rawframes(
+    path: str, frames: int, filename_tmpl: str, start_index: int, deep: bool = False
+) -> dict[str, Any]:
     """A raw-frame folder: every listed frame file present (fast: first one decoded; deep: all)."""
     out = _result(path, fps=None)
     names = [os.path.join(path, filename_tmpl.format(i + start_index)) for i in range(frames)]
@@ -163,5 +170,5 @@ def inspect(task: tuple[str, str, bool, dict[str, Any] | None]) -> dict[str, Any
         if raw is not None:
             return inspect_rawframes(path, deep=deep, **raw)
         return inspect_video(path, deep) if modality == "video" else inspect_image(path, deep)
-    except Exception as exc:  # noqa: BLE001 - one odd file must not end a check of a whole dataset
+    except Exception as exc:
         return _result(path, error=f"{type(exc).__name__}: {exc}")

@@ -3,10 +3,12 @@
 Missing files are found when the index is built (``SourceDataset.missing``), so a run
 reports them once instead of warning about each of them again in every epoch.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 SHOWN = 3  # names quoted in the summary line
 

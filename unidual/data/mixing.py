@@ -9,10 +9,12 @@ that are consumed in order and renewed when exhausted, so every example of a sou
 is seen once before any is repeated. Rank ``r`` of ``w`` takes the ``r``-th slice of
 every step's draw, so ranks never overlap.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 from torch.utils.data import Dataset, Sampler
@@ -58,7 +60,7 @@ class _Stream:
                 self.pass_no, self.pos = self.pass_no + 1, 0
                 self._perm = self._make()
             k = min(n - len(out), self.size - self.pos)
-            out += self._perm[self.pos:self.pos + k]
+            out += self._perm[self.pos : self.pos + k]
             self.pos += k
         return out
 
@@ -66,16 +68,25 @@ class _Stream:
 class MixedSampler(Sampler[list[tuple[str, int]]]):
     """Per-step lists of ``(key, index)``; deterministic for ``seed``, resumable mid-epoch."""
 
-    def __init__(self, sizes: Mapping[str, int], batch_size: int, epoch_size: int,
-                 weights: Mapping[str, float] | None = None, seed: int = 0,
-                 rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        sizes: Mapping[str, int],
+        batch_size: int,
+        epoch_size: int,
+        weights: Mapping[str, float] | None = None,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         if not sizes:
             raise DataError("MixedSampler needs at least one source")
         bad = {k: n for k, n in sizes.items() if n < 1}
         if bad:
             raise DataError(f"MixedSampler: sources without examples: {bad}")
         if batch_size < 1 or epoch_size < 1 or world_size < 1 or not 0 <= rank < world_size:
-            raise DataError(f"MixedSampler: bad batch_size={batch_size}, epoch_size={epoch_size}, rank={rank}, world_size={world_size}")
+            raise DataError(
+                f"MixedSampler: bad batch_size={batch_size}, epoch_size={epoch_size}, rank={rank}, world_size={world_size}"
+            )
         weights = dict(weights) if weights else {k: 1.0 for k in sizes}
         unknown = set(weights) - set(sizes)
         if unknown or any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
@@ -99,13 +110,15 @@ class MixedSampler(Sampler[list[tuple[str, int]]]):
     def _batches(self) -> Iterator[list[tuple[str, int]]]:
         plan = batch_shares({k: w for k, w in self.weights.items() if w > 0}, self.batch_size, len(self))
         keys = list(self.sizes)
-        streams = {k: _Stream(self.sizes[k], (self.seed * 7919 + self.epoch) * 1009 + keys.index(k)) for k in self.sizes}
+        streams = {
+            k: _Stream(self.sizes[k], (self.seed * 7919 + self.epoch) * 1009 + keys.index(k)) for k in self.sizes
+        }
         for counts in plan:
             batch: list[tuple[str, int]] = []
             for key, n in counts.items():
                 if n:
                     drawn = streams[key].take(n * self.world_size)  # every rank draws, each keeps its slice
-                    batch += [(key, i) for i in drawn[self.rank * n:(self.rank + 1) * n]]
+                    batch += [(key, i) for i in drawn[self.rank * n : (self.rank + 1) * n]]
             yield batch
 
     def __iter__(self) -> Iterator[list[tuple[str, int]]]:
@@ -120,14 +133,21 @@ class MixedSampler(Sampler[list[tuple[str, int]]]):
 
     def state_dict(self, steps_done: int | None = None) -> dict[str, Any]:
         """Position to resume from. With DataLoader prefetching, pass the batches actually consumed."""
-        return {"epoch": self.epoch, "step": self.steps_done if steps_done is None else int(steps_done),
-                "seed": self.seed, "sizes": dict(self.sizes), "batch_size": self.batch_size,
-                "world_size": self.world_size}
+        return {
+            "epoch": self.epoch,
+            "step": self.steps_done if steps_done is None else int(steps_done),
+            "seed": self.seed,
+            "sizes": dict(self.sizes),
+            "batch_size": self.batch_size,
+            "world_size": self.world_size,
+        }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         for name in ("seed", "sizes", "batch_size", "world_size"):
             if name in state and state[name] != getattr(self, name):
-                raise DataError(f"MixedSampler state was saved with {name}={state[name]!r}, now {getattr(self, name)!r}")
+                raise DataError(
+                    f"MixedSampler state was saved with {name}={state[name]!r}, now {getattr(self, name)!r}"
+                )
         self.epoch = int(state["epoch"])
         self.start_step = self.steps_done = int(state["step"])
 
@@ -162,8 +182,11 @@ def collate_mixed(items: list[dict[str, Any]]) -> dict[str, Any]:
         group["index"].append(item["index"])
         group["path"].append(item.get("path", f"{item['source']}[{item['index']}]"))
     out = {
-        key: {"input": _stack(key, g), "label": torch.tensor(g["label"], dtype=torch.long),
-              "index": torch.tensor(g["index"], dtype=torch.long)}
+        key: {
+            "input": _stack(key, g),
+            "label": torch.tensor(g["label"], dtype=torch.long),
+            "index": torch.tensor(g["index"], dtype=torch.long),
+        }
         for key, g in sub.items()
     }
     return {"sub": out, SKIPPED: skipped, "skipped_sources": skipped_sources}
@@ -178,5 +201,6 @@ def _stack(key: str, group: Mapping[str, list]) -> torch.Tensor:
             raise DataError(
                 f"source {key!r}: examples of different sizes cannot share a batch: {group['path'][0]} gives "
                 f"{list(first)}, {group['path'][i]} gives {list(x.shape)}; give the source's transform a "
-                "resize and a crop (protocol A/B, or custom resize: + crop:), or use optim.batch_size=1")
+                "resize and a crop (protocol A/B, or custom resize: + crop:), or use optim.batch_size=1"
+            )
     return torch.stack(inputs)

@@ -4,6 +4,7 @@
 folder holding pyproject.toml above the package), else the working directory -- an installed
 package has no project folder, and nothing else in the library depends on where it is installed.
 """
+
 from __future__ import annotations
 
 import os

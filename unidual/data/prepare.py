@@ -15,6 +15,7 @@ CSVs describe the new tree. Outputs are written under a temporary name and renam
 complete: a second run skips what is done (resumable). Unreadable files are listed in
 ``DST/prepare_unreadable.txt`` and skipped.
 """
+
 from __future__ import annotations
 
 import multiprocessing
@@ -37,8 +38,9 @@ from unidual.data.errors import DataError
 LIST_EXTENSIONS = (".txt", ".csv")
 UNREADABLE = "prepare_unreadable.txt"
 # video names in list lines: a non-space run ending in a video extension (gif is an image too: left alone)
-_VIDEO_NAME = re.compile(r"(\S+?)\.(" + "|".join(e.lstrip(".") for e in VIDEO_EXTENSIONS if e != ".gif")
-                         + r")\b", re.IGNORECASE)
+_VIDEO_NAME = re.compile(
+    r"(\S+?)\.(" + "|".join(e.lstrip(".") for e in VIDEO_EXTENSIONS if e != ".gif") + r")\b", re.IGNORECASE
+)
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,8 @@ def resize_image(src: Path, dst: Path, opts: PrepareOptions) -> None:
     tmp = _tmp(dst)
     try:
         img.resize(size, Image.Resampling.BILINEAR, reducing_gap=3.0).save(
-            tmp, format=Image.registered_extensions().get(dst.suffix.lower(), "PNG"), quality=90)
+            tmp, format=Image.registered_extensions().get(dst.suffix.lower(), "PNG"), quality=90
+        )
         tmp.replace(dst)
     finally:
         if tmp.exists():
@@ -118,6 +121,7 @@ def video_target(rel: Path, clashes: set[str]) -> Path:
 
 def rewrite_list(src: Path, dst: Path, clashes: set[str] = frozenset()) -> None:
     """A list/CSV file with every video name's extension changed to ``.mp4`` (as ``video_target`` names them)."""
+
     def new_name(match: re.Match) -> str:
         name = match.group(0)
         clash = any(c == name or c.endswith("/" + name) for c in clashes)
@@ -140,7 +144,7 @@ def _job(task: tuple[str, str, str, PrepareOptions]) -> tuple[str, str, str | No
             shutil.copy2(src, target)
     except DataError as exc:
         return "unreadable", src, str(exc).replace(f"{src}: ", "", 1)
-    except Exception as exc:  # noqa: BLE001 - one odd file must not stop a dataset-wide job
+    except Exception as exc:
         return "unreadable", src, f"{type(exc).__name__}: {exc}"
     return "done", src, None
 
@@ -148,8 +152,9 @@ def _job(task: tuple[str, str, str, PrepareOptions]) -> tuple[str, str, str | No
 def _clashes(rels: list[Path]) -> set[str]:
     """Non-mp4 videos whose ``.mp4`` name another source video already has (``x.avi`` beside ``x.mp4``)."""
     names = {r.as_posix().lower() for r in rels}
-    return {r.as_posix() for r in rels
-            if r.suffix.lower() != ".mp4" and r.with_suffix(".mp4").as_posix().lower() in names}
+    return {
+        r.as_posix() for r in rels if r.suffix.lower() != ".mp4" and r.with_suffix(".mp4").as_posix().lower() in names
+    }
 
 
 def plan(src: Path, dst: Path, opts: PrepareOptions) -> tuple[list[tuple], list[tuple[Path, Path]], int, set[str]]:
@@ -179,8 +184,9 @@ def plan(src: Path, dst: Path, opts: PrepareOptions) -> tuple[list[tuple], list[
     return jobs, lists, done, clashes
 
 
-def prepare_dataset(src: str | Path, dst: str | Path, opts: PrepareOptions, workers: int = 1,
-                    progress: bool = False) -> dict[str, Any]:
+def prepare_dataset(
+    src: str | Path, dst: str | Path, opts: PrepareOptions, workers: int = 1, progress: bool = False
+) -> dict[str, Any]:
     """Mirror ``src`` into ``dst`` (see the module doc); returns counts and the unreadable files."""
     src, dst = Path(src), Path(dst)
     if not src.is_dir():
@@ -192,8 +198,7 @@ def prepare_dataset(src: str | Path, dst: str | Path, opts: PrepareOptions, work
     jobs, lists, done, clashes = plan(src, dst, opts)
     dst.mkdir(parents=True, exist_ok=True)
     bad: list[tuple[str, str]] = []
-    bar = tqdm(total=len(jobs), unit="file", desc="prepare", disable=not progress, file=sys.stderr,
-               dynamic_ncols=True)
+    bar = tqdm(total=len(jobs), unit="file", desc="prepare", disable=not progress, file=sys.stderr, dynamic_ncols=True)
     with bar:
         if workers > 1 and len(jobs) > 1:
             with multiprocessing.get_context("fork").Pool(min(workers, len(jobs))) as pool:
@@ -215,5 +220,11 @@ def prepare_dataset(src: str | Path, dst: str | Path, opts: PrepareOptions, work
         (dst / UNREADABLE).write_text("".join(f"{p}\t{why}\n" for p, why in bad))
     elif (dst / UNREADABLE).exists():
         os.remove(dst / UNREADABLE)
-    return {"src": str(src), "dst": str(dst), "written": len(jobs) - len(bad), "already_done": done,
-            "lists": len(lists), "unreadable": [{"path": p, "reason": r} for p, r in bad]}
+    return {
+        "src": str(src),
+        "dst": str(dst),
+        "written": len(jobs) - len(bad),
+        "already_done": done,
+        "lists": len(lists),
+        "unreadable": [{"path": p, "reason": r} for p, r in bad],
+    }

@@ -5,11 +5,12 @@ A clip is ``frames`` positions spaced ``step`` native frames apart, where
 Videos shorter than a clip are *looped* by default (indices wrap around, as if the
 video played again); with ``loop=False`` they are *padded* by repeating the last frame.
 """
+
 from __future__ import annotations
 
 import math
 import random
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def frame_step(stride: int, native_fps: float, fps: float | None) -> float:

@@ -6,6 +6,7 @@ train config's own file can be pointed at too). Relative paths inside it (``root
 folder when they exist there, else left to the working directory -- the same rule as list
 files beside their data -- so a dataset folder with its ``sources.yaml`` can be moved as one.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

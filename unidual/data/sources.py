@@ -18,6 +18,7 @@ keeps one folder per split (its ``data_prefix``) with list paths relative to it.
 formats drop entries whose file is absent when the index is built if ``skip_missing`` is
 set, and fail naming them otherwise (``SourceDataset.missing`` keeps the dropped ones).
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,9 +26,10 @@ import dataclasses
 import json
 import os
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,6 +61,7 @@ TEST_SPLIT_NAMES = {"test", "val", "valid", "validate", "validation"}
 
 # --------------------------------------------------------------------------- specs
 
+
 def _from_dict(cls, d: Any, where: str):
     """Typed build through the project's one config loader; its errors become DataError (the data floor's)."""
     try:
@@ -86,7 +89,7 @@ class ClipSpec:
             raise DataError(f"clip.fps: must be > 0 or null, got {self.fps!r}")
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ClipSpec":
+    def from_dict(cls, d: dict[str, Any]) -> ClipSpec:
         return _from_dict(cls, d, "clip")
 
 
@@ -109,10 +112,16 @@ class TransformSpec:
         presets = {"A": ([128, 171], 112), "B": (256, 224)}
         if self.protocol in presets:
             resize, crop = presets[self.protocol]
-            given = None if self.resize is None else (list(self.resize) if isinstance(self.resize, (list, tuple)) else self.resize)
+            given = (
+                None
+                if self.resize is None
+                else (list(self.resize) if isinstance(self.resize, (list, tuple)) else self.resize)
+            )
             if given not in (None, resize) or self.crop not in (None, crop):
-                raise DataError(f"transform: resize/crop are fixed by protocol {self.protocol} "
-                                f"({resize}, {crop}); use protocol: custom for other sizes")
+                raise DataError(
+                    f"transform: resize/crop are fixed by protocol {self.protocol} "
+                    f"({resize}, {crop}); use protocol: custom for other sizes"
+                )
             self.resize, self.crop = resize, crop
         if self.test_crops is None:
             self.test_crops = 3 if self.protocol == "B" else 1
@@ -120,13 +129,14 @@ class TransformSpec:
             raise DataError(f"transform.test_crops: must be 1 or 3, got {self.test_crops!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
             raise DataError("transform.mean/std: need three values each, std > 0")
-        if self.max_side is not None and (isinstance(self.max_side, bool) or not isinstance(self.max_side, int)
-                                          or self.max_side < 1):
+        if self.max_side is not None and (
+            isinstance(self.max_side, bool) or not isinstance(self.max_side, int) or self.max_side < 1
+        ):
             raise DataError(f"transform.max_side: must be a positive integer or null, got {self.max_side!r}")
         self.mean, self.std = [float(v) for v in self.mean], [float(v) for v in self.std]
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "TransformSpec":
+    def from_dict(cls, d: dict[str, Any]) -> TransformSpec:
         return _from_dict(cls, d, "transform")
 
     def plan(self, modality: str, split: str) -> Plan:
@@ -147,8 +157,15 @@ class TransformSpec:
             return Plan(resize=(256,), crop=224, crops=1, mean=mean, std=std)
         size = None if self.resize is None else tuple([self.resize] if isinstance(self.resize, int) else self.resize)
         crops = self.test_crops if (modality == "video" and not train) else 1
-        return Plan(resize=size, crop=self.crop, crops=crops or 1, random_crop=train and self.crop is not None,
-                    flip=flip, mean=mean, std=std)
+        return Plan(
+            resize=size,
+            crop=self.crop,
+            crops=crops or 1,
+            random_crop=train and self.crop is not None,
+            flip=flip,
+            mean=mean,
+            std=std,
+        )
 
 
 @dataclass
@@ -189,8 +206,9 @@ class SourceSpec:
         try:
             self.filename_tmpl.format(self.start_index)
         except (IndexError, KeyError, ValueError) as exc:
-            raise DataError(f"source {self.key!r}: filename_tmpl {self.filename_tmpl!r} does not format a frame "
-                            f"number ({exc})") from exc
+            raise DataError(
+                f"source {self.key!r}: filename_tmpl {self.filename_tmpl!r} does not format a frame number ({exc})"
+            ) from exc
 
     def root_for(self, split: str) -> str:
         """The data folder (or archive) of one split: ``train_root`` / ``test_root``, else ``root``."""
@@ -198,7 +216,7 @@ class SourceSpec:
         return specific if specific is not None else self.root
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SourceSpec":
+    def from_dict(cls, d: dict[str, Any]) -> SourceSpec:
         """Build from a plain (YAML) dict; unknown keys, wrong types and missing keys are rejected."""
         where = f"source {d.get('key')!r}" if isinstance(d, dict) else "source"
         return _from_dict(cls, d, where)
@@ -218,6 +236,7 @@ class SourceSpec:
 
 
 # --------------------------------------------------------------------------- label maps
+
 
 def save_label_maps(path: str | Path, maps: dict[str, list[str]]) -> None:
     """Write ``{source key: [class names]}`` as JSON (list index = label)."""
@@ -264,6 +283,7 @@ def _read_classes(ref: list[str] | str) -> list[str]:
 
 
 # --------------------------------------------------------------------------- indexing
+
 
 @dataclass
 class Entry:
@@ -312,7 +332,7 @@ def _folder_listing(spec: SourceSpec, split: str) -> list[tuple[str, str]]:
         pairs = []
         for name in arch.names():
             if name.startswith(prefix) and name.lower().endswith(exts):
-                parts = name[len(prefix):].split("/")
+                parts = name[len(prefix) :].split("/")
                 if len(parts) == 2:
                     pairs.append((f"{root}{archive_mod.SEP}{name}", parts[0]))
         if not pairs:
@@ -385,7 +405,9 @@ def _kinetics_rows(spec: SourceSpec, split: str) -> list[tuple[dict[str, str], s
             if not values or all(not v.strip() for v in values):
                 continue
             if len(values) != len(header):
-                raise DataError(f"{csv_file}:{number}: expected {len(header)} columns ({','.join(header)}), got {len(values)}")
+                raise DataError(
+                    f"{csv_file}:{number}: expected {len(header)} columns ({','.join(header)}), got {len(values)}"
+                )
             rows.append((dict(zip(header, (v.strip() for v in values))), f"{csv_file}:{number}"))
     if "split" in header:
         wanted = {"train"} if split == "train" else TEST_SPLIT_NAMES
@@ -442,8 +464,12 @@ def _missing_policy(spec: SourceSpec, split: str, listed: int, missing: list[str
     """Fail naming the first missing files unless the source drops them (``skip_missing``)."""
     if missing and not spec.skip_missing:
         more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
-        raise DataError(f"source {spec.key!r} {split}: {len(missing)} of {listed} listed files missing: "
-                        + "; ".join(missing[:3]) + more + " — set skip_missing: true to drop them")
+        raise DataError(
+            f"source {spec.key!r} {split}: {len(missing)} of {listed} listed files missing: "
+            + "; ".join(missing[:3])
+            + more
+            + " — set skip_missing: true to drop them"
+        )
 
 
 def _present(path: str, archive_names: set[str] | None) -> bool:
@@ -452,8 +478,11 @@ def _present(path: str, archive_names: set[str] | None) -> bool:
     return os.path.exists(path)
 
 
-def _drop_missing(spec: SourceSpec, split: str, rows: list[tuple[str, str, str]],
-                  ) -> tuple[list[tuple[str, str, str]], list[str]]:
+def _drop_missing(
+    spec: SourceSpec,
+    split: str,
+    rows: list[tuple[str, str, str]],
+) -> tuple[list[tuple[str, str, str]], list[str]]:
     """Rows whose file (or frame folder) exists, and ``'file:line: path'`` of the others, checked once."""
     root = spec.root_for(split)
     names = set(archive_mod.open_archive(root).names()) if archive_mod.is_archive(root) else None
@@ -504,8 +533,11 @@ def index_source(spec: SourceSpec, split: str, classes: list[str] | None) -> tup
     return entries, names
 
 
-def index_source_missing(spec: SourceSpec, split: str, classes: list[str] | None,
-                         ) -> tuple[list[Entry], list[str], list[str]]:
+def index_source_missing(
+    spec: SourceSpec,
+    split: str,
+    classes: list[str] | None,
+) -> tuple[list[Entry], list[str], list[str]]:
     """``index_source`` plus the ``'file:line: path'`` of listed files dropped as missing."""
     if split not in ("train", "test"):
         raise DataError(f"split must be 'train' or 'test', got {split!r}")
@@ -530,7 +562,7 @@ def index_source_missing(spec: SourceSpec, split: str, classes: list[str] | None
     else:
         rows = _list_rows(spec, split)
     if spec.format.startswith("mmaction"):
-        bad = next(((p, l, w) for p, l, w in rows if not l.lstrip("-").isdigit()), None)
+        bad = next(((p, label, w) for p, label, w in rows if not label.lstrip("-").isdigit()), None)
         if bad:
             raise DataError(f"{bad[2]}: mmaction label must be an integer, got {bad[1]!r}")
     if classes is None:  # the label map comes from every listed row, present or not
@@ -543,6 +575,7 @@ def index_source_missing(spec: SourceSpec, split: str, classes: list[str] | None
 
 
 # --------------------------------------------------------------------------- dataset
+
 
 class SourceDataset(Dataset):
     """Examples of one source and split as ``{"input", "label", "source", "index"}`` dicts."""
@@ -603,8 +636,9 @@ class SourceDataset(Dataset):
         last = min(int(round(window[1] * info.fps)), info.num_frames)
         return first, max(last - first, 1)
 
-    def clip_indices(self, index: int, rng: random.Random | None = None,
-                     info: VideoInfo | None = None) -> list[list[int]]:
+    def clip_indices(
+        self, index: int, rng: random.Random | None = None, info: VideoInfo | None = None
+    ) -> list[list[int]]:
         """Native frame indices of the clip(s) this example reads (1 in training, num_clips in test)."""
         info = info or self.video_info(index)
         offset, count = self._window(index, info)

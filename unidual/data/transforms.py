@@ -7,11 +7,12 @@ randomly 256 or 320, random 224 crop; testing videos: shorter side 256 and three
 One crop position and one flip decision is drawn per clip and used for all its frames.
 Normalisation defaults to the ImageNet mean/std on [0, 1] pixels (the paper is silent).
 """
+
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -69,7 +70,7 @@ def _ensure_min(x: Tensor, side: int) -> Tensor:
 
 
 def crop_at(x: Tensor, top: int, left: int, size: int) -> Tensor:
-    return x[..., top:top + size, left:left + size]
+    return x[..., top : top + size, left : left + size]
 
 
 def random_crop(x: Tensor, size: int, rng: random.Random) -> Tensor:

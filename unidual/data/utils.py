@@ -1,4 +1,5 @@
 """Small helpers that training, evaluation and the study all need from a dataset, written once."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,9 +23,12 @@ def read_or_skip(dataset: Any, index: int, key: str | None = None) -> dict[str, 
     marker naming the file and the error: one bad file never stops a run."""
     try:
         example = dataset[index]
-    except Exception as exc:  # noqa: BLE001 - any unreadable file becomes a counted skip
-        return {SKIPPED: (example_path(dataset, index, key), f"{type(exc).__name__}: {exc}"),
-                "source": key, "index": index}
+    except Exception as exc:
+        return {
+            SKIPPED: (example_path(dataset, index, key), f"{type(exc).__name__}: {exc}"),
+            "source": key,
+            "index": index,
+        }
     if isinstance(example, dict) and getattr(dataset, "files", None) is not None:
         example = {**example, "path": example_path(dataset, index, key)}
     return example

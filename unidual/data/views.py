@@ -4,12 +4,14 @@ The datasets (training and test splits), ``unidual predict`` and ``unidual visua
 turn a video's decoded frames into clip views here, and a whole file into its test views,
 so a file predicted on its own is preprocessed exactly like the same file in ``eval``.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -20,8 +22,9 @@ from unidual.data.decode import VideoInfo, image_array, load_image, read_clip
 from unidual.data.transforms import Plan, apply_plan, keeps_native_size
 
 
-def clip_views(frames: Mapping[int, np.ndarray], clips: Sequence[Sequence[int]], plan: Plan,
-               rng: random.Random) -> Tensor:
+def clip_views(
+    frames: Mapping[int, np.ndarray], clips: Sequence[Sequence[int]], plan: Plan, rng: random.Random
+) -> Tensor:
     """Decoded frames (native index -> HxWx3 uint8) of ``clips`` as views ``(V, 3, T, H, W)``, clip-major."""
     views: list[Tensor] = []
     for clip in clips:

@@ -10,13 +10,15 @@ checkpoint knows but its config does not becomes a ``folder`` source (protocol
 A transform); PATH is either ``root`` (with ``test/<class>/``) or the class
 folders themselves.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from unidual.checkpoint import CheckpointError, load_model
 from unidual.convert import ConvertError, convert
@@ -40,20 +42,30 @@ from unidual.pathways import MODALITIES
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="RUN_OR_CHECKPOINT", help="run directory (best.pt/last.pt) or .pt file")
-    parser.add_argument("--data", action="append", default=[], metavar="KEY=PATH|SOURCES.yaml",
-                        help="evaluate source KEY from PATH, or the sources of a sources.yaml "
-                             "(repeatable; default: every source of the run)")
+    parser.add_argument(
+        "--data",
+        action="append",
+        default=[],
+        metavar="KEY=PATH|SOURCES.yaml",
+        help="evaluate source KEY from PATH, or the sources of a sources.yaml "
+        "(repeatable; default: every source of the run)",
+    )
     parser.add_argument("--clips", type=int, default=None, help="clips per test video (default: the source's)")
     parser.add_argument("--three-crop", action="store_true", help="three spatial crops per clip instead of one")
     parser.add_argument("--batch-size", type=int, default=32, help="views per forward pass")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print metrics as JSON")
-    parser.add_argument("--max-side", type=int, default=MAX_SIDE,
-                        help="longer side frames are scaled down to when the run's test transform keeps the "
-                             f"native size (default {MAX_SIDE})")
-    parser.add_argument("--out", type=Path, default=None,
-                        help="write metrics.json, per-class CSV and confusion CSV/PNG per source here")
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        default=MAX_SIDE,
+        help="longer side frames are scaled down to when the run's test transform keeps the "
+        f"native size (default {MAX_SIDE})",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="write metrics.json, per-class CSV and confusion CSV/PNG per source here"
+    )
 
 
 def parse_data_args(items: Sequence[str]) -> dict[str, str | dict[str, Any]]:
@@ -105,8 +117,9 @@ def main(args: argparse.Namespace) -> int:
         model, payload = load_model(args.checkpoint, deploy=True, map_location="cpu")
         if args.max_side < 1:
             raise ValueError(f"--max-side must be >= 1, got {args.max_side}")
-        specs = source_specs(payload, parse_data_args(args.data), clips=args.clips, three_crop=args.three_crop,
-                             max_side=args.max_side)
+        specs = source_specs(
+            payload, parse_data_args(args.data), clips=args.clips, three_crop=args.three_crop, max_side=args.max_side
+        )
         datasets = build_test_datasets(payload, specs)
     except (CheckpointError, DataError, KeyError, ValueError) as exc:
         print(f"unidual eval: {exc}", file=sys.stderr)
@@ -118,8 +131,15 @@ def main(args: argparse.Namespace) -> int:
         print(f"warning: {line}", file=sys.stderr)
     model.to(args.device)
     modalities = {key: spec["modality"] for key, spec in specs.items()}
-    results = evaluate_sources(model, datasets, modalities, batch_size=args.batch_size, device=args.device,
-                               num_workers=args.workers, progress=sys.stderr.isatty())
+    results = evaluate_sources(
+        model,
+        datasets,
+        modalities,
+        batch_size=args.batch_size,
+        device=args.device,
+        num_workers=args.workers,
+        progress=sys.stderr.isatty(),
+    )
     table = write_reports(results, args.out) if args.out else {k: r.metrics() for k, r in results.items()}
     print(json.dumps(table, indent=2) if args.json else format_table(table))
     for key, r in results.items():
@@ -136,9 +156,13 @@ def predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="files read per forward pass")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="one JSON list on stdout")
-    parser.add_argument("--max-side", type=int, default=MAX_SIDE,
-                        help="longer side a frame is scaled down to when the run's test transform keeps "
-                             f"the native size (default {MAX_SIDE})")
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        default=MAX_SIDE,
+        help="longer side a frame is scaled down to when the run's test transform keeps "
+        f"the native size (default {MAX_SIDE})",
+    )
 
 
 def _predict_print_text(results: Sequence[Prediction]) -> None:
@@ -166,8 +190,16 @@ def predict_main(args: argparse.Namespace) -> int:
     if not files:
         print(f"unidual predict: no image or video files in {' '.join(args.inputs)}", file=sys.stderr)
         return 2
-    results = predict_files(model, payload, files, topk=args.topk, batch_size=args.batch_size, device=args.device,
-                            progress=len(files) > 1 and sys.stderr.isatty(), max_side=args.max_side)
+    results = predict_files(
+        model,
+        payload,
+        files,
+        topk=args.topk,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=len(files) > 1 and sys.stderr.isatty(),
+        max_side=args.max_side,
+    )
     if args.json:
         print(json.dumps([r.to_dict() for r in results], indent=2))
     else:
@@ -192,8 +224,10 @@ def export_main(args: argparse.Namespace) -> int:
     except (CheckpointError, ValueError) as exc:
         print(f"unidual export: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {args.out} ({meta['layout']}, outputs {meta['outputs']}, "
-          f"{meta['folded_conv_bn']} conv+BN folded) and {args.out}.json")
+    print(
+        f"wrote {args.out} ({meta['layout']}, outputs {meta['outputs']}, "
+        f"{meta['folded_conv_bn']} conv+BN folded) and {args.out}.json"
+    )
     return 0
 
 
@@ -201,8 +235,12 @@ def export_main(args: argparse.Namespace) -> int:
 def visualize_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CHECKPOINT")
     parser.add_argument("video", metavar="VIDEO")
-    parser.add_argument("--block", type=int, default=-1,
-                        help="residual block (0-based; -1 = last as in Figure 2, -3 = third-to-last as in Figure 3)")
+    parser.add_argument(
+        "--block",
+        type=int,
+        default=-1,
+        help="residual block (0-based; -1 = last as in Figure 2, -3 = third-to-last as in Figure 3)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
 
 
@@ -212,8 +250,10 @@ def visualize_main(args: argparse.Namespace) -> int:
     except (CheckpointError, DataError, ValueError) as exc:
         print(f"unidual visualize: {exc}", file=sys.stderr)
         return 2
-    print(f"block {info['block']}: video pathway top channels {info['video_top']}, "
-          f"image pathway top channels {info['image_top']} -> {info['out']}")
+    print(
+        f"block {info['block']}: video pathway top channels {info['video_top']}, "
+        f"image pathway top channels {info['image_top']} -> {info['out']}"
+    )
     return 0
 
 
@@ -223,11 +263,19 @@ def convert_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, metavar="CKPT.pt", help="unidual checkpoint to write")
     parser.add_argument("--head", default="kinetics", help="head / source key of the classifier (default: %(default)s)")
     parser.add_argument("--classes", metavar="FILE", help="class names: JSON list or one name a line")
-    parser.add_argument("--frames", type=int, default=16,
-                        help="frames per test clip (ig65m: 8 or 32, as in the file name; default: %(default)s)")
+    parser.add_argument(
+        "--frames",
+        type=int,
+        default=16,
+        help="frames per test clip (ig65m: 8 or 32, as in the file name; default: %(default)s)",
+    )
     parser.add_argument("--clips", type=int, default=10, help="uniform clips per test video (default: %(default)s)")
-    parser.add_argument("--bn-eps", type=float, default=None,
-                        help="BatchNorm epsilon (default: 1e-3 for the Caffe2/VMZ layout, else 1e-5)")
+    parser.add_argument(
+        "--bn-eps",
+        type=float,
+        default=None,
+        help="BatchNorm epsilon (default: 1e-3 for the Caffe2/VMZ layout, else 1e-5)",
+    )
 
 
 def convert_main(args: argparse.Namespace) -> int:
@@ -239,12 +287,21 @@ def convert_main(args: argparse.Namespace) -> int:
         print("unidual convert: --bn-eps must be > 0", file=sys.stderr)
         return 2
     try:
-        spec = convert(args.weights, args.out, head=args.head, frames=args.frames, clips=args.clips,
-                       classes=args.classes, bn_eps=args.bn_eps)
+        spec = convert(
+            args.weights,
+            args.out,
+            head=args.head,
+            frames=args.frames,
+            clips=args.clips,
+            classes=args.classes,
+            bn_eps=args.bn_eps,
+        )
     except ConvertError as exc:
         print(f"unidual convert: {exc}", file=sys.stderr)
         return 2
     opts = spec["options"]
-    print(f"wrote {args.out}: r2plus1d depth {spec['depth']}, {opts['layout']} mid-channel layout, "
-          f"BatchNorm eps {opts['bn_eps']:g}, head {args.head!r} with {spec['heads'][args.head]} classes")
+    print(
+        f"wrote {args.out}: r2plus1d depth {spec['depth']}, {opts['layout']} mid-channel layout, "
+        f"BatchNorm eps {opts['bn_eps']:g}, head {args.head!r} with {spec['heads'][args.head]} classes"
+    )
     return 0

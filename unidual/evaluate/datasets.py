@@ -2,11 +2,13 @@
 
 Used by ``unidual eval`` and by the study, so both evaluate exactly the same examples.
 """
+
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from unidual.data import build_dataset
 
@@ -42,8 +44,7 @@ def source_specs(
         raise ValueError("the checkpoint has no config sources; name the test data with --data KEY=PATH")
     rootless = [key for key, spec in specs.items() if not spec.get("root")]
     if rootless:  # converted weights: the checkpoint knows the test recipe, not where the videos are
-        raise ValueError(f"the checkpoint names no test data for {rootless}; "
-                         f"give it with --data {rootless[0]}=PATH")
+        raise ValueError(f"the checkpoint names no test data for {rootless}; give it with --data {rootless[0]}=PATH")
     for spec in specs.values():
         if clips is not None:
             spec.setdefault("clip", {})
@@ -51,8 +52,9 @@ def source_specs(
         if three_crop:
             spec["transform"] = {**spec.get("transform", {}), "test_crops": 3}
         transform = spec.get("transform", {})
-        native = transform.get("protocol") == "custom" and transform.get("resize") is None \
-            and transform.get("crop") is None
+        native = (
+            transform.get("protocol") == "custom" and transform.get("resize") is None and transform.get("crop") is None
+        )
         if max_side is not None and native and transform.get("max_side") is None:
             spec["transform"] = {**transform, "max_side": max_side}  # bounded work per file
     return specs

@@ -10,12 +10,14 @@ the centre crop of the clip nearest the middle of the video.
 
 The trainer validates through `evaluate`; this module never imports it.
 """
+
 from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -33,6 +35,7 @@ _BASE_DIMS = {"image": 3, "video": 4}
 @dataclass
 class SourceResult:
     """Everything measured on one source; metrics are derived on demand."""
+
     key: str
     modality: str
     classes: list[str]
@@ -59,6 +62,7 @@ class SourceResult:
         The mean of each is the metric of :meth:`metrics` (as a fraction); kept per example so
         that two models evaluated on the same test set can be compared pairwise.
         """
+
         def hit(scores: Tensor, k: int) -> Tensor:
             if len(self.labels) == 0:
                 return torch.zeros(0, dtype=torch.bool)
@@ -86,6 +90,7 @@ class SourceResult:
 
 class _Guarded(Dataset):
     """Returns a skip marker instead of raising for an unreadable example, so one bad file is skipped."""
+
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
 
@@ -107,8 +112,9 @@ def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
         if len({tuple(x.shape) for x in inputs}) == 1:
             batch["parts"] = [(torch.stack(inputs), torch.as_tensor(labels), torch.as_tensor(indices))]
         else:  # a transform that keeps the native size: examples of different sizes run one by one
-            batch["parts"] = [(x[None], torch.as_tensor([y]), torch.as_tensor([i]))
-                              for x, y, i in zip(inputs, labels, indices)]
+            batch["parts"] = [
+                (x[None], torch.as_tensor([y]), torch.as_tensor([i])) for x, y, i in zip(inputs, labels, indices)
+            ]
     return batch
 
 
@@ -146,8 +152,9 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="ex", disable=not enabled, file=sys.stderr, leave=False)
 
 
-def _view_logits(net: nn.Module, x: Tensor, head: str, key: str, modality: str, chunk: int,
-                 device: torch.device) -> Tensor:
+def _view_logits(
+    net: nn.Module, x: Tensor, head: str, key: str, modality: str, chunk: int, device: torch.device
+) -> Tensor:
     """``(B, V, classes)`` logits of a batch of examples with V views each, ``chunk`` views per forward."""
     if x.dim() == _BASE_DIMS[modality] + 1:
         x = x.unsqueeze(1)  # one view per example
@@ -240,8 +247,14 @@ def evaluate_sources(
     try:
         return {
             key: evaluate_source(
-                model, ds, key, modalities[key],
-                batch_size=batch_size, device=device, num_workers=num_workers, progress=progress,
+                model,
+                ds,
+                key,
+                modalities[key],
+                batch_size=batch_size,
+                device=device,
+                num_workers=num_workers,
+                progress=progress,
             )
             for key, ds in datasets.items()
         }
@@ -265,8 +278,13 @@ def evaluate(
     ``top5``; both: ``mean_class@1``, ``nll``, ``examples``, ``skipped``.
     """
     results = evaluate_sources(
-        model, datasets, modalities,
-        batch_size=batch_size, device=device, num_workers=num_workers, progress=progress,
+        model,
+        datasets,
+        modalities,
+        batch_size=batch_size,
+        device=device,
+        num_workers=num_workers,
+        progress=progress,
     )
     return {key: r.metrics() for key, r in results.items()}
 
@@ -280,8 +298,10 @@ def format_table(results: Mapping[str, Mapping[str, float]], columns: Sequence[s
     header = ["source", *columns]
     rows = [[key, *(_fmt(row.get(c)) for c in columns)] for key, row in results.items()]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    lines = ["  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(r, widths)))
-             for r in [header, *rows]]
+    lines = [
+        "  ".join(str(x).rjust(w) if i else str(x).ljust(w) for i, (x, w) in enumerate(zip(r, widths)))
+        for r in [header, *rows]
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 

@@ -9,12 +9,14 @@ logits of the pathway's heads, in the order listed in the JSON sidecar
 (``FILE.json``) that also records the preprocessing: pixels in [0, 1], resized
 and cropped as the run's test transform, normalised with ``mean``/``std``.
 """
+
 from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +32,7 @@ FORMATS = ("onnx", "torchscript")
 
 class ExportedPathway(nn.Module):
     """A single-pathway network returning a tuple of head logits (tracers want tensors, not dicts)."""
+
     def __init__(self, net: nn.Module, heads: list[str]) -> None:
         super().__init__()
         self.net = net
@@ -81,7 +84,9 @@ def input_description(payload: Mapping[str, Any], pathway: str, heads: list[str]
     }
 
 
-def prepare(model: nn.Module, payload: Mapping[str, Any], pathway: str) -> tuple[ExportedPathway, Tensor, dict[str, Any]]:
+def prepare(
+    model: nn.Module, payload: Mapping[str, Any], pathway: str
+) -> tuple[ExportedPathway, Tensor, dict[str, Any]]:
     """(folded single-pathway wrapper, example input, sidecar dict)."""
     net = standalone_pathway(model, pathway)
     heads = sorted(net.heads.on(pathway)) if hasattr(net.heads, "on") else sorted(net.spec["heads"])
@@ -98,9 +103,14 @@ def to_onnx(module: nn.Module, example: Tensor, out: Path, outputs: list[str]) -
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", category=torch.jit.TracerWarning)  # layout checks are constant here
         torch.onnx.export(
-            module, (example,), str(out), input_names=["input"], output_names=outputs,
+            module,
+            (example,),
+            str(out),
+            input_names=["input"],
+            output_names=outputs,
             dynamic_axes={"input": {0: "batch"}, **{name: {0: "batch"} for name in outputs}},
-            opset_version=17, dynamo=False,
+            opset_version=17,
+            dynamo=False,
         )
     onnx.checker.check_model(str(out))
 

@@ -9,6 +9,7 @@ with the BN scale and shift baked in, and the BN by ``nn.Identity``; module
 names and nesting are kept, so state-dict keys of untouched layers stay valid.
 The folded model is checked against the original on the same input.
 """
+
 from __future__ import annotations
 
 import copy

@@ -6,13 +6,14 @@ probabilities with a softmax *first*, then the probabilities are averaged with
 equal weight. Averaging logits instead would let one over-confident clip
 dominate. Accuracies are percentages (0-100) like the paper's tables.
 """
+
 from __future__ import annotations
 
 import csv
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from matplotlib.figure import Figure
@@ -79,9 +80,7 @@ def write_confusion_csv(confusion: Tensor, classes: Sequence[str], path: str | o
     return path
 
 
-def plot_confusion(
-    confusion: Tensor, classes: Sequence[str], path: str | os.PathLike, title: str = ""
-) -> Path:
+def plot_confusion(confusion: Tensor, classes: Sequence[str], path: str | os.PathLike, title: str = "") -> Path:
     """Row-normalised confusion matrix as a PNG (counts written in cells when it is small)."""
 
     path = Path(path)

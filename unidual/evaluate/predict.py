@@ -14,12 +14,14 @@ The work per file is bounded: when the run's test transform keeps the native siz
 ``--max-side`` (default :data:`MAX_SIDE`) are downscaled first, so one small file
 declaring a huge canvas cannot take minutes and gigabytes.
 """
+
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import av
 import torch
@@ -40,27 +42,32 @@ MAX_SIDE = 1024  # longer side of a frame when the run's test transform keeps th
 @dataclass
 class Prediction:
     """Top-k result for one file; ``error`` is set (and ``top`` empty) if it could not be read."""
+
     path: str
     modality: str | None = None
     top: dict[str, list[tuple[str, float]]] = field(default_factory=dict)  # source key -> [(class, prob)]
     error: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"path": self.path, "modality": self.modality, "error": self.error,
-                "top": {k: [{"class": c, "score": s} for c, s in v] for k, v in self.top.items()}}
+        return {
+            "path": self.path,
+            "modality": self.modality,
+            "error": self.error,
+            "top": {k: [{"class": c, "score": s} for c, s in v] for k, v in self.top.items()},
+        }
 
 
 # --------------------------------------------------------------------------- reading files
 
+
 def detect_modality(path: str | Path) -> str:
-    """"image" or "video" from the extension, else by trying Pillow then PyAV; DataError if neither."""
+    """ "image" or "video" from the extension, else by trying Pillow then PyAV; DataError if neither."""
     suffix = Path(path).suffix.lower()
     image_ext, video_ext = suffix in IMAGE_EXTENSIONS, suffix in VIDEO_EXTENSIONS
     if image_ext != video_ext:
         return "image" if image_ext else "video"
-    if _opens_with_pillow(path):
-        if not _is_animated(path):
-            return "image"
+    if _opens_with_pillow(path) and not _is_animated(path):
+        return "image"
     if _opens_with_pyav(path):
         return "video"
     raise DataError(f"{path}: neither an image Pillow can read nor a video PyAV can decode")
@@ -90,8 +97,14 @@ def _opens_with_pyav(path: str | Path) -> bool:
 
 def default_spec(modality: str, frames: int = 8) -> dict[str, Any]:
     """Test-time settings used when the checkpoint's config has no source of that modality (protocol A)."""
-    return {"key": "_", "modality": modality, "format": "folder", "root": ".",
-            "clip": {"frames": frames, "num_clips": 10}, "transform": {"protocol": "A"}}
+    return {
+        "key": "_",
+        "modality": modality,
+        "format": "folder",
+        "root": ".",
+        "clip": {"frames": frames, "num_clips": 10},
+        "transform": {"protocol": "A"},
+    }
 
 
 def spec_for(payload: Mapping[str, Any], modality: str) -> Any:
@@ -133,11 +146,14 @@ def expand_inputs(items: Iterable[str | Path], passed_over: list[Path] | None = 
 def passed_over_note(files: Sequence[Path], command: str) -> str:
     """One line: how many non-media files the folders held, and the first few names."""
     names = ", ".join(f.name for f in files[:3]) + (", ..." if len(files) > 3 else "")
-    return (f"unidual {command}: passed over {len(files)} file(s) in the given folder(s) without an "
-            f"image/video extension ({names})")
+    return (
+        f"unidual {command}: passed over {len(files)} file(s) in the given folder(s) without an "
+        f"image/video extension ({names})"
+    )
 
 
 # --------------------------------------------------------------------------- predicting
+
 
 def label_maps(payload: Mapping[str, Any]) -> dict[str, list[str]]:
     return {k: list(v["classes"]) for k, v in payload.get("sources", {}).items()}
@@ -149,15 +165,22 @@ def _top(scores: Tensor, classes: Sequence[str], k: int) -> list[tuple[str, floa
 
 
 @torch.no_grad()
-def predict_views(model: nn.Module, views: Tensor, modality: str, device: str | torch.device = "cpu") -> dict[str, Tensor]:
+def predict_views(
+    model: nn.Module, views: Tensor, modality: str, device: str | torch.device = "cpu"
+) -> dict[str, Tensor]:
     """Logits per head for a flat batch of views, run on the pathway of ``modality``."""
     pathway = modality if modality in getattr(model, "pathways", (modality,)) else None
     out = model(views.to(device), pathway=pathway) if pathway else model(views.to(device))
     return {name: logits.float().cpu() for name, logits in out.items()}
 
 
-def _run_group(model: nn.Module, group: list[tuple[Prediction, Tensor]], maps: Mapping[str, list[str]],
-               topk: int, device: str | torch.device) -> None:
+def _run_group(
+    model: nn.Module,
+    group: list[tuple[Prediction, Tensor]],
+    maps: Mapping[str, list[str]],
+    topk: int,
+    device: str | torch.device,
+) -> None:
     """One forward pass for files of the same modality and view shape; fills each ``Prediction.top``."""
     modality = group[0][0].modality
     counts = [views.shape[0] for _, views in group]
@@ -209,8 +232,14 @@ def predict_files(
     return results
 
 
-def predict(checkpoint: str | Path, paths: Iterable[str | Path], *, topk: int = 5, batch_size: int = 8,
-            device: str | torch.device = "cpu") -> list[Prediction]:
+def predict(
+    checkpoint: str | Path,
+    paths: Iterable[str | Path],
+    *,
+    topk: int = 5,
+    batch_size: int = 8,
+    device: str | torch.device = "cpu",
+) -> list[Prediction]:
     """Python API: ``predict("run/best.pt", ["cat.jpg", "clips/"])``."""
     model, payload = load_model(checkpoint, deploy=True)
     return predict_files(model, payload, expand_inputs(paths), topk=topk, batch_size=batch_size, device=device)

@@ -12,12 +12,14 @@ the 3 most activated channels of the image pathway with the same channels from
 the video pathway below. Each channel's two maps share one colour scale, so
 "diffused vs peaked" is a fair comparison; maps are overlaid on the middle frame.
 """
+
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -36,6 +38,7 @@ TOP = 3
 @dataclass
 class DualActivations:
     """Responses of one dual point-wise layer: ``video`` (C, T', h, w) on the clip, ``image`` (C, h, w) on the frame."""
+
     video: Tensor
     image: Tensor
     block: int
@@ -106,8 +109,9 @@ def _upsample(m: Tensor, size: tuple[int, int]) -> Tensor:
     return F.interpolate(m[None, None], size=size, mode="bilinear", align_corners=False)[0, 0]
 
 
-def plot_figure(clip: Tensor, acts: DualActivations, out: str | Path, *, mean: list[float], std: list[float],
-                title: str = "") -> Path:
+def plot_figure(
+    clip: Tensor, acts: DualActivations, out: str | Path, *, mean: list[float], std: list[float], title: str = ""
+) -> Path:
     """Write the Figure-2/3 style PNG; returns its path."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -136,13 +140,24 @@ def plot_figure(clip: Tensor, acts: DualActivations, out: str | Path, *, mean: l
                 ax = axes[row, col]
                 ax.imshow(middle.numpy())
                 ax.imshow(maps[pathway].numpy(), cmap="jet", alpha=0.5, vmin=lo, vmax=hi if hi > lo else lo + 1)
-                ax.text(1, 1, f"#{c}", color="0.75", fontsize=8, va="top",
-                        bbox={"facecolor": "black", "alpha": 0.4, "pad": 1})
+                ax.text(
+                    1,
+                    1,
+                    f"#{c}",
+                    color="0.75",
+                    fontsize=8,
+                    va="top",
+                    bbox={"facecolor": "black", "alpha": 0.4, "pad": 1},
+                )
                 ax.set_title(f"{pathway} pathway", fontsize=7)
             col += 1
         first = axes[0, col - TOP].get_position()
-        fig.text(first.x0, first.y1 + 0.07, f"top-{TOP} channels of the {ranked_by} pathway (below: same channels, "
-                 f"{other} pathway)", fontsize=8)
+        fig.text(
+            first.x0,
+            first.y1 + 0.07,
+            f"top-{TOP} channels of the {ranked_by} pathway (below: same channels, {other} pathway)",
+            fontsize=8,
+        )
     fig.suptitle(title or f"dual point-wise layer of block {acts.block}", fontsize=10)
     fig.savefig(out, dpi=110)
     return out
@@ -153,7 +168,17 @@ def visualize(checkpoint: str | Path, video: str | Path, out: str | Path, *, blo
     model, payload = load_model(checkpoint, deploy=True)
     clip, spec = centre_clip(video, payload)
     acts = dual_activations(model, clip, block)
-    plot_figure(clip, acts, out, mean=spec.transform.mean, std=spec.transform.std,
-                title=f"{Path(video).name}: dual point-wise layer of block {acts.block}")
-    return {"block": acts.block, "video_top": acts.top_channels("video"),
-            "image_top": acts.top_channels("image"), "out": str(out)}
+    plot_figure(
+        clip,
+        acts,
+        out,
+        mean=spec.transform.mean,
+        std=spec.transform.std,
+        title=f"{Path(video).name}: dual point-wise layer of block {acts.block}",
+    )
+    return {
+        "block": acts.block,
+        "video_top": acts.top_channels("video"),
+        "image_top": acts.top_channels("image"),
+        "out": str(out),
+    }

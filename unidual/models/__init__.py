@@ -1,4 +1,5 @@
 """UniDual models: (2+1)D layers, the two-pathway ResNet, the paper's Table-1 models, surgery, reports."""
+
 from __future__ import annotations
 
 from torch import nn
@@ -21,6 +22,14 @@ def pointwise_layers(model: nn.Module, pathway: str) -> list[nn.Module]:
 
 
 __all__ = [
-    "create_model", "list_models", "register_model", "get_model_def", "ModelDef", "ImageVideoNet", "UniDualBlock",
-    "pointwise_layers", "set_memory_format", "is_channels_last",
+    "ImageVideoNet",
+    "ModelDef",
+    "UniDualBlock",
+    "create_model",
+    "get_model_def",
+    "is_channels_last",
+    "list_models",
+    "pointwise_layers",
+    "register_model",
+    "set_memory_format",
 ]

@@ -1,4 +1,5 @@
 """``unidual models`` (the registered models) and ``unidual info NAME`` (parameters and compute)."""
+
 from __future__ import annotations
 
 import argparse
@@ -41,7 +42,6 @@ def parse_heads(text: str) -> tuple[dict[str, int], dict[str, str]]:
     return heads, modalities
 
 
-
 def info_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", choices=list_models(), help="model name (see `unidual models`)")
     parser.add_argument("--depth", type=int, default=34)
@@ -59,8 +59,14 @@ def info_main(args: argparse.Namespace) -> int:
         heads, modalities = parse_heads(args.heads)
         with torch.device("meta"):
             model = create_model(
-                args.name, depth=args.depth, width=args.width, heads=heads, modalities=modalities,
-                frames=args.frames, layout=args.layout, maxpool=args.maxpool,
+                args.name,
+                depth=args.depth,
+                width=args.width,
+                heads=heads,
+                modalities=modalities,
+                frames=args.frames,
+                layout=args.layout,
+                maxpool=args.maxpool,
             )
     except (ValueError, TypeError) as exc:
         print(f"unidual info: {exc}", file=sys.stderr)

@@ -1,7 +1,8 @@
 """Classification heads: one linear layer per source key, each attached to one pathway."""
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import Tensor, nn
 

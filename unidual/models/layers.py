@@ -11,9 +11,10 @@ A module that exists once per pathway is a :class:`Dual` (``.video`` /
 ``.image``); a shared module is a plain layer. Both are called as
 ``run(module, x, pathway)``.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn

@@ -15,6 +15,7 @@ Turn it off per model with ``set_memory_format(model, channels_last=False)``, fo
 with the config key ``run.channels_last: false``, or for every model built in a process with
 the environment variable ``UNIDUAL_CHANNELS_LAST=0``.
 """
+
 from __future__ import annotations
 
 import torch
@@ -60,4 +61,4 @@ def is_channels_last(model: nn.Module) -> bool:
     return bool(weights) and all(p.is_contiguous(memory_format=torch.channels_last_3d) for p in weights)
 
 
-__all__ = ["ENV_SWITCH", "default_channels_last", "set_memory_format", "is_channels_last"]
+__all__ = ["ENV_SWITCH", "default_channels_last", "is_channels_last", "set_memory_format"]

@@ -4,6 +4,7 @@ Which pathways it has, how inputs are routed onto the backbone and whether it
 has auxiliary heads come from its :class:`unidual.models.table.ModelDef`; see
 that file for the routing table.
 """
+
 from __future__ import annotations
 
 import copy
@@ -64,9 +65,7 @@ class ImageVideoNet(nn.Module):
         self.definition = definition
         self.route = dict(definition.route)
         self.frames = frames
-        self.temporal: nn.Module = (
-            LSTMOverTime(backbone.out_channels, lstm_hidden) if lstm_hidden else MeanOverTime()
-        )
+        self.temporal: nn.Module = LSTMOverTime(backbone.out_channels, lstm_hidden) if lstm_hidden else MeanOverTime()
         features = lstm_hidden or backbone.out_channels
         self.num_features = features
         self.heads = Heads(features, heads, head_pathways)
@@ -139,11 +138,11 @@ class ImageVideoNet(nn.Module):
         return self.forward_head(self.forward_features(x, pathway), pathway)
 
     # -- inference -------------------------------------------------------
-    def deploy(self) -> "ImageVideoNet":
+    def deploy(self) -> ImageVideoNet:
         """Drop the auxiliary heads in place (the paper removes them after training)."""
         if not self.definition.aux_heads:
             return self
-        for name in [n for n in self.heads.keys() if is_aux_name(n)]:
+        for name in [n for n in self.heads if is_aux_name(n)]:
             self.heads.remove(name)
         self._spec["options"]["deployed"] = True
         return self
@@ -154,4 +153,3 @@ class ImageVideoNet(nn.Module):
         if pathway in self.route:
             return self.backbone.pointwise_layers(self.route[pathway])
         raise ValueError(f"{self.name} has no {pathway!r} pathway (has {tuple(self.route)})")
-

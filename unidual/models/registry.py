@@ -3,6 +3,7 @@
 Every constructor argument other than depth / width / heads lives in
 ``spec["options"]`` so :func:`unidual.checkpoint.build_model` rebuilds any model.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,21 +17,28 @@ from unidual.pathways import MODALITIES, is_aux_name
 
 # options every model takes, with their defaults (a ModelDef adds its own in ``options``)
 COMMON_OPTIONS: dict[str, Any] = {
-    "frames": 8,              # length of static clips made from images
-    "modalities": None,       # {source key: "image"|"video"}; required where heads sit by modality
-    "temporal_kernel": 3,     # t of the t×1×1 filters (and of the M_i formula)
-    "layout": "vmz",          # "vmz": M_i per conv; "torchvision": 2nd conv reuses the 1st conv's M
+    "frames": 8,  # length of static clips made from images
+    "modalities": None,  # {source key: "image"|"video"}; required where heads sit by modality
+    "temporal_kernel": 3,  # t of the t×1×1 filters (and of the M_i formula)
+    "layout": "vmz",  # "vmz": M_i per conv; "torchvision": 2nd conv reuses the 1st conv's M
     "per_pathway_bn": False,  # every BN per pathway (ablation); default: only BNs after point-wise convs
     # BNs after shared convs: shared scale/shift, running statistics per pathway (chosen by the ablation in
     # docs/results.md: better on both tasks; False = one running average mixed from both pathways)
     "pathway_bn_stats": True,
     "image_init": "independent",  # image 1×1 filters: "independent" random init, or "deflate"d video filters
-    "maxpool": False,         # 1×3×3 stride-2 max-pool after the stem (224-px configuration)
+    "maxpool": False,  # 1×3×3 stride-2 max-pool after the stem (224-px configuration)
     "temporal_strides": True,  # temporal stride 2 in stages 2-4 (video pathway only)
-    "bn_eps": 1e-5,           # BatchNorm epsilon; 1e-3 for Caffe2/VMZ-trained weights (docs/models.md)
+    "bn_eps": 1e-5,  # BatchNorm epsilon; 1e-3 for Caffe2/VMZ-trained weights (docs/models.md)
 }
-_BACKBONE_OPTIONS = ("temporal_kernel", "layout", "per_pathway_bn", "pathway_bn_stats", "image_init", "maxpool",
-                     "temporal_strides")
+_BACKBONE_OPTIONS = (
+    "temporal_kernel",
+    "layout",
+    "per_pathway_bn",
+    "pathway_bn_stats",
+    "image_init",
+    "maxpool",
+    "temporal_strides",
+)
 
 
 def list_models() -> list[str]:
@@ -116,11 +124,19 @@ def create_model(
         spec_options["deployed"] = bool(spec_options["deployed"])
     spec = {"name": name, "depth": depth, "width": float(width), "heads": dict(heads), "options": spec_options}
 
-    backbone = ResNet2Plus1d(depth, pathways=d.backbone_pathways, width=width, t=opts["temporal_kernel"],
-                             layout=opts["layout"], per_pathway_bn=opts["per_pathway_bn"],
-                             pathway_bn_stats=opts["pathway_bn_stats"], image_init=opts["image_init"],
-                             maxpool=opts["maxpool"], temporal_strides=opts["temporal_strides"],
-                             bn_eps=float(opts["bn_eps"]))
+    backbone = ResNet2Plus1d(
+        depth,
+        pathways=d.backbone_pathways,
+        width=width,
+        t=opts["temporal_kernel"],
+        layout=opts["layout"],
+        per_pathway_bn=opts["per_pathway_bn"],
+        pathway_bn_stats=opts["pathway_bn_stats"],
+        image_init=opts["image_init"],
+        maxpool=opts["maxpool"],
+        temporal_strides=opts["temporal_strides"],
+        bn_eps=float(opts["bn_eps"]),
+    )
     lstm_hidden = opts["lstm_hidden"] if d.temporal == "lstm" else None
     model = ImageVideoNet(spec, d, backbone, classes, where, frames=frames, lstm_hidden=lstm_hidden)
     return set_memory_format(model, default_channels_last() if channels_last is None else bool(channels_last))

@@ -9,6 +9,7 @@ this sense. BatchNorm, ReLU, pooling and additions are not counted.
 The forward runs on the ``meta`` device (shapes only), so even R(2+1)D-152
 is reported instantly.
 """
+
 from __future__ import annotations
 
 import math

@@ -12,9 +12,10 @@ per pathway. The residual shortcut, when the shape changes, is a shared
 it is a point-wise *spatial* map with no temporal extent, so both modalities
 can use it, and it is where R(2+1)D and R2D already agree.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import Tensor, nn
 
@@ -66,14 +67,15 @@ class BasicBlock(PathwayModule):
 
     expansion = 1
 
-    def __init__(self, in_ch: int, planes: int, *, stride: int, temporal_stride: int, cfg: "BackboneConfig") -> None:
+    def __init__(self, in_ch: int, planes: int, *, stride: int, temporal_stride: int, cfg: BackboneConfig) -> None:
         super().__init__()
         out_ch = planes
         m1 = midplanes(in_ch, planes, cfg.t)
         # torchvision reuses the first conv's M for the second conv; VMZ computes it per conv
         m2 = m1 if cfg.layout == "torchvision" else midplanes(planes, planes, cfg.t)
-        common = dict(pathways=cfg.pathways, t=cfg.t, per_pathway_bn=cfg.per_pathway_bn,
-                      pathway_bn_stats=cfg.pathway_bn_stats)
+        common = dict(
+            pathways=cfg.pathways, t=cfg.t, per_pathway_bn=cfg.per_pathway_bn, pathway_bn_stats=cfg.pathway_bn_stats
+        )
         self.conv1 = UniDualBlock(in_ch, planes, m1, stride=stride, temporal_stride=temporal_stride, **common)
         self.bn1 = cfg.pathway_norm(planes)
         self.conv2 = UniDualBlock(planes, planes, m2, **common)
@@ -96,14 +98,20 @@ class Bottleneck(PathwayModule):
 
     expansion = 4
 
-    def __init__(self, in_ch: int, planes: int, *, stride: int, temporal_stride: int, cfg: "BackboneConfig") -> None:
+    def __init__(self, in_ch: int, planes: int, *, stride: int, temporal_stride: int, cfg: BackboneConfig) -> None:
         super().__init__()
         out_ch = planes * self.expansion
         self.conv1 = Conv(in_ch, planes, 1)
         self.bn1 = cfg.shared_norm(planes)
         self.conv2 = UniDualBlock(
-            planes, planes, midplanes(planes, planes, cfg.t), pathways=cfg.pathways, t=cfg.t,
-            stride=stride, temporal_stride=temporal_stride, per_pathway_bn=cfg.per_pathway_bn,
+            planes,
+            planes,
+            midplanes(planes, planes, cfg.t),
+            pathways=cfg.pathways,
+            t=cfg.t,
+            stride=stride,
+            temporal_stride=temporal_stride,
+            per_pathway_bn=cfg.per_pathway_bn,
             pathway_bn_stats=cfg.pathway_bn_stats,
         )
         self.bn2 = cfg.pathway_norm(planes)
@@ -126,8 +134,9 @@ class Bottleneck(PathwayModule):
 class BackboneConfig:
     """Choices shared by every block of one backbone."""
 
-    def __init__(self, pathways: Sequence[str], t: int, layout: str, per_pathway_bn: bool,
-                 pathway_bn_stats: bool = False) -> None:
+    def __init__(
+        self, pathways: Sequence[str], t: int, layout: str, per_pathway_bn: bool, pathway_bn_stats: bool = False
+    ) -> None:
         self.pathways = tuple(pathways)
         self.t = t
         self.layout = layout
@@ -154,7 +163,14 @@ class Stem(PathwayModule):
     def __init__(self, in_ch: int, out_ch: int, mid_ch: int, cfg: BackboneConfig, maxpool: bool) -> None:
         super().__init__()
         self.conv = UniDualBlock(
-            in_ch, out_ch, mid_ch, pathways=cfg.pathways, t=cfg.t, d=7, stride=2, per_pathway_bn=cfg.per_pathway_bn,
+            in_ch,
+            out_ch,
+            mid_ch,
+            pathways=cfg.pathways,
+            t=cfg.t,
+            d=7,
+            stride=2,
+            per_pathway_bn=cfg.per_pathway_bn,
             pathway_bn_stats=cfg.pathway_bn_stats,
         )
         self.bn = cfg.pathway_norm(out_ch)
@@ -260,4 +276,4 @@ class ResNet2Plus1d(nn.Module):
         return [b.last_conv().pointwise_for(pathway) for b in self.blocks()]
 
 
-__all__ = ["DEPTHS", "ResNet2Plus1d", "BasicBlock", "Bottleneck", "scaled"]
+__all__ = ["DEPTHS", "BasicBlock", "Bottleneck", "ResNet2Plus1d", "scaled"]

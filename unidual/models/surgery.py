@@ -19,10 +19,12 @@
   torchvision-layout R(2+1)D ``VideoResNet`` state_dict (r2plus1d_18, the ig65m
   R(2+1)D-34; strictly) and start UniDual from it.
 """
+
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from torch import Tensor
 
@@ -68,7 +70,7 @@ def _split(key: str) -> tuple[str, str | None]:
     m = _SEGMENT.search(key)
     if m is None:
         return key, None
-    return key[: m.start()] + key[m.end():], m.group(1)
+    return key[: m.start()] + key[m.end() :], m.group(1)
 
 
 def _converted(key: str, src: Tensor, dst: Tensor, convert: str | None, mode: str) -> Tensor:
@@ -169,7 +171,12 @@ _TV_BLOCK = {
     "downsample.0": "shortcut.conv",
     "downsample.1": "shortcut.norm",
 }
-_TV_STEM = {"stem.0": "stem.conv.spatial", "stem.1": "stem.conv.norm", "stem.3": "stem.conv.pointwise", "stem.4": "stem.bn"}
+_TV_STEM = {
+    "stem.0": "stem.conv.spatial",
+    "stem.1": "stem.conv.norm",
+    "stem.3": "stem.conv.pointwise",
+    "stem.4": "stem.bn",
+}
 
 
 # torchvision's VideoResNet has no per-conv widths and no eps in its state_dict, so the layout is
@@ -183,7 +190,7 @@ def _tv_key(key: str, head: str) -> str:
         return f"heads.{head}.{key[3:]}"
     for old, new in _TV_STEM.items():
         if key.startswith(old + "."):
-            return "backbone." + new + key[len(old):]
+            return "backbone." + new + key[len(old) :]
     m = re.match(r"(layer\d\.\d+)\.(.+)\.(\w+)$", key)
     if m and m.group(2) in _TV_BLOCK:
         return f"backbone.{m.group(1)}.{_TV_BLOCK[m.group(2)]}.{m.group(3)}"
@@ -206,17 +213,23 @@ def torchvision_architecture(state_dict: Mapping[str, Tensor]) -> tuple[int, str
         counts.append(len(blocks))
     depth = next((d for d, (kind, c) in DEPTHS.items() if kind == "basic" and c == tuple(counts)), None)
     if depth is None:
-        raise ValueError(f"blocks per stage {tuple(counts)} match no basic-block R(2+1)D depth "
-                         f"({ {d: c for d, (k, c) in DEPTHS.items() if k == 'basic'} })")
+        raise ValueError(
+            f"blocks per stage {tuple(counts)} match no basic-block R(2+1)D depth "
+            f"({ {d: c for d, (k, c) in DEPTHS.items() if k == 'basic'} })"
+        )
     stem = tuple(state_dict["stem.3.weight"].shape[:2])
     if stem != (64, STEM_MID):
-        raise ValueError(f"stem.3.weight has shape {tuple(state_dict['stem.3.weight'].shape)}: only the "
-                         f"full-width network (64 stem channels, {STEM_MID} mid-channels) is supported")
+        raise ValueError(
+            f"stem.3.weight has shape {tuple(state_dict['stem.3.weight'].shape)}: only the "
+            f"full-width network (64 stem channels, {STEM_MID} mid-channels) is supported"
+        )
     mid = int(state_dict["layer2.0.conv2.0.0.weight"].shape[0])
     layouts = {midplanes(64, 128): "torchvision", midplanes(128, 128): "vmz"}
     if mid not in layouts:
-        raise ValueError(f"layer2.0.conv2.0.0.weight has {mid} mid-channels: neither torchvision's "
-                         f"({midplanes(64, 128)}) nor the Caffe2/VMZ layout's ({midplanes(128, 128)})")
+        raise ValueError(
+            f"layer2.0.conv2.0.0.weight has {mid} mid-channels: neither torchvision's "
+            f"({midplanes(64, 128)}) nor the Caffe2/VMZ layout's ({midplanes(128, 128)})"
+        )
     return depth, layouts[mid]
 
 
@@ -245,8 +258,11 @@ def from_torchvision(
         if key.endswith("num_batches_tracked"):
             mapped.setdefault(key, value)
     problems = [f"missing {_tv_name(k, head)}" for k in target if k not in mapped]
-    problems += [f"{names[k]} has shape {tuple(v.shape)}, R(2+1)D-{depth} needs {tuple(target[k].shape)}"
-                 for k, v in mapped.items() if k in target and v.shape != target[k].shape]
+    problems += [
+        f"{names[k]} has shape {tuple(v.shape)}, R(2+1)D-{depth} needs {tuple(target[k].shape)}"
+        for k, v in mapped.items()
+        if k in target and v.shape != target[k].shape
+    ]
     if problems:
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise ValueError(f"weights do not fit R(2+1)D-{depth} ({layout} layout): {'; '.join(problems[:3])}{more}")
@@ -257,8 +273,8 @@ def from_torchvision(
 def _tv_name(key: str, head: str) -> str:
     """Our key -> the torchvision key it is loaded from (for error messages)."""
     if key.startswith(f"heads.{head}."):
-        return "fc." + key[len(f"heads.{head}."):]
-    key = key[len("backbone."):]
+        return "fc." + key[len(f"heads.{head}.") :]
+    key = key[len("backbone.") :]
     for table in (_TV_STEM, _TV_BLOCK):
         for theirs, ours in table.items():
             if f".{ours}." in f".{key}":
@@ -279,8 +295,15 @@ def unidual_from_torchvision(
     heads are fresh."""
     source = from_torchvision(state_dict, bn_eps=options.pop("bn_eps", None))
     spec = source.spec
-    model = create_model(name, depth=spec["depth"], heads=heads, modalities=modalities,
-                         layout=spec["options"]["layout"], bn_eps=spec["options"]["bn_eps"], **options)
+    model = create_model(
+        name,
+        depth=spec["depth"],
+        heads=heads,
+        modalities=modalities,
+        layout=spec["options"]["layout"],
+        bn_eps=spec["options"]["bn_eps"],
+        **options,
+    )
     load_backbone(model, source.state_dict(), convert="deflate")
     return model
 
@@ -295,8 +318,11 @@ def architecture_mismatch(src_spec: Mapping[str, Any], dst_spec: Mapping[str, An
     Copying tensors between such models would either fail on a shape or -- for ``bn_eps`` and
     ``maxpool``, which no tensor records -- silently compute something else.
     """
-    out = [f"{k}: source {src_spec[k]!r}, model {dst_spec[k]!r}"
-           for k in ("depth", "width") if src_spec.get(k) != dst_spec.get(k)]
+    out = [
+        f"{k}: source {src_spec[k]!r}, model {dst_spec[k]!r}"
+        for k in ("depth", "width")
+        if src_spec.get(k) != dst_spec.get(k)
+    ]
     src_opts, dst_opts = src_spec.get("options", {}), dst_spec.get("options", {})
     for key in ARCHITECTURE_OPTIONS:
         a, b = src_opts.get(key, COMMON_OPTIONS[key]), dst_opts.get(key, COMMON_OPTIONS[key])
@@ -306,12 +332,12 @@ def architecture_mismatch(src_spec: Mapping[str, Any], dst_spec: Mapping[str, An
 
 
 __all__ = [
+    "architecture_mismatch",
     "deflate",
-    "inflate",
-    "load_backbone",
     "export_pathway",
     "from_torchvision",
-    "unidual_from_torchvision",
+    "inflate",
+    "load_backbone",
     "torchvision_architecture",
-    "architecture_mismatch",
+    "unidual_from_torchvision",
 ]

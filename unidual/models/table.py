@@ -20,10 +20,12 @@ unidual(_aux)          image -> image,     images on the 1×1 pathway, clips on 
 these fields; nothing outside this file compares model names. Adding a model is one
 :func:`register_model` call (docs/models.md has a worked example).
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Mapping
+from typing import Literal
 
 from unidual.pathways import MODALITIES
 
@@ -64,7 +66,7 @@ class ModelDef:
         object.__setattr__(self, "route", dict(self.route))
         object.__setattr__(self, "options", dict(self.options))
 
-    def __deepcopy__(self, memo: dict) -> "ModelDef":
+    def __deepcopy__(self, memo: dict) -> ModelDef:
         return self  # a definition is shared by every model built from it (models are deep-copied)
 
     @property
@@ -109,36 +111,79 @@ def models_for_regime(regime: str) -> list[str]:
 
 # -- the paper's Table 1 -------------------------------------------------------------------------
 _BOTH = {"image": "image", "video": "video"}
-register_model(ModelDef(
-    "r2d", "R2D: 2D ResNet (t=1); clips frame by frame, mean over time",
-    backbone_pathways=("image",), route={"image": "image"}, regimes=("separate", "finetune"),
-    pretrained_convert="deflate",
-))
-register_model(ModelDef(
-    "r2plus1d", "R(2+1)D; images inflated to static clips",
-    backbone_pathways=("video",), route={"video": "video"}, regimes=("separate", "finetune", "multitask"),
-    pretrained_convert="inflate",
-))
-register_model(ModelDef(
-    "r2d_multitask", "R2D on frames + temporal mean, one head per task",
-    backbone_pathways=("image",), route={"video": "image"}, regimes=("multitask",), pretrained_convert="deflate",
-))
-register_model(ModelDef(
-    "r2plus1d_multitask", "R(2+1)D, one head per task",
-    backbone_pathways=("video",), route={"video": "video"}, regimes=("multitask",), pretrained_convert="inflate",
-))
-register_model(ModelDef(
-    "r2d_lstm_multitask", "R2D on frames + 512-unit LSTM, one head per task",
-    backbone_pathways=("image",), route={"video": "image"}, regimes=("multitask",), temporal="lstm",
-    pretrained_convert="deflate", options={"lstm_hidden": 512},
-))
-register_model(ModelDef(
-    "unidual", "UniDual: shared spatial convs, dual point-wise convs, heads on their modality's pathway",
-    backbone_pathways=("video", "image"), route=_BOTH, regimes=("unidual",),
-    needs_modalities=("image", "video"), pretrained_convert="deflate",
-))
-register_model(ModelDef(
-    "unidual_aux", "UniDual + auxiliary heads (each task also on the other pathway); deploy() drops them",
-    backbone_pathways=("video", "image"), route=_BOTH, regimes=("unidual_aux",), aux_heads=True,
-    needs_modalities=("image", "video"), pretrained_convert="deflate", options={"deployed": False},
-))
+register_model(
+    ModelDef(
+        "r2d",
+        "R2D: 2D ResNet (t=1); clips frame by frame, mean over time",
+        backbone_pathways=("image",),
+        route={"image": "image"},
+        regimes=("separate", "finetune"),
+        pretrained_convert="deflate",
+    )
+)
+register_model(
+    ModelDef(
+        "r2plus1d",
+        "R(2+1)D; images inflated to static clips",
+        backbone_pathways=("video",),
+        route={"video": "video"},
+        regimes=("separate", "finetune", "multitask"),
+        pretrained_convert="inflate",
+    )
+)
+register_model(
+    ModelDef(
+        "r2d_multitask",
+        "R2D on frames + temporal mean, one head per task",
+        backbone_pathways=("image",),
+        route={"video": "image"},
+        regimes=("multitask",),
+        pretrained_convert="deflate",
+    )
+)
+register_model(
+    ModelDef(
+        "r2plus1d_multitask",
+        "R(2+1)D, one head per task",
+        backbone_pathways=("video",),
+        route={"video": "video"},
+        regimes=("multitask",),
+        pretrained_convert="inflate",
+    )
+)
+register_model(
+    ModelDef(
+        "r2d_lstm_multitask",
+        "R2D on frames + 512-unit LSTM, one head per task",
+        backbone_pathways=("image",),
+        route={"video": "image"},
+        regimes=("multitask",),
+        temporal="lstm",
+        pretrained_convert="deflate",
+        options={"lstm_hidden": 512},
+    )
+)
+register_model(
+    ModelDef(
+        "unidual",
+        "UniDual: shared spatial convs, dual point-wise convs, heads on their modality's pathway",
+        backbone_pathways=("video", "image"),
+        route=_BOTH,
+        regimes=("unidual",),
+        needs_modalities=("image", "video"),
+        pretrained_convert="deflate",
+    )
+)
+register_model(
+    ModelDef(
+        "unidual_aux",
+        "UniDual + auxiliary heads (each task also on the other pathway); deploy() drops them",
+        backbone_pathways=("video", "image"),
+        route=_BOTH,
+        regimes=("unidual_aux",),
+        aux_heads=True,
+        needs_modalities=("image", "video"),
+        pretrained_convert="deflate",
+        options={"deployed": False},
+    )
+)

@@ -10,6 +10,7 @@ Modules: ``config`` (the study file), ``data`` (build / fill the data sources),
 ``runner`` (plan, train, evaluate, results), ``table``, ``chart``, ``report`` (doc markers),
 ``calibrate`` (time estimate), ``commands`` (the CLI).
 """
+
 from unidual.study.commands import add_arguments, main
 
 __all__ = ["add_arguments", "main"]

@@ -6,13 +6,15 @@ gives its estimated training time. Both wall and process CPU time are shown: on 
 other jobs are using, CPU time (with ``OMP_NUM_THREADS=1``) is the steadier estimate of what
 one free core would take. Evaluation is not included (10-20 s per run at the shipped size).
 """
+
 from __future__ import annotations
 
 import copy
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from unidual.train.config import FinetuneConfig
 from unidual.train.trainer import Trainer
@@ -44,20 +46,33 @@ def time_run(cfg, updates: int) -> dict[str, float]:
     return {"wall": wall / updates, "cpu": cpu / updates, "updates": float(total_updates)}
 
 
-def calibrate(tasks: Sequence[Any], configs: Sequence[Any], updates: int,
-              log: Callable[[str], None]) -> list[dict[str, Any]]:
+def calibrate(
+    tasks: Sequence[Any], configs: Sequence[Any], updates: int, log: Callable[[str], None]
+) -> list[dict[str, Any]]:
     """Per run: seconds per update and the extrapolated training minutes; prints a table as it goes."""
     rows = []
-    log(f"{'run':24s} {'updates':>8s} {'ms/update wall':>15s} {'ms/update CPU':>14s} {'est. min wall':>14s} "
-        f"{'est. min CPU':>13s}")
+    log(
+        f"{'run':24s} {'updates':>8s} {'ms/update wall':>15s} {'ms/update CPU':>14s} {'est. min wall':>14s} "
+        f"{'est. min CPU':>13s}"
+    )
     for task, cfg in zip(tasks, configs):
         t = time_run(cfg, updates)
-        row = {"id": task.model.id, "seed": task.seed, "updates": int(t["updates"]),
-               "wall_per_update": t["wall"], "cpu_per_update": t["cpu"],
-               "minutes_wall": t["wall"] * t["updates"] / 60, "minutes_cpu": t["cpu"] * t["updates"] / 60}
+        row = {
+            "id": task.model.id,
+            "seed": task.seed,
+            "updates": int(t["updates"]),
+            "wall_per_update": t["wall"],
+            "cpu_per_update": t["cpu"],
+            "minutes_wall": t["wall"] * t["updates"] / 60,
+            "minutes_cpu": t["cpu"] * t["updates"] / 60,
+        }
         rows.append(row)
-        log(f"{row['id']:24s} {row['updates']:8d} {1000 * t['wall']:15.0f} {1000 * t['cpu']:14.0f} "
-            f"{row['minutes_wall']:14.1f} {row['minutes_cpu']:13.1f}")
-    log(f"{'total training':24s} {'':8s} {'':15s} {'':14s} {sum(r['minutes_wall'] for r in rows):14.1f} "
-        f"{sum(r['minutes_cpu'] for r in rows):13.1f}")
+        log(
+            f"{row['id']:24s} {row['updates']:8d} {1000 * t['wall']:15.0f} {1000 * t['cpu']:14.0f} "
+            f"{row['minutes_wall']:14.1f} {row['minutes_cpu']:13.1f}"
+        )
+    log(
+        f"{'total training':24s} {'':8s} {'':15s} {'':14s} {sum(r['minutes_wall'] for r in rows):14.1f} "
+        f"{sum(r['minutes_cpu'] for r in rows):13.1f}"
+    )
     return rows

@@ -1,4 +1,5 @@
 """Bar chart of a study table: one panel per column group's headline metric, whiskers = min/max over seeds."""
+
 from __future__ import annotations
 
 from pathlib import Path

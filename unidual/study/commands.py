@@ -3,6 +3,7 @@
 Exit codes: 0 done, 1 data / training / checkpoint error, 2 bad study or training config,
 130 interrupted (checkpoints saved; rerun the same command to continue).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,21 +44,38 @@ from unidual.train.trainer import Interrupted, TrainingError
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", help="study YAML (e.g. configs/cpu/study/study.yaml)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="training-config overrides applied to every run, e.g. schedule.epochs=1")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="training-config overrides applied to every run, e.g. schedule.epochs=1",
+    )
     parser.add_argument("--out", help="study directory (default: the study's out:)")
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds to run (default: the study's seeds:)")
     parser.add_argument("--only", nargs="+", metavar="ID", help="run only these model ids (plus what they finetune)")
-    parser.add_argument("--doc", type=Path, metavar="FILE",
-                        help="write the table, command, machine and wall time between the study's markers in FILE")
-    parser.add_argument("--eval-limit", type=int, metavar="N",
-                        help="evaluate only N test examples per source (smoke runs; not for reported numbers)")
+    parser.add_argument(
+        "--doc",
+        type=Path,
+        metavar="FILE",
+        help="write the table, command, machine and wall time between the study's markers in FILE",
+    )
+    parser.add_argument(
+        "--eval-limit",
+        type=int,
+        metavar="N",
+        help="evaluate only N test examples per source (smoke runs; not for reported numbers)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="print the plan (order, run dirs, status) and exit")
-    parser.add_argument("--calibrate", type=int, metavar="N",
-                        help="time N updates of every run and extrapolate the training time, then exit")
+    parser.add_argument(
+        "--calibrate",
+        type=int,
+        metavar="N",
+        help="time N updates of every run and extrapolate the training time, then exit",
+    )
     parser.add_argument("--data-only", action="store_true", help="build (or check) the study's data and exit")
-    parser.add_argument("--report-only", action="store_true",
-                        help="rebuild table/chart (and --doc) from finished runs, train nothing")
+    parser.add_argument(
+        "--report-only", action="store_true", help="rebuild table/chart (and --doc) from finished runs, train nothing"
+    )
 
 
 def command_line(args: argparse.Namespace) -> str:
@@ -93,8 +111,14 @@ def log(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def write_outputs(study: Study, out: Path, args: argparse.Namespace, clock: Clock,
-                  data_seconds: float | None, modalities: dict[str, str]) -> dict[str, Any]:
+def write_outputs(
+    study: Study,
+    out: Path,
+    args: argparse.Namespace,
+    clock: Clock,
+    data_seconds: float | None,
+    modalities: dict[str, str],
+) -> dict[str, Any]:
     """table.md/csv, runs.csv, chart.png, results.json from every finished run; --doc section."""
     seeds = args.seeds or study.seeds
     results, missing = collect(study, out, seeds)
@@ -113,11 +137,18 @@ def write_outputs(study: Study, out: Path, args: argparse.Namespace, clock: Cloc
     if results:
         plot_table(table, out / "chart.png", study.title)
     summary = {
-        "name": study.name, "title": study.title, "config": str(study.path), "command": command_line(args),
-        "machine": report.machine(), "seeds": list(seeds), "out": str(out),
-        "runs_done": len(results), "missing": missing,
+        "name": study.name,
+        "title": study.title,
+        "config": str(study.path),
+        "command": command_line(args),
+        "machine": report.machine(),
+        "seeds": list(seeds),
+        "out": str(out),
+        "runs_done": len(results),
+        "missing": missing,
         "run_seconds": sum(r.get("train_seconds", 0.0) + r.get("eval_seconds", 0.0) for r in results),
-        "invocation_seconds": clock.seconds, "data_seconds": data_seconds,
+        "invocation_seconds": clock.seconds,
+        "data_seconds": data_seconds,
     }
     (out / "results.json").write_text(json.dumps({"summary": summary, "results": results}, indent=1) + "\n")
     paired = [r for r in (compare(study, out, seeds, c) for c in study.comparisons) if r is not None]
@@ -162,8 +193,10 @@ def run_study(args: argparse.Namespace) -> int:
     clock = Clock()
     misplaced = [o for o in args.only or [] if "=" in o]
     if misplaced:
-        raise StudyError(f"--only {' '.join(args.only)}: {misplaced} look like overrides; put key=value "
-                         "overrides before the --options")
+        raise StudyError(
+            f"--only {' '.join(args.only)}: {misplaced} look like overrides; put key=value "
+            "overrides before the --options"
+        )
     study = load_study(args.config)
     if args.eval_limit:
         study.eval.limit = args.eval_limit
@@ -186,29 +219,36 @@ def run_study(args: argparse.Namespace) -> int:
     for cfg in configs:
         modalities.update(cfg.modalities)
     if args.calibrate:
-
         seeds_first = [(t, c) for t, c in zip(tasks, configs) if t.seed == seeds[0]]
         calibrate([t for t, _ in seeds_first], [c for _, c in seeds_first], args.calibrate, log)
         return 0
     if args.dry_run:
         for i, (task, cfg) in enumerate(zip(tasks, configs), 1):
             after = f", finetunes {task.pretrained_dir}" if task.pretrained_dir else ""
-            print(f"{i}/{len(tasks)} {task.label}: {status(task)}, {cfg.regime}/{cfg.model.name} "
-                  f"on {cfg.source_keys} -> {task.run_dir}{after}")
+            print(
+                f"{i}/{len(tasks)} {task.label}: {status(task)}, {cfg.regime}/{cfg.model.name} "
+                f"on {cfg.source_keys} -> {task.run_dir}{after}"
+            )
         return 0
 
     for i, (task, cfg) in enumerate(zip(tasks, configs), 1):
         log(f"[study {i}/{len(tasks)} | elapsed {clock}] {task.label}")
         result = run_task(study, task, cfg, log=log)
-        shown = "; ".join(f"{k}: " + ", ".join(f"{m} {v:.1f}" for m, v in result["metrics"][k].items()
-                                                if m in ("clip@1", "video@1", "top1", "top5"))
-                          for k in result["report"])
+        shown = "; ".join(
+            f"{k}: "
+            + ", ".join(
+                f"{m} {v:.1f}" for m, v in result["metrics"][k].items() if m in ("clip@1", "video@1", "top1", "top5")
+            )
+            for k in result["report"]
+        )
         log(f"  done ({(result['train_seconds'] + result['eval_seconds']) / 60:.1f} min): {shown}")
         write_outputs(study, out, args, clock, data_seconds, dict(modalities))
     final = write_outputs(study, out, args, clock, data_seconds, dict(modalities))
     print(final["markdown"], end="")
-    log(f"[study] {len(tasks)} run(s) in {clock}; tables in {out} (table.md, table.csv, runs.csv, chart.png)"
-        + (f"; {args.doc} updated" if args.doc else ""))
+    log(
+        f"[study] {len(tasks)} run(s) in {clock}; tables in {out} (table.md, table.csv, runs.csv, chart.png)"
+        + (f"; {args.doc} updated" if args.doc else "")
+    )
     return 0
 
 
@@ -222,8 +262,11 @@ def main(args: argparse.Namespace) -> int:
         print(f"unidual study: {exc}", file=sys.stderr)
         return 1
     except (Interrupted, KeyboardInterrupt) as exc:
-        print(f"unidual study: interrupted ({exc or 'Ctrl-C'}); rerun the same command to continue — finished "
-              "runs are kept, an interrupted run resumes from its last checkpoint", file=sys.stderr)
+        print(
+            f"unidual study: interrupted ({exc or 'Ctrl-C'}); rerun the same command to continue — finished "
+            "runs are kept, an interrupted run resumes from its last checkpoint",
+            file=sys.stderr,
+        )
         return 130
 
 
@@ -248,7 +291,9 @@ def parts_main(args: argparse.Namespace) -> int:
             continue  # not finished, or a model without that task (R2D)
         r = evaluate_run_sources(task.run_dir, [args.source], study.eval)[0][args.source]
         acc = part_accuracy(r.predictions, r.labels, r.classes)
-        rows.append(f"| {task.model.row} | {task.seed} | {acc['both']:.1f} | {acc['class']:.1f} | {acc['motion']:.1f} |")
+        rows.append(
+            f"| {task.model.row} | {task.seed} | {acc['both']:.1f} | {acc['class']:.1f} | {acc['motion']:.1f} |"
+        )
         per_model.setdefault(task.model.row, []).append(acc)
         print(f"{task.label}: {acc}", file=sys.stderr, flush=True)
     if not rows:
@@ -261,4 +306,3 @@ def parts_main(args: argparse.Namespace) -> int:
         med = {k: statistics.median(a[k] for a in accs) for k in ("both", "class", "motion")}
         print(f"| {row} | {med['both']:.1f} | {med['class']:.1f} | {med['motion']:.1f} |")
     return 0
-

@@ -8,11 +8,12 @@ resampled examples for every seed, since every seed is evaluated on the same tes
 covers both training noise and test-set noise. A verdict is read off the interval, never typed:
 ``a > b`` when it lies above 0, ``a < b`` below 0, ``not separable`` when it contains 0.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -52,8 +53,9 @@ class PairedResult:
     def claim_status(self) -> str:
         """The claim a comparison stands for is "A beats B": the verdict read as held, not reproduced or reversed."""
         a, b = self.comparison.a, self.comparison.b
-        return {f"{a} > {b}": "holds", f"{a} < {b}": "reversed",
-                "not separable": "not reproduced at this scale"}.get(self.verdict, "undecided")
+        return {f"{a} > {b}": "holds", f"{a} < {b}": "reversed", "not separable": "not reproduced at this scale"}.get(
+            self.verdict, "undecided"
+        )
 
 
 def load_examples(directory: Path, source: str, metric: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -69,8 +71,9 @@ def load_examples(directory: Path, source: str, metric: str) -> tuple[np.ndarray
     return index[order], hits[order].astype(np.float64)
 
 
-def paired_bootstrap(a: np.ndarray, b: np.ndarray, *, rounds: int = BOOTSTRAP, level: float = LEVEL,
-                     seed: int = 0) -> tuple[float, float, float]:
+def paired_bootstrap(
+    a: np.ndarray, b: np.ndarray, *, rounds: int = BOOTSTRAP, level: float = LEVEL, seed: int = 0
+) -> tuple[float, float, float]:
     """Mean of ``a - b`` (seeds x examples, 0/1) and its two-level bootstrap interval, in points."""
     if a.shape != b.shape or a.ndim != 2 or a.size == 0:
         raise ValueError(f"need two equal (seeds, examples) arrays, got {a.shape} and {b.shape}")
@@ -94,8 +97,10 @@ def compare(study: Study, out: Path, seeds: Sequence[int], comparison: Compariso
         if ea is None or eb is None:
             continue
         if not np.array_equal(ea[0], eb[0]):
-            raise StudyError(f"seed {seed}: {comparison.a} and {comparison.b} were evaluated on different "
-                             f"{comparison.source} examples; re-evaluate both with the same eval settings")
+            raise StudyError(
+                f"seed {seed}: {comparison.a} and {comparison.b} were evaluated on different "
+                f"{comparison.source} examples; re-evaluate both with the same eval settings"
+            )
         rows_a.append(ea[1])
         rows_b.append(eb[1])
         used.append(seed)
@@ -106,8 +111,17 @@ def compare(study: Study, out: Path, seeds: Sequence[int], comparison: Compariso
     a, b = np.stack(rows_a), np.stack(rows_b)
     diff, low, high = paired_bootstrap(a, b)
     p = float(a.mean())
-    return PairedResult(comparison, used, a.shape[1], 100 * p, 100 * float(b.mean()), diff, low, high,
-                        100 * float(np.sqrt(max(p * (1 - p), 1e-12) / a.shape[1])))
+    return PairedResult(
+        comparison,
+        used,
+        a.shape[1],
+        100 * p,
+        100 * float(b.mean()),
+        diff,
+        low,
+        high,
+        100 * float(np.sqrt(max(p * (1 - p), 1e-12) / a.shape[1])),
+    )
 
 
 def comparisons_markdown(results: Sequence[PairedResult], labels: dict[str, str]) -> str:
@@ -121,21 +135,26 @@ def comparisons_markdown(results: Sequence[PairedResult], labels: dict[str, str]
     for r in results:
         c = r.comparison
         verdict = {f"{c.a} > {c.b}": "A better", f"{c.a} < {c.b}": "B better"}.get(r.verdict, r.verdict)
-        lines.append(f"| {c.claim or ''} | {labels.get(c.a, c.a)} | {labels.get(c.b, c.b)} | {c.source} {c.metric} "
-                     f"| {r.a:.1f} | {r.b:.1f} | {r.diff:+.1f} [{r.low:+.1f}, {r.high:+.1f}] | {len(r.seeds)} "
-                     f"| {verdict} | {r.claim_status} |")
+        lines.append(
+            f"| {c.claim or ''} | {labels.get(c.a, c.a)} | {labels.get(c.b, c.b)} | {c.source} {c.metric} "
+            f"| {r.a:.1f} | {r.b:.1f} | {r.diff:+.1f} [{r.low:+.1f}, {r.high:+.1f}] | {len(r.seeds)} "
+            f"| {verdict} | {r.claim_status} |"
+        )
     worst: dict[str, float] = {}  # one line per metric: the largest standard error among the compared runs
     for r in results:
         key = f"{r.comparison.source} {r.comparison.metric}"
         worst[key] = max(worst.get(key, 0.0), r.se_one_run)
     se = [f"{k}: ≤ {v:.1f}" for k, v in sorted(worst.items())]
     n = sorted({f"{r.comparison.source}: {r.examples}" for r in results})
-    lines += ["", f"Paired by seed; 95 % CI from {BOOTSTRAP} bootstrap resamples of seeds and test examples; "
-                  f"a verdict needs at least {MIN_SEEDS_FOR_VERDICT} paired seeds (with fewer the CI hardly "
-                  "covers training noise). A claim reads \"A beats B\": it holds when the CI lies above 0, "
-                  "is not reproduced at this scale when the CI contains 0, and is reversed when it lies below 0. "
-                  f"Test examples: {', '.join(n)}. Standard error of one run's accuracy (binomial, points): "
-                  f"{', '.join(se)}."]
+    lines += [
+        "",
+        f"Paired by seed; 95 % CI from {BOOTSTRAP} bootstrap resamples of seeds and test examples; "
+        f"a verdict needs at least {MIN_SEEDS_FOR_VERDICT} paired seeds (with fewer the CI hardly "
+        'covers training noise). A claim reads "A beats B": it holds when the CI lies above 0, '
+        "is not reproduced at this scale when the CI contains 0, and is reversed when it lies below 0. "
+        f"Test examples: {', '.join(n)}. Standard error of one run's accuracy (binomial, points): "
+        f"{', '.join(se)}.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -144,6 +163,8 @@ def write_comparisons_csv(results: Sequence[PairedResult], path: Path) -> None:
     for r in results:
         c = r.comparison
         claim = (c.claim or "").replace('"', "'")
-        rows.append(f"{c.a},{c.b},{c.source},{c.metric},\"{claim}\",{' '.join(map(str, r.seeds))},{r.examples},"
-                    f"{r.a:.3f},{r.b:.3f},{r.diff:.3f},{r.low:.3f},{r.high:.3f},{r.se_one_run:.3f},{r.verdict},{r.claim_status}")
+        rows.append(
+            f'{c.a},{c.b},{c.source},{c.metric},"{claim}",{" ".join(map(str, r.seeds))},{r.examples},'
+            f"{r.a:.3f},{r.b:.3f},{r.diff:.3f},{r.low:.3f},{r.high:.3f},{r.se_one_run:.3f},{r.verdict},{r.claim_status}"
+        )
     path.write_text("\n".join(rows) + "\n")

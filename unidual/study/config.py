@@ -21,12 +21,14 @@ models:                       # runs, in table order; rows may be shared (Table 
   - {id: r2d_finetuned, row: R2D-finetuned, config: r2d_finetuned.yaml, pretrained: r2plus1d}
 ```
 """
+
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from unidual.yamlconfig import ConfigError, read_yaml
 from unidual.yamlconfig import from_dict as build_dataclass
@@ -34,8 +36,7 @@ from unidual.yamlconfig import from_dict as build_dataclass
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 # Metrics of a column group, by the modality of its source (Table 2: clip@1, video@1 | top 1, top 5).
 DEFAULT_METRICS = {"video": ["clip@1", "video@1"], "image": ["top1", "top5"]}
-KNOWN_METRICS = {"video": ("clip@1", "video@1", "video@5", "mean_class@1"),
-                 "image": ("top1", "top5", "mean_class@1")}
+KNOWN_METRICS = {"video": ("clip@1", "video@1", "video@5", "mean_class@1"), "image": ("top1", "top5", "mean_class@1")}
 
 
 class StudyError(ConfigError):
@@ -109,8 +110,9 @@ class Study:
         wanted = set(m.id for m in self.models) if not only else set()
         for run_id in only or []:
             if run_id not in {m.id for m in self.models}:
-                raise StudyError(f"{self.path}: --only {run_id!r}: no such model id "
-                                 f"(ids: {[m.id for m in self.models]})")
+                raise StudyError(
+                    f"{self.path}: --only {run_id!r}: no such model id (ids: {[m.id for m in self.models]})"
+                )
             current: str | None = run_id
             while current is not None:
                 wanted.add(current)
@@ -214,7 +216,7 @@ def study_from_dict(raw: Mapping[str, Any], path: Path) -> Study:
                 _fail(path, f"{where}.{key}", "is required (a string)")
         if not ID_PATTERN.match(m["id"]):
             _fail(path, f"{where}.id", f"letters, digits, '_', '-', '.' only (it names a folder), got {m['id']!r}")
-        config = (path.parent / m["config"])
+        config = path.parent / m["config"]
         if not config.is_file():
             _fail(path, f"{where}.config", f"training config not found: {config}")
         report = m.get("report")
@@ -228,12 +230,24 @@ def study_from_dict(raw: Mapping[str, Any], path: Path) -> Study:
         if not isinstance(run_overrides, list) or not all(isinstance(o, str) and "=" in o for o in run_overrides):
             _fail(path, f"{where}.overrides", "must be a list of 'key=value' strings")
         run_seeds = m.get("seeds")
-        if run_seeds is not None and (not isinstance(run_seeds, list) or not run_seeds
-                                      or not all(isinstance(s, int) and not isinstance(s, bool) for s in run_seeds)):
+        if run_seeds is not None and (
+            not isinstance(run_seeds, list)
+            or not run_seeds
+            or not all(isinstance(s, int) and not isinstance(s, bool) for s in run_seeds)
+        ):
             _fail(path, f"{where}.seeds", f"must be a non-empty list of integers, got {run_seeds!r}")
-        models.append(ModelRun(id=m["id"], row=m["row"], config=config, group=m.get("group"),
-                               pretrained=m.get("pretrained"), report=report, overrides=list(run_overrides),
-                               seeds=run_seeds))
+        models.append(
+            ModelRun(
+                id=m["id"],
+                row=m["row"],
+                config=config,
+                group=m.get("group"),
+                pretrained=m.get("pretrained"),
+                report=report,
+                overrides=list(run_overrides),
+                seeds=run_seeds,
+            )
+        )
     if not models:
         _fail(path, "models", "at least one model is required")
     ids = [m.id for m in models]
@@ -254,8 +268,18 @@ def study_from_dict(raw: Mapping[str, Any], path: Path) -> Study:
         if comparison.source not in sources:
             _fail(path, f"comparisons.{i}.source", f"{comparison.source!r} is not a table column ({sources})")
         comparisons.append(comparison)
-    study = Study(path=path, name=name, title=str(raw.get("title") or name), out=Path(raw.get("out") or "runs/study"),
-                  seeds=list(seeds), columns=columns, models=models, data=data, overrides=list(overrides),
-                  eval=settings, comparisons=comparisons)
+    study = Study(
+        path=path,
+        name=name,
+        title=str(raw.get("title") or name),
+        out=Path(raw.get("out") or "runs/study"),
+        seeds=list(seeds),
+        columns=columns,
+        models=models,
+        data=data,
+        overrides=list(overrides),
+        eval=settings,
+        comparisons=comparisons,
+    )
     study.ordered()  # cycles are an error now, not after the first runs
     return study

@@ -13,6 +13,7 @@ locations and makes a study independent of the directory it is started from.
 
 Builders are idempotent (a marker file records their settings), so a second run reuses the data.
 """
+
 from __future__ import annotations
 
 import inspect
@@ -20,8 +21,9 @@ import json
 import math
 import random
 import shutil
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import yaml
 
@@ -53,8 +55,9 @@ def prepare_data(study: Study, progress: Callable[[int, int], None] | None = Non
     kind = spec.pop("build", None)
     builders = {"default": make_default_dataset, "motion": build_motion_dataset, "three_source": build_three_source}
     if kind not in builders:
-        raise StudyError(f"{study.path}: data.build must be one of {sorted(builders)} (or give data.sources), "
-                         f"got {kind!r}")
+        raise StudyError(
+            f"{study.path}: data.build must be one of {sorted(builders)} (or give data.sources), got {kind!r}"
+        )
     builder = builders[kind]
     params = inspect.signature(builder).parameters
     # Each builder's own signature says what it needs (no default) and what it accepts.
@@ -79,8 +82,9 @@ def built_sources(study: Study) -> dict[str, dict[str, Any]] | None:
     return read_sources(path) if spec and path.is_file() else None
 
 
-def fill_sources(entries: Sequence[Mapping[str, Any]], built: Mapping[str, Mapping[str, Any]],
-                 where: str) -> list[dict[str, Any]]:
+def fill_sources(
+    entries: Sequence[Mapping[str, Any]], built: Mapping[str, Mapping[str, Any]], where: str
+) -> list[dict[str, Any]]:
     """Each config source entry with its location (``LOCATION_KEYS``) taken from the built source of its key.
 
     Sampling and transform settings stay the config's (they differ per study: clip length,
@@ -93,8 +97,10 @@ def fill_sources(entries: Sequence[Mapping[str, Any]], built: Mapping[str, Mappi
         if key not in built:
             raise StudyError(f"{where}: sources.{i}: key {key!r} is not in the study's data (it has {sorted(built)})")
         if "modality" in entry and entry["modality"] != built[key].get("modality"):
-            raise StudyError(f"{where}: sources.{i} ({key!r}): modality {entry['modality']!r} but the data "
-                             f"holds {built[key].get('modality')!r}")
+            raise StudyError(
+                f"{where}: sources.{i} ({key!r}): modality {entry['modality']!r} but the data "
+                f"holds {built[key].get('modality')!r}"
+            )
         merged = deep_merge(dict(built[key]), entry)
         merged.update({k: built[key][k] for k in LOCATION_KEYS if k in built[key]})
         out.append(merged)
@@ -102,6 +108,7 @@ def fill_sources(entries: Sequence[Mapping[str, Any]], built: Mapping[str, Mappi
 
 
 # --------------------------------------------------------------------------- three sources (Table 3)
+
 
 def _read_member(root: str, member: str) -> bytes:
     if is_archive(root):
@@ -119,8 +126,10 @@ def _carve_pool(list_file: Path, image_root: str, pool: Path, per_class: int, se
     taken: set[int] = set()
     for name, indices in sorted(by_class.items()):
         if len(indices) <= per_class:
-            raise StudyError(f"{list_file}: class {name!r} has {len(indices)} photos, the second video "
-                             f"dataset needs more than {per_class}")
+            raise StudyError(
+                f"{list_file}: class {name!r} has {len(indices)} photos, the second video "
+                f"dataset needs more than {per_class}"
+            )
         chosen = sorted(rng.sample(indices, per_class))
         folder = pool / name
         folder.mkdir(parents=True, exist_ok=True)
@@ -131,13 +140,24 @@ def _carve_pool(list_file: Path, image_root: str, pool: Path, per_class: int, se
     return [line for i, line in enumerate(lines) if i not in taken]
 
 
-def build_three_source(image_root: str | Path, out: str | Path, *,
-                       motions: Sequence[str] = ("left", "right", "zoom_in"),
-                       motions_b: Sequence[str] = ("rotate_cw", "rotate_ccw", "zoom_out"),
-                       frames: int = 16, size: int = 32, train_videos: int = 3000, test_videos: int = 600,
-                       train_videos_b: int | None = None, test_videos_b: int | None = None, seed: int = 0,
-                       image_key: str = "cifar", video_key: str = "motion", video_key_b: str = "motion_b",
-                       progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def build_three_source(
+    image_root: str | Path,
+    out: str | Path,
+    *,
+    motions: Sequence[str] = ("left", "right", "zoom_in"),
+    motions_b: Sequence[str] = ("rotate_cw", "rotate_ccw", "zoom_out"),
+    frames: int = 16,
+    size: int = 32,
+    train_videos: int = 3000,
+    test_videos: int = 600,
+    train_videos_b: int | None = None,
+    test_videos_b: int | None = None,
+    seed: int = 0,
+    image_key: str = "cifar",
+    video_key: str = "motion",
+    video_key_b: str = "motion_b",
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """One image source and two motion-video sources built from three disjoint photo pools.
 
     1. CIFAR-motion A (``motions``) with the builder; its videos use photos its image lists exclude.
@@ -151,10 +171,18 @@ def build_three_source(image_root: str | Path, out: str | Path, *,
     out = Path(out)
     train_b = train_videos if train_videos_b is None else train_videos_b
     test_b = test_videos if test_videos_b is None else test_videos_b
-    settings = {"version": THREE_SOURCE_VERSION, "image_root": str(Path(image_root).resolve()),
-                "motions": list(motions), "motions_b": list(motions_b), "frames": frames, "size": size,
-                "videos": [train_videos, test_videos], "videos_b": [train_b, test_b], "seed": seed,
-                "keys": [image_key, video_key, video_key_b]}
+    settings = {
+        "version": THREE_SOURCE_VERSION,
+        "image_root": str(Path(image_root).resolve()),
+        "motions": list(motions),
+        "motions_b": list(motions_b),
+        "frames": frames,
+        "size": size,
+        "videos": [train_videos, test_videos],
+        "videos_b": [train_b, test_b],
+        "seed": seed,
+        "keys": [image_key, video_key, video_key_b],
+    }
     marker = out / "unidual-three-source.json"
     if marker.is_file() and (out / "sources.yaml").is_file():
         try:
@@ -164,9 +192,19 @@ def build_three_source(image_root: str | Path, out: str | Path, *,
             pass
     out.mkdir(parents=True, exist_ok=True)
     marker.unlink(missing_ok=True)
-    a = build_motion_dataset(image_root, out / "a", motions=tuple(motions), frames=frames, size=size,
-                             train_videos=train_videos, test_videos=test_videos, seed=seed,
-                             image_key=image_key, video_key=video_key, progress=progress)
+    a = build_motion_dataset(
+        image_root,
+        out / "a",
+        motions=tuple(motions),
+        frames=frames,
+        size=size,
+        train_videos=train_videos,
+        test_videos=test_videos,
+        seed=seed,
+        image_key=image_key,
+        video_key=video_key,
+        progress=progress,
+    )
     classes = list(a[image_key].classes or [])
     pool = out / "pool-b"
     shutil.rmtree(pool, ignore_errors=True)
@@ -175,13 +213,24 @@ def build_three_source(image_root: str | Path, out: str | Path, *,
     for offset, (split, n_videos) in enumerate((("train", train_b), ("test", test_b))):
         per_label = max(1, math.ceil(n_videos / (len(classes) * len(motions_b))))
         per_class = per_label * len(motions_b) + 1  # the builder keeps >= 1 photo per class for its own image split
-        keep = _carve_pool(out / "a" / "images" / f"{split}.txt", str(a[image_key].root), pool / split,
-                           per_class, seed + 101 + offset)
+        keep = _carve_pool(
+            out / "a" / "images" / f"{split}.txt", str(a[image_key].root), pool / split, per_class, seed + 101 + offset
+        )
         (out / "images" / f"{split}.txt").write_text("".join(line + "\n" for line in keep))
         counts[f"images/{split}"] = len(keep)
-    b = build_motion_dataset(pool, out / "b", motions=tuple(motions_b), frames=frames, size=size,
-                             train_videos=train_b, test_videos=test_b, seed=seed + 1,
-                             image_key=f"{image_key}_pool_b", video_key=video_key_b, progress=progress)
+    b = build_motion_dataset(
+        pool,
+        out / "b",
+        motions=tuple(motions_b),
+        frames=frames,
+        size=size,
+        train_videos=train_b,
+        test_videos=test_b,
+        seed=seed + 1,
+        image_key=f"{image_key}_pool_b",
+        video_key=video_key_b,
+        progress=progress,
+    )
     image = a[image_key].to_dict()
     image.update(train=str((out / "images" / "train.txt").resolve()), test=str((out / "images" / "test.txt").resolve()))
     specs = {image_key: SourceSpec.from_dict(image), video_key: a[video_key], video_key_b: b[video_key_b]}

@@ -11,9 +11,10 @@ the study's eval settings) and prints one Markdown table: per run and seed, vide
 share of test videos whose predicted label has the right class part / the right motion part,
 then the median per model over the seeds. (The command lives in :mod:`unidual.study.commands`.)
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from torch import Tensor
 

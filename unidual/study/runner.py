@@ -12,14 +12,16 @@ finetuned run reads the *final* checkpoint (``last.pt``) of its pretraining run,
 dependency order has finished first. Evaluation uses the final weights too: the
 trainer's ``best.pt`` is chosen on test data, so it would flatter the model.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,8 +69,12 @@ def run_dir(out: Path, seed: int, run_id: str) -> Path:
 def plan(study: Study, out: Path, seeds: Sequence[int], only: list[str] | None = None) -> list[Task]:
     """Every (seed, model) in order: seeds outermost (a one-seed table is ready early), dependencies first."""
     order = study.ordered(only)
-    return [Task(seed, m, run_dir(out, seed, m.id), run_dir(out, seed, m.pretrained) if m.pretrained else None)
-            for seed in seeds for m in order if m.runs_seed(seed)]
+    return [
+        Task(seed, m, run_dir(out, seed, m.id), run_dir(out, seed, m.pretrained) if m.pretrained else None)
+        for seed in seeds
+        for m in order
+        if m.runs_seed(seed)
+    ]
 
 
 def status(task: Task) -> str:
@@ -81,8 +87,10 @@ def status(task: Task) -> str:
 
 # --------------------------------------------------------------------------- configs
 
-def resolve_config(study: Study, task: Task, built: Mapping[str, Mapping[str, Any]] | None,
-                   overrides: Sequence[str] = ()):
+
+def resolve_config(
+    study: Study, task: Task, built: Mapping[str, Mapping[str, Any]] | None, overrides: Sequence[str] = ()
+):
     """The TrainConfig of one run: its file, data locations filled in, study + CLI overrides, seed, pretraining."""
     where = str(task.model.config)
     raw = read_yaml(task.model.config)
@@ -94,14 +102,18 @@ def resolve_config(study: Study, task: Task, built: Mapping[str, Mapping[str, An
     if task.pretrained_dir is not None:
         raw.setdefault("finetune", {})["checkpoint"] = str(task.pretrained_dir / "last.pt")
     elif raw.get("regime") == "finetune":
-        raise ConfigError(f"{where}: regime 'finetune' in a study needs 'pretrained: <model id>' in "
-                          f"{study.path} (models entry {task.model.id!r}), so the real pretrained run is used")
+        raise ConfigError(
+            f"{where}: regime 'finetune' in a study needs 'pretrained: <model id>' in "
+            f"{study.path} (models entry {task.model.id!r}), so the real pretrained run is used"
+        )
     cfg = from_dict(raw, where)
     validate(cfg, where)
     missing = [k for k in reported_sources(study, task.model, cfg.source_keys) if k not in cfg.source_keys]
     if missing:
-        raise StudyError(f"{study.path}: model {task.model.id!r} reports {missing}, which its config "
-                         f"{where} does not train on ({cfg.source_keys})")
+        raise StudyError(
+            f"{study.path}: model {task.model.id!r} reports {missing}, which its config "
+            f"{where} does not train on ({cfg.source_keys})"
+        )
     return cfg
 
 
@@ -133,11 +145,14 @@ def check_same_config(task: Task, cfg) -> None:
     diff = sorted(k for k, _, _ in config_differences(stored, cfg.to_dict(), ignore=COSMETIC_KEYS))
     if diff:
         shown = ", ".join(diff[:6]) + (" ..." if len(diff) > 6 else "")
-        raise StudyError(f"{task.run_dir}: was trained with a different config ({shown}); move it away or "
-                         f"use another --out to retrain, or undo the config change")
+        raise StudyError(
+            f"{task.run_dir}: was trained with a different config ({shown}); move it away or "
+            f"use another --out to retrain, or undo the config change"
+        )
 
 
 # --------------------------------------------------------------------------- results
+
 
 def read_result(directory: Path) -> dict[str, Any]:
     path = directory / RESULT_FILE
@@ -185,8 +200,10 @@ def collect(study: Study, out: Path, seeds: Sequence[int]) -> tuple[list[dict[st
 
 # --------------------------------------------------------------------------- evaluation
 
-def evaluate_run_sources(directory: Path, sources: Sequence[str], settings, device_name: str = "auto",
-                         progress: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+
+def evaluate_run_sources(
+    directory: Path, sources: Sequence[str], settings, device_name: str = "auto", progress: bool = False
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Final weights (``last.pt``) on ``sources``' test sets with the run's label maps: ``(results, payload)``.
 
     ``results`` maps a source key to its :class:`~unidual.evaluate.evaluator.SourceResult`
@@ -203,13 +220,21 @@ def evaluate_run_sources(directory: Path, sources: Sequence[str], settings, devi
         device_name = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device_name)
     modalities = {k: s["modality"] for k, s in specs.items()}
-    results = evaluate_sources(model, datasets, modalities, batch_size=settings.batch_size, device=device_name,
-                               num_workers=settings.workers, progress=progress)
+    results = evaluate_sources(
+        model,
+        datasets,
+        modalities,
+        batch_size=settings.batch_size,
+        device=device_name,
+        num_workers=settings.workers,
+        progress=progress,
+    )
     return results, payload
 
 
-def evaluate_run(directory: Path, sources: Sequence[str], settings, device_name: str = "auto",
-                 progress: bool = False) -> tuple[dict[str, dict[str, float]], dict[str, int], dict[str, str]]:
+def evaluate_run(
+    directory: Path, sources: Sequence[str], settings, device_name: str = "auto", progress: bool = False
+) -> tuple[dict[str, dict[str, float]], dict[str, int], dict[str, str]]:
     """Final weights, the run's label maps, ``settings.clips`` clips per video: ``(metrics, classes, modalities)``.
 
     Also writes :data:`EXAMPLES_FILE`: ``{key}/index`` (test example index) and ``{key}/{metric}``
@@ -231,6 +256,7 @@ def evaluate_run(directory: Path, sources: Sequence[str], settings, device_name:
 
 # --------------------------------------------------------------------------- one run
 
+
 def eval_record(study: Study) -> dict[str, Any]:
     """What makes two evaluations comparable (a finished run evaluated otherwise is evaluated again)."""
     return {"clips": study.eval.clips, "limit": study.eval.limit, "weights": "last.pt"}
@@ -243,23 +269,31 @@ def run_task(study: Study, task: Task, cfg, *, log: Callable[[str], None] = prin
     sources = reported_sources(study, task.model, cfg.source_keys)
     if status(task) == "done":
         previous = read_result(task.run_dir)
-        if (previous.get("eval") == settings and previous.get("report") == sources
-                and (task.run_dir / EXAMPLES_FILE).is_file()):
+        if (
+            previous.get("eval") == settings
+            and previous.get("report") == sources
+            and (task.run_dir / EXAMPLES_FILE).is_file()
+        ):
             log(f"  already finished ({task.run_dir / RESULT_FILE}); not retrained")
             return previous
-        log(f"  trained; evaluated before with {previous.get('eval')} on {previous.get('report')}, "
-            f"evaluating again with {settings} on {sources}")
-        return _evaluate_and_record(task, cfg, study.eval, sources, float(previous.get("train_seconds", 0.0)),
-                                    settings, log)
+        log(
+            f"  trained; evaluated before with {previous.get('eval')} on {previous.get('report')}, "
+            f"evaluating again with {settings} on {sources}"
+        )
+        return _evaluate_and_record(
+            task, cfg, study.eval, sources, float(previous.get("train_seconds", 0.0)), settings, log
+        )
     resume = status(task) == "partial"
     if not resume and (task.run_dir / "metrics.jsonl").is_file():
         (task.run_dir / "metrics.jsonl").unlink()  # records of an attempt killed before its first checkpoint
     if task.pretrained_dir is not None and not (task.pretrained_dir / "last.pt").is_file():
         raise StudyError(f"{task.run_dir}: its pretraining run {task.pretrained_dir} has no last.pt")
-    log(f"  {'resuming from ' + str(task.run_dir / 'last.pt') if resume else 'training'}"
+    log(
+        f"  {'resuming from ' + str(task.run_dir / 'last.pt') if resume else 'training'}"
         + (f", finetuning {task.pretrained_dir / 'last.pt'}" if task.pretrained_dir and not resume else "")
         + f": {cfg.model.name} depth {cfg.model.depth} width {cfg.model.width}, {cfg.schedule.epochs:g} epochs "
-        f"of {cfg.data.epoch_size} examples -> {task.run_dir}")
+        f"of {cfg.data.epoch_size} examples -> {task.run_dir}"
+    )
     start = time.perf_counter()
     try:
         train(cfg, run_dir=task.run_dir, resume=resume)
@@ -268,17 +302,35 @@ def run_task(study: Study, task: Task, cfg, *, log: Callable[[str], None] = prin
     return _evaluate_and_record(task, cfg, study.eval, sources, train_seconds, settings, log)
 
 
-def _evaluate_and_record(task: Task, cfg, evaluation, sources: list[str], train_seconds: float,
-                         settings: dict[str, Any], log: Callable[[str], None]) -> dict[str, Any]:
-    log(f"  evaluating {sources} ({evaluation.clips or 'the source default'} clips per video"
-        + (f", {evaluation.limit} examples per source" if evaluation.limit else "") + ")")
+def _evaluate_and_record(
+    task: Task,
+    cfg,
+    evaluation,
+    sources: list[str],
+    train_seconds: float,
+    settings: dict[str, Any],
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    log(
+        f"  evaluating {sources} ({evaluation.clips or 'the source default'} clips per video"
+        + (f", {evaluation.limit} examples per source" if evaluation.limit else "")
+        + ")"
+    )
     start = time.perf_counter()
-    metrics, classes, modalities = evaluate_run(task.run_dir, sources, evaluation, cfg.run.device,
-                                                progress=cfg.run.progress)
+    metrics, classes, modalities = evaluate_run(
+        task.run_dir, sources, evaluation, cfg.run.device, progress=cfg.run.progress
+    )
     result = {
-        "id": task.model.id, "row": task.model.row, "group": task.model.group, "seed": task.seed,
-        "report": sources, "metrics": metrics, "classes": classes, "modalities": modalities,
-        "train_seconds": train_seconds, "eval_seconds": time.perf_counter() - start,
+        "id": task.model.id,
+        "row": task.model.row,
+        "group": task.model.group,
+        "seed": task.seed,
+        "report": sources,
+        "metrics": metrics,
+        "classes": classes,
+        "modalities": modalities,
+        "train_seconds": train_seconds,
+        "eval_seconds": time.perf_counter() - start,
         "eval": settings,
         "pretrained": str(task.pretrained_dir / "last.pt") if task.pretrained_dir else None,
         "config": cfg.to_dict(),

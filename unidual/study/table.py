@@ -9,18 +9,26 @@ A cell (row, source, metric) collects that metric from every run of the row that
 reports the source, over all seeds. No such run -> N/A (Table 2's layout: R2D has no
 video column, R(2+1)D no image column).
 """
+
 from __future__ import annotations
 
 import csv
 import statistics
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from unidual.study.config import DEFAULT_METRICS, Study
 
-METRIC_LABEL = {"clip@1": "clip@1", "video@1": "video@1", "video@5": "video@5", "top1": "top-1",
-                "top5": "top-5", "mean_class@1": "mean class@1"}
+METRIC_LABEL = {
+    "clip@1": "clip@1",
+    "video@1": "video@1",
+    "video@5": "video@5",
+    "top1": "top-1",
+    "top5": "top-5",
+    "mean_class@1": "mean class@1",
+}
 NA = "N/A"
 
 
@@ -73,8 +81,10 @@ def column_metrics(study: Study, modalities: Mapping[str, str]) -> list[tuple[st
     for col in study.columns:
         modality = modalities.get(col.source)
         if modality is None:
-            raise ValueError(f"{study.path}: column source {col.source!r} is not a source of any model "
-                             f"(sources: {sorted(modalities)})")
+            raise ValueError(
+                f"{study.path}: column source {col.source!r} is not a source of any model "
+                f"(sources: {sorted(modalities)})"
+            )
         for metric in col.metrics or DEFAULT_METRICS[modality]:
             out.append((col.source, metric, f"{col.title} {METRIC_LABEL.get(metric, metric)} (%)"))
     return out
@@ -85,8 +95,12 @@ def chance_level(metric: str, classes: int) -> float:
     return min(100.0, 100.0 * k / classes)
 
 
-def build_table(study: Study, results: Sequence[Mapping[str, Any]], modalities: Mapping[str, str],
-                expected: Mapping[str, set[str]] | None = None) -> Table:
+def build_table(
+    study: Study,
+    results: Sequence[Mapping[str, Any]],
+    modalities: Mapping[str, str],
+    expected: Mapping[str, set[str]] | None = None,
+) -> Table:
     """``expected``: row -> sources its runs report; such a cell without results yet is *pending*, not N/A."""
     cols = column_metrics(study, modalities)
     rows: list[Row] = []
@@ -104,20 +118,32 @@ def build_table(study: Study, results: Sequence[Mapping[str, Any]], modalities: 
     for name in order:
         cells: list[Stat | None] = []
         for source, metric, _ in cols:
-            values = [float(r["metrics"][source][metric]) for r in results
-                      if r["row"] == name and source in r["report"] and metric in r["metrics"].get(source, {})]
-            cells.append(summarize(values) if values else
-                         PENDING if expected is not None and source in expected.get(name, ()) else None)
+            values = [
+                float(r["metrics"][source][metric])
+                for r in results
+                if r["row"] == name and source in r["report"] and metric in r["metrics"].get(source, {})
+            ]
+            cells.append(
+                summarize(values)
+                if values
+                else PENDING
+                if expected is not None and source in expected.get(name, ())
+                else None
+            )
         rows.append(Row(name, groups[name], cells))
     chance = [chance_level(metric, classes[source]) if source in classes else None for source, metric, _ in cols]
-    return Table(columns=[(s, m) for s, m, _ in cols], headers=[h for _, _, h in cols], rows=rows,
-                 chance=chance, has_groups=any(m.group for m in study.models))
+    return Table(
+        columns=[(s, m) for s, m, _ in cols],
+        headers=[h for _, _, h in cols],
+        rows=rows,
+        chance=chance,
+        has_groups=any(m.group for m in study.models),
+    )
 
 
 def to_markdown(table: Table, *, chance_row: bool = True) -> str:
     lead = (["Use of other modality"] if table.has_groups else []) + ["Model"]
-    lines = ["| " + " | ".join(lead + table.headers) + " |",
-             "|" + "---|" * len(lead) + "---:|" * len(table.headers)]
+    lines = ["| " + " | ".join(lead + table.headers) + " |", "|" + "---|" * len(lead) + "---:|" * len(table.headers)]
     previous = object()
     for row in table.rows:
         first = []
@@ -144,8 +170,11 @@ def write_csv(table: Table, path: Path) -> None:
         for row in table.rows:
             line: list[Any] = [row.group or "", row.name]
             for c in row.cells:
-                line += ["", "", "", 0] if c is None or c.n == 0 else [f"{c.median:.2f}", f"{c.min:.2f}",
-                                                                       f"{c.max:.2f}", c.n]
+                line += (
+                    ["", "", "", 0]
+                    if c is None or c.n == 0
+                    else [f"{c.median:.2f}", f"{c.min:.2f}", f"{c.max:.2f}", c.n]
+                )
             w.writerow(line)
         line = ["", "chance"]
         for c in table.chance:
@@ -161,5 +190,15 @@ def write_runs_csv(results: Sequence[Mapping[str, Any]], path: Path) -> None:
         for r in sorted(results, key=lambda r: (r["seed"], r["id"])):
             for source, values in r["metrics"].items():
                 for metric, value in values.items():
-                    w.writerow([r["seed"], r["id"], r["row"], source, metric, f"{value:.4f}",
-                                f"{r.get('train_seconds', 0):.1f}", f"{r.get('eval_seconds', 0):.1f}"])
+                    w.writerow(
+                        [
+                            r["seed"],
+                            r["id"],
+                            r["row"],
+                            source,
+                            metric,
+                            f"{value:.4f}",
+                            f"{r.get('train_seconds', 0):.1f}",
+                            f"{r.get('eval_seconds', 0):.1f}",
+                        ]
+                    )

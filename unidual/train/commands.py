@@ -5,6 +5,7 @@ only rank 0 writes files. A job torchrun restarted (``--max-restarts``; it sets
 ``TORCHELASTIC_RESTART_COUNT``) resumes the checkpoint its earlier attempt left in
 ``--out`` when that checkpoint is of the same config, as ``--auto-resume`` asks.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,13 +27,20 @@ from unidual.train.trainer import Interrupted, TrainingError, train
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", nargs="?", help="YAML config (optional with --resume: the run's config.yaml)")
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="dotted overrides parsed as YAML, e.g. optim.lr=0.05 schedule.epochs=3")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="dotted overrides parsed as YAML, e.g. optim.lr=0.05 schedule.epochs=3",
+    )
     parser.add_argument("--resume", metavar="RUN_DIR", help="continue an interrupted run from its last.pt")
     parser.add_argument("--out", metavar="DIR", help="run directory (default: run.out/run.name)")
-    parser.add_argument("--auto-resume", action="store_true",
-                        help="if --out already holds a checkpoint of this same config, continue it "
-                             "(on by itself in a job torchrun restarted)")
+    parser.add_argument(
+        "--auto-resume",
+        action="store_true",
+        help="if --out already holds a checkpoint of this same config, continue it "
+        "(on by itself in a job torchrun restarted)",
+    )
     parser.add_argument("--check", action="store_true", help="validate the config, print it resolved, exit")
 
 
@@ -70,7 +78,6 @@ def main(args: argparse.Namespace) -> int:
         print(f"unidual train: {exc}", file=sys.stderr)
         return 2
     if args.check:
-
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
         return 0
 
@@ -89,7 +96,6 @@ def main(args: argparse.Namespace) -> int:
     finally:
         D.teardown()
     if D.env_from_torchrun().is_main:
-
         if result.metrics:
             print(format_table(result.metrics, _columns(result.metrics)))
         print(f"run directory: {result.run_dir}")
@@ -112,16 +118,22 @@ def _columns(metrics: dict) -> list[str]:
 
 # -- `unidual demo`: UniDual-Aux and a video-only R(2+1)D on the embedded dataset --------------------
 def demo_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("overrides", nargs="*", metavar="key=value",
-                        help="config overrides applied to both runs, e.g. schedule.epochs=2")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key=value",
+        help="config overrides applied to both runs, e.g. schedule.epochs=2",
+    )
     parser.add_argument("--out", metavar="DIR", help="demo directory (default: runs/demo-<time>)")
     parser.add_argument("--data", metavar="DIR", help="dataset folder, generated if absent (default: runs/demo-data)")
     parser.add_argument("--config", default=str(DEMO_CONFIG), help="UniDual-Aux config (default: %(default)s)")
-    parser.add_argument("--compare-config", default=str(COMPARE_CONFIG),
-                        help="video-only comparison config (default: %(default)s)")
+    parser.add_argument(
+        "--compare-config", default=str(COMPARE_CONFIG), help="video-only comparison config (default: %(default)s)"
+    )
     parser.add_argument("--no-compare", action="store_true", help="skip the R(2+1)D comparison run")
-    parser.add_argument("--small", action="store_true",
-                        help="a much smaller dataset (smoke tests; accuracies mean little)")
+    parser.add_argument(
+        "--small", action="store_true", help="a much smaller dataset (smoke tests; accuracies mean little)"
+    )
 
 
 def demo_main(args: argparse.Namespace) -> int:

@@ -13,12 +13,14 @@ Three rules make compiling usable on a small machine (docs/performance.md, "torc
 * **Never a dead run.** A compile error (dynamo, AOTAutograd, inductor, a missing C++
   compiler) switches the run to eager for good, with one warning.
 """
+
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -63,8 +65,14 @@ class CompiledModel(nn.Module):
     checkpoints keep saving the plain model.
     """
 
-    def __init__(self, model: nn.Module, *, backend: str | Callable[..., Any] = "inductor", max_shapes: int = 8,
-                 warn: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        backend: str | Callable[..., Any] = "inductor",
+        max_shapes: int = 8,
+        warn: Callable[[str], None] | None = None,
+    ) -> None:
         super().__init__()
         self.model = model
         self.max_shapes = max_shapes

@@ -9,14 +9,16 @@ silently ignored typo (``optim.lrr``) costs a whole training run.
 one, so the paper configs share one base. Overrides use dotted keys and YAML
 scalars: ``optim.lr=0.1 schedule.kind=cosine sources.0.root=/data/k400``.
 """
+
 from __future__ import annotations
 
 import copy
 import dataclasses
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import yaml
 
@@ -164,6 +166,7 @@ class TrainConfig:
 
 # --------------------------------------------------------------------------- loading
 
+
 def load_config(
     path: str | Path | None = None,
     overrides: Sequence[str] = (),
@@ -203,8 +206,10 @@ def from_dict(raw: Mapping[str, Any], where: str = "<dict>") -> TrainConfig:
 
 # --------------------------------------------------------------------------- semantic checks
 
+
 def validate(cfg: TrainConfig, where: str = "<dict>") -> None:
     """Cross-field checks; errors name the offending key."""
+
     def fail(key: str, msg: str) -> None:
         raise ConfigError(f"{where}: {key}: {msg}")
 
@@ -220,13 +225,16 @@ def validate(cfg: TrainConfig, where: str = "<dict>") -> None:
     except ValueError as exc:
         fail("model.name", str(exc))
     if cfg.regime not in definition.regimes:
-        fail("model.name", f"regime {cfg.regime!r} trains one of {models_for_regime(cfg.regime)}, "
-                           f"got {cfg.model.name!r}")
+        fail(
+            "model.name", f"regime {cfg.regime!r} trains one of {models_for_regime(cfg.regime)}, got {cfg.model.name!r}"
+        )
     if cfg.regime in ("separate", "finetune") and len(cfg.sources) != 1:
         fail("sources", f"regime {cfg.regime!r} trains on exactly one source, got {len(cfg.sources)}")
     if not set(definition.needs_modalities) <= modalities:
-        fail("sources", f"model {cfg.model.name!r} needs at least one "
-                        f"{' and one '.join(definition.needs_modalities)} source")
+        fail(
+            "sources",
+            f"model {cfg.model.name!r} needs at least one {' and one '.join(definition.needs_modalities)} source",
+        )
     if cfg.regime == "finetune" and not cfg.finetune.checkpoint:
         fail("finetune.checkpoint", "regime 'finetune' needs the pretrained checkpoint (file or run dir)")
     if cfg.finetune.convert not in (None, "auto") and not cfg.finetune.checkpoint:
@@ -260,12 +268,16 @@ def validate(cfg: TrainConfig, where: str = "<dict>") -> None:
         fail("optim.weight_decay", f"must be >= 0, got {cfg.optim.weight_decay}")
     _positive(fail, "schedule.epochs", cfg.schedule.epochs)
     if not 0 <= cfg.schedule.warmup_epochs <= cfg.schedule.epochs:
-        fail("schedule.warmup_epochs", f"must be in [0, epochs={cfg.schedule.epochs}], got {cfg.schedule.warmup_epochs}")
+        fail(
+            "schedule.warmup_epochs", f"must be in [0, epochs={cfg.schedule.epochs}], got {cfg.schedule.warmup_epochs}"
+        )
     _positive(fail, "schedule.step_epochs", cfg.schedule.step_epochs)
     if not 0 < cfg.schedule.gamma <= 1:
         fail("schedule.gamma", f"must be in (0, 1], got {cfg.schedule.gamma}")
-    for key, v in (("schedule.warmup_start", cfg.schedule.warmup_start),
-                   ("schedule.min_lr_factor", cfg.schedule.min_lr_factor)):
+    for key, v in (
+        ("schedule.warmup_start", cfg.schedule.warmup_start),
+        ("schedule.min_lr_factor", cfg.schedule.min_lr_factor),
+    ):
         if not 0 <= v <= 1:
             fail(key, f"must be in [0, 1], got {v}")
     for key in ("weight", "inflated_weight", "frame_weight"):

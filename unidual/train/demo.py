@@ -5,6 +5,7 @@
 3. train a video-only R(2+1)D with the same budget (configs/cpu/demo_r2plus1d.yaml);
 4. print image top-1 and video clip@1 / video@1 of both next to chance, and the run directory.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,16 +61,19 @@ def _row(name: str, metrics: dict[str, dict[str, float]], modalities: dict[str, 
     image = next((m for k, m in metrics.items() if modalities.get(k) == "image"), None)
     video = next((m for k, m in metrics.items() if modalities.get(k) == "video"), None)
     fmt = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
-    return [name, fmt(image and image.get("top1")), fmt(video and video.get("clip@1")),
-            fmt(video and video.get("video@1"))]
+    return [
+        name,
+        fmt(image and image.get("top1")),
+        fmt(video and video.get("clip@1")),
+        fmt(video and video.get("video@1")),
+    ]
 
 
 def format_results(rows: list[list[str]], chance: list[str]) -> str:
     header = ["model", "image top-1 %", "video clip@1 %", "video@1 %"]
     table = [header, *rows, ["chance", *chance]]
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-             for r in table]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -90,8 +94,11 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     rows, results, modalities = [], {}, {}
     for name, config, run_dir in runs:
         cfg = _config(config, specs, overrides)
-        print(f"training {name}: {cfg.model.name} depth {cfg.model.depth} width {cfg.model.width}, "
-              f"{cfg.schedule.epochs:g} epochs of {cfg.data.epoch_size} examples -> {run_dir}", file=sys.stderr)
+        print(
+            f"training {name}: {cfg.model.name} depth {cfg.model.depth} width {cfg.model.width}, "
+            f"{cfg.schedule.epochs:g} epochs of {cfg.data.epoch_size} examples -> {run_dir}",
+            file=sys.stderr,
+        )
         result = train(cfg, run_dir=run_dir)
         modalities.update(cfg.modalities)
         rows.append(_row(name, result.metrics, cfg.modalities))
@@ -101,5 +108,4 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         key = next((k for k, m in modalities.items() if m == modality), None)
         value = "-" if key is None else f"{100.0 / len(specs[key].classes or [1]):.1f}"
         chance += [value] * n
-    return {"rows": rows, "chance": chance, "results": results, "out": out,
-            "seconds": time.perf_counter() - start}
+    return {"rows": rows, "chance": chance, "results": results, "out": out, "seconds": time.perf_counter() - start}

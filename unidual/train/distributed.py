@@ -5,6 +5,7 @@ LOCAL_RANK / MASTER_ADDR / MASTER_PORT; :func:`setup` reads them and joins the
 group (NCCL when the device is CUDA, gloo otherwise). Without those variables
 everything runs as a single process and no group is created.
 """
+
 from __future__ import annotations
 
 import os
@@ -78,8 +79,7 @@ def _attempt_store(env: DistEnv) -> dist.Store | None:
     if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
         return None
     attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
-    agent = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), env.world_size,
-                          is_master=False)
+    agent = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), env.world_size, is_master=False)
     return dist.PrefixStore(f"unidual/attempt_{attempt}", agent)
 
 
@@ -96,8 +96,9 @@ def wrap(model: nn.Module, env: DistEnv, device: torch.device, *, sync_bn: bool 
     """
     if sync_bn:
         if device.type != "cuda":
-            raise RuntimeError("run.sync_bn=true needs CUDA (torch's SyncBatchNorm has no CPU kernel); "
-                               "set run.sync_bn=false on CPU")
+            raise RuntimeError(
+                "run.sync_bn=true needs CUDA (torch's SyncBatchNorm has no CPU kernel); set run.sync_bn=false on CPU"
+            )
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if not env.enabled:
         return model

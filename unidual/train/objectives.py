@@ -25,10 +25,12 @@ scored term and puts every model's gradient on the same scale. Either way, with
 equal-proportion sampling the tasks are weighted equally on average, and under DDP the
 averaged gradient equals the global-batch one.
 """
+
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -98,19 +100,30 @@ class Objective:
         self.aux = aux and aux_weight > 0
         self.aux_weight = float(aux_weight)
         # weight of the auxiliary term of a source, by the source's modality
-        self.term_weight = {"image": self.aux_weight * float(inflated_weight),
-                            "video": self.aux_weight * float(frame_weight)}
+        self.term_weight = {
+            "image": self.aux_weight * float(inflated_weight),
+            "video": self.aux_weight * float(frame_weight),
+        }
         self.normalize = normalize
         self.routing = routing
         self.p = float(p)
         self.frame = frame
 
     @classmethod
-    def from_config(cls, cfg: Any) -> "Objective":  # cfg: TrainConfig
+    def from_config(cls, cfg: Any) -> Objective:  # cfg: TrainConfig
         aux = get_model_def(cfg.model.name).aux_heads
         a = cfg.aux
-        return cls(cfg.modalities, aux=aux, aux_weight=a.weight, inflated_weight=a.inflated_weight,
-                   frame_weight=a.frame_weight, normalize=a.normalize, routing=a.routing, p=a.p, frame=a.frame)
+        return cls(
+            cfg.modalities,
+            aux=aux,
+            aux_weight=a.weight,
+            inflated_weight=a.inflated_weight,
+            frame_weight=a.frame_weight,
+            normalize=a.normalize,
+            routing=a.routing,
+            p=a.p,
+            frame=a.frame,
+        )
 
     # -- planning --------------------------------------------------------
     def segments(
@@ -145,8 +158,16 @@ class Objective:
                 if modality == "video":
                     xa = select_frame(xa, self.frame, generator)  # image pathway sees single frames
                 # images stay 4D: they are inflated below (or by the model) on the video pathway
-                out.append(Segment(aux_pathway, xa, y[sel], model.head_for(key, aux_pathway),
-                                   aux_name(key), self.term_weight[modality]))
+                out.append(
+                    Segment(
+                        aux_pathway,
+                        xa,
+                        y[sel],
+                        model.head_for(key, aux_pathway),
+                        aux_name(key),
+                        self.term_weight[modality],
+                    )
+                )
         return out
 
     # -- loss ------------------------------------------------------------
@@ -166,7 +187,7 @@ class Objective:
             start = 0
             for s in group:
                 n = len(s.label)
-                logits = out[s.head][start:start + n].float()
+                logits = out[s.head][start : start + n].float()
                 start += n
                 ce = F.cross_entropy(logits, s.label, reduction="sum")
                 term = ce * s.weight

@@ -1,4 +1,5 @@
 """PNG curves of a run's metrics.jsonl (loss and accuracy), drawn with matplotlib's object API (no pyplot, no global backend)."""
+
 from __future__ import annotations
 
 import json
@@ -56,9 +57,9 @@ def _series(records: list[dict[str, Any]], prefix: str, suffixes: tuple[str, ...
     names: list[str] = []
     for r in records:
         for k in r:
-            if k.startswith(prefix) and k.endswith(suffixes) and k not in names and k not in ("type", "step"):
-                if prefix or "/" in k:
-                    names.append(k)
+            wanted = k.startswith(prefix) and k.endswith(suffixes) and (prefix or "/" in k)
+            if wanted and k not in names and k not in ("type", "step"):
+                names.append(k)
     return names
 
 

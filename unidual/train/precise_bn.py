@@ -10,9 +10,10 @@ with the statistics of what it will see at test time. A BN shared by both pathwa
 UniDual layout) gets the average over both modalities; with ``pathway_bn_stats`` each pathway's
 statistics come from its own modality only.
 """
+
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import torch
 from torch import Tensor, nn

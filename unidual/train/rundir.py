@@ -10,6 +10,7 @@ With the lock held, the writer may tidy what a killed run left: temporary files
 of interrupted checkpoint saves, a torn last line of ``metrics.jsonl`` (disk full
 mid-append) and the records of an attempt that died before its first checkpoint.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -39,13 +40,13 @@ class RunLock:
         self._file: IO[str] | None = None
         self.previous: str | None = None  # holder text of a stale lock that was taken over
 
-    def acquire(self) -> "RunLock":
+    def acquire(self) -> RunLock:
         run_dir = self.path.parent
         if run_dir.exists() and not run_dir.is_dir():
             raise RunDirError(f"{run_dir}: is a file, not a run directory; choose another --out")
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
-            f = open(self.path, "a+")
+            f = open(self.path, "a+")  # noqa: SIM115 - held open for the run: the flock lives on it
         except OSError as exc:
             raise RunDirError(f"{run_dir}: cannot create the run directory ({exc.strerror or exc})") from None
         try:
@@ -54,8 +55,9 @@ class RunLock:
             f.seek(0)
             holder = f.read().strip() or "another process"
             f.close()
-            raise RunDirError(f"{run_dir}: in use by {holder}; wait for it to finish, stop it, "
-                              "or choose another --out") from None
+            raise RunDirError(
+                f"{run_dir}: in use by {holder}; wait for it to finish, stop it, or choose another --out"
+            ) from None
         f.seek(0)
         self.previous = f.read().strip() or None  # text left by a holder that died without releasing
         f.seek(0)

@@ -8,6 +8,7 @@ of the batch size.
 LR scaling rule: ``lr = base_lr × global_batch / reference_batch`` where
 ``global_batch = batch_size × accumulate × world_size`` (:func:`scaled_lr`).
 """
+
 from __future__ import annotations
 
 import math
@@ -98,7 +99,7 @@ def make_scheduler(optimizer: Optimizer, factor: WarmupDecay) -> LambdaLR:
     return LambdaLR(optimizer, lr_lambda=factor)
 
 
-def from_config(schedule_cfg, steps_per_epoch: int) -> WarmupDecay:  # noqa: ANN001 - ScheduleConfig
+def from_config(schedule_cfg, steps_per_epoch: int) -> WarmupDecay:
     """The factor function of a :class:`unidual.train.config.ScheduleConfig`."""
     return build_schedule(
         epochs=schedule_cfg.epochs,

@@ -7,9 +7,10 @@ than the one named. Each skip is logged and counted per source; past
 the source drew, from :data:`SKIP_FRACTION_AFTER` on) the trainer stops with a message
 naming the worst source and its first bad files.
 """
+
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 SKIP_FRACTION_AFTER = 20  # data.max_skipped_fraction applies once a source drew this many examples
 
@@ -44,6 +45,8 @@ class SkipBudget:
     def message(self) -> str:
         worst = max(self.keys, key=lambda k: (self._over(k), self.skipped[k] / max(1, self.drawn[k])))
         files = "; ".join(self.files[worst])
-        return (f"source {worst!r}: {self.skipped[worst]} of {self.drawn[worst]} examples drawn were unreadable, "
-                f"past the skip budget (data.max_skipped={self.max_count}, data.max_skipped_fraction="
-                f"{self.max_fraction}); first: {files}. Fix or remove them (unidual data check) or raise the budget")
+        return (
+            f"source {worst!r}: {self.skipped[worst]} of {self.drawn[worst]} examples drawn were unreadable, "
+            f"past the skip budget (data.max_skipped={self.max_count}, data.max_skipped_fraction="
+            f"{self.max_fraction}); first: {files}. Fix or remove them (unidual data check) or raise the budget"
+        )

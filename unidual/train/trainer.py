@@ -9,6 +9,7 @@ Run directory: ``config.yaml`` (resolved), ``labels.json``, ``metrics.jsonl``,
 ``last.pt`` / ``best.pt`` (atomic, ``weights_only`` loadable), ``loss.png`` /
 ``accuracy.png`` and, if asked, TensorBoard event files under ``tb/``.
 """
+
 from __future__ import annotations
 
 import errno
@@ -18,11 +19,12 @@ import random
 import signal
 import sys
 import time
+from collections.abc import Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -62,8 +64,10 @@ LOSS_SCALE_HINT = (
 class TrainingError(RuntimeError):
     """Training cannot continue; the message says why and what to change."""
 
+
 class Interrupted(RuntimeError):
     """Ctrl-C / SIGTERM: a checkpoint was saved, the run can be resumed."""
+
 
 @dataclass
 class RunResult:
@@ -75,6 +79,7 @@ class RunResult:
 
 
 # --------------------------------------------------------------------------- helpers
+
 
 def primary_score(metrics: Mapping[str, Mapping[str, float]], modalities: Mapping[str, str]) -> float:
     """Mean over sources of each modality's headline accuracy (image top1, video video@1)."""
@@ -121,8 +126,14 @@ def model_for_config(cfg: TrainConfig, heads: dict[str, int]) -> ImageVideoNet:
     frames = cfg.model.frames or (clips[0] if clips else None)  # static clips as long as the video clips
     if frames is not None:  # else create_model's own default
         options["frames"] = frames
-    return create_model(cfg.model.name, depth=cfg.model.depth, width=cfg.model.width, heads=heads,
-                        channels_last=cfg.run.channels_last, **options)
+    return create_model(
+        cfg.model.name,
+        depth=cfg.model.depth,
+        width=cfg.model.width,
+        heads=heads,
+        channels_last=cfg.run.channels_last,
+        **options,
+    )
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -136,6 +147,7 @@ def is_oom(exc: BaseException) -> bool:
 
 # --------------------------------------------------------------------------- the trainer
 
+
 class Trainer:
     """Builds everything from a :class:`TrainConfig`, then :meth:`fit` runs (or resumes) the schedule.
 
@@ -143,8 +155,15 @@ class Trainer:
     :meth:`close` is called (or the object / process goes away).
     """
 
-    def __init__(self, cfg: TrainConfig, *, run_dir: str | Path | None = None, resume: bool = False,
-                 env: D.DistEnv | None = None, auto_resume: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: TrainConfig,
+        *,
+        run_dir: str | Path | None = None,
+        resume: bool = False,
+        env: D.DistEnv | None = None,
+        auto_resume: bool = False,
+    ) -> None:
         tune_allocator()  # reuse freed activation memory (unidual/allocator.py); UNIDUAL_MALLOC_TUNING=0: off
         self.cfg = cfg
         self.env = env or D.env_from_torchrun()
@@ -154,8 +173,9 @@ class Trainer:
             raise TrainingError(f"run.device={cfg.run.device}: {exc}") from None
         D.setup(self.env, self.device)
         if cfg.run.amp != "off" and self.device.type != "cuda":
-            raise TrainingError(f"run.amp={cfg.run.amp} is for CUDA only (bf16/fp16 are slow or unsupported "
-                                "on CPUs); use run.amp=off")
+            raise TrainingError(
+                f"run.amp={cfg.run.amp} is for CUDA only (bf16/fp16 are slow or unsupported on CPUs); use run.amp=off"
+            )
         self.run_dir = Path(D.broadcast_object(str(run_dir or self._default_run_dir())))
         self.is_main = self.env.is_main
         self.lock: rundir.RunLock | None = None
@@ -176,8 +196,9 @@ class Trainer:
                 error = str(exc)
             else:
                 if self.lock.previous:
-                    rundir.notice(f"{self.run_dir}: took over the stale lock of {self.lock.previous} "
-                                  "(that process is gone)")
+                    rundir.notice(
+                        f"{self.run_dir}: took over the stale lock of {self.lock.previous} (that process is gone)"
+                    )
                 for path in rundir.remove_stale_temp_files(self.run_dir):
                     rundir.notice(f"removed {path.name}, the temp file of a checkpoint save that was killed")
         error = D.broadcast_object(error)
@@ -232,8 +253,10 @@ class Trainer:
         diffs = config_differences(stored, self.cfg.to_dict())
         if diffs:
             key, old, new = diffs[0]
-            raise rundir.RunDirError(f"{last}: holds a run of another config ({key}: {old!r} -> {new!r}); it is not resumed "
-                                f"automatically: use --resume {self.run_dir} or another --out")
+            raise rundir.RunDirError(
+                f"{last}: holds a run of another config ({key}: {old!r} -> {new!r}); it is not resumed "
+                f"automatically: use --resume {self.run_dir} or another --out"
+            )
         rundir.notice(f"{self.run_dir}: resuming the run found there (same config)")
         return True
 
@@ -273,8 +296,10 @@ class Trainer:
         self.mixed = MixedDataset(self.train_sets)
         self.micro_per_epoch = len(self.sampler)
         if self.micro_per_epoch < 1:
-            raise TrainingError(f"data.epoch_size={cfg.data.epoch_size} gives no batch of "
-                                f"{cfg.optim.batch_size} x {self.env.world_size} processes")
+            raise TrainingError(
+                f"data.epoch_size={cfg.data.epoch_size} gives no batch of "
+                f"{cfg.optim.batch_size} x {self.env.world_size} processes"
+            )
         self.updates_per_epoch = math.ceil(self.micro_per_epoch / cfg.optim.accumulate)
 
     def _probe(self, key: str, dataset: Any) -> None:
@@ -287,12 +312,14 @@ class Trainer:
                 try:
                     dataset[i]
                     return
-                except Exception as exc:  # noqa: BLE001 - any unreadable file counts
+                except Exception as exc:
                     files = getattr(dataset, "files", None)
                     failures.append(f"{files[i] if files is not None else i}: {exc}")
         every = "every file" if len(tried) == n else f"all {len(tried)} files tried (of {n})"
-        raise DataError(f"source {key!r} ({self.specs[key].root}): {every} unreadable, e.g. {failures[0]}; "
-                            "check it with `unidual data check`")
+        raise DataError(
+            f"source {key!r} ({self.specs[key].root}): {every} unreadable, e.g. {failures[0]}; "
+            "check it with `unidual data check`"
+        )
 
     def _build_model(self) -> None:
         cfg = self.cfg
@@ -304,15 +331,17 @@ class Trainer:
             self._load_pretrained(model)
         self.model = model.to(self.device)
         self.objective = Objective.from_config(cfg)
-        self.train_module = D.wrap(LossModule(self.model, self.objective), self.env, self.device,
-                                   sync_bn=cfg.run.sync_bn)
+        self.train_module = D.wrap(
+            LossModule(self.model, self.objective), self.env, self.device, sync_bn=cfg.run.sync_bn
+        )
         loss_module = D.unwrap(self.train_module)
         self.model = loss_module.model  # SyncBatchNorm conversion may replace modules
         self.compiled: CompiledModel | None = None
         if cfg.run.compile:  # the training step only; checkpoints, validation and eval use the plain model
             cache = enable_compile_caches()
-            self.compiled = CompiledModel(self.model, backend=cfg.run.compile_backend,
-                                          warn=None if self.is_main else (lambda msg: None))  # rank 0 warns
+            self.compiled = CompiledModel(
+                self.model, backend=cfg.run.compile_backend, warn=None if self.is_main else (lambda msg: None)
+            )  # rank 0 warns
             loss_module.model = self.compiled
             if self.is_main:
                 print(f"run.compile: {cfg.run.compile_backend}, kernel cache {cache}", file=sys.stderr)
@@ -322,17 +351,22 @@ class Trainer:
         payload = ckpt.load_checkpoint(source, map_location="cpu")
         differ = architecture_mismatch(payload["model_spec"], model.spec)
         if differ:  # bn_eps / maxpool are in no tensor: copying anyway would silently compute something else
-            raise TrainingError(f"{source}: its backbone differs from the configured {self.cfg.model.name} "
-                                f"({'; '.join(differ)}); set the model to match")
+            raise TrainingError(
+                f"{source}: its backbone differs from the configured {self.cfg.model.name} "
+                f"({'; '.join(differ)}); set the model to match"
+            )
         try:
             ft = self.cfg.finetune
             auto = ft.convert == "auto"
             convert = get_model_def(self.cfg.model.name).pretrained_convert if auto else ft.convert
-            missing = load_backbone(model, payload["model"], convert=convert, inflate_mode=ft.inflate_mode,
-                                    own_pathway_first=auto)
+            missing = load_backbone(
+                model, payload["model"], convert=convert, inflate_mode=ft.inflate_mode, own_pathway_first=auto
+            )
         except (ValueError, RuntimeError) as exc:
-            raise TrainingError(f"{source}: cannot load its backbone into {self.cfg.model.name} "
-                                f"(finetune.convert={self.cfg.finetune.convert}): {exc}") from exc
+            raise TrainingError(
+                f"{source}: cannot load its backbone into {self.cfg.model.name} "
+                f"(finetune.convert={self.cfg.finetune.convert}): {exc}"
+            ) from exc
         self.finetune_missing = missing
 
     @property
@@ -342,8 +376,13 @@ class Trainer:
     def _build_optim(self) -> None:
         o = self.cfg.optim
         self.lr = scaled_lr(o.lr, self.global_batch, o.reference_batch)
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=self.lr, momentum=o.momentum,
-                                         weight_decay=o.weight_decay, nesterov=o.nesterov and o.momentum > 0)
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(),
+            lr=self.lr,
+            momentum=o.momentum,
+            weight_decay=o.weight_decay,
+            nesterov=o.nesterov and o.momentum > 0,
+        )
         self.schedule = schedule_from_config(self.cfg.schedule, self.updates_per_epoch)
         self.scheduler = make_scheduler(self.optimizer, self.schedule)
         self.total_updates = self.schedule.total_steps
@@ -396,8 +435,10 @@ class Trainer:
             raise TrainingError(f"{self.run_dir / ckpt.LAST}: holds no training state, cannot resume")
         differ = ckpt.spec_differences(payload["model_spec"], self.model.spec)
         if differ:  # e.g. a default that changed since the run started: name it rather than fail on a tensor
-            raise ConfigError(f"{self.run_dir / ckpt.LAST}: was trained with another model ({'; '.join(differ[:4])}); "
-                              f"set the config to the stored values to resume it")
+            raise ConfigError(
+                f"{self.run_dir / ckpt.LAST}: was trained with another model ({'; '.join(differ[:4])}); "
+                f"set the config to the stored values to resume it"
+            )
         ckpt.load_weights(self.model, payload["model"], self.run_dir / ckpt.LAST)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -408,9 +449,11 @@ class Trainer:
         self.best_score = state.get("best_score")
         self.last_metrics = dict(payload.get("metrics") or {})
         if int(state.get("world_size", 1)) != self.env.world_size:
-            raise TrainingError(f"{self.run_dir}: the run used {state.get('world_size')} process(es); resume it "
-                                f"with the same number (now {self.env.world_size}) so data order and RNG "
-                                "streams continue exactly")
+            raise TrainingError(
+                f"{self.run_dir}: the run used {state.get('world_size')} process(es); resume it "
+                f"with the same number (now {self.env.world_size}) so data order and RNG "
+                "streams continue exactly"
+            )
         self.resume_sampler_state = dict(state["sampler"]) if self.step_in_epoch else None
         mine = state["rng"][self.env.rank]
         set_rng_state(mine["rng"])
@@ -422,8 +465,10 @@ class Trainer:
         """Drop records the killed run wrote after its last checkpoint, and lines torn by a full disk."""
         _, torn = rundir.truncate_metrics(self.run_dir, self.global_step)
         if torn:
-            rundir.notice(f"{self.run_dir / rundir.METRICS}: dropped {torn} unreadable line(s) "
-                          "(a write cut short by a full disk or a kill)")
+            rundir.notice(
+                f"{self.run_dir / rundir.METRICS}: dropped {torn} unreadable line(s) "
+                "(a write cut short by a full disk or a kill)"
+            )
 
     # -- files -----------------------------------------------------------
     def _prepare_run_dir(self) -> None:
@@ -432,8 +477,11 @@ class Trainer:
             try:
                 self._write_run_files()
             except (TrainingError, OSError) as exc:
-                error = str(exc) if isinstance(exc, TrainingError) else \
-                    f"{self.run_dir}: cannot write the run files ({exc.strerror or exc})"
+                error = (
+                    str(exc)
+                    if isinstance(exc, TrainingError)
+                    else f"{self.run_dir}: cannot write the run files ({exc.strerror or exc})"
+                )
         error = D.broadcast_object(error)
         if error:
             raise TrainingError(error)
@@ -441,13 +489,17 @@ class Trainer:
     def _write_run_files(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if not self.resume and (self.run_dir / ckpt.LAST).exists():
-            raise TrainingError(f"{self.run_dir}: already holds a run (last.pt); resume it with --resume "
-                                f"{self.run_dir} (or --auto-resume) or choose another --out")
+            raise TrainingError(
+                f"{self.run_dir}: already holds a run (last.pt); resume it with --resume "
+                f"{self.run_dir} (or --auto-resume) or choose another --out"
+            )
         if not self.resume:
             aside = rundir.set_aside_aborted_metrics(self.run_dir)
             if aside:
-                rundir.notice(f"{self.run_dir}: an earlier attempt stopped before its first checkpoint; "
-                              f"its records moved to {aside.name}")
+                rundir.notice(
+                    f"{self.run_dir}: an earlier attempt stopped before its first checkpoint; "
+                    f"its records moved to {aside.name}"
+                )
         dump_config(self.cfg, self.run_dir / "config.yaml")
         labels = {k: {"modality": self.modalities[k], "classes": c} for k, c in self.classes.items()}
         (self.run_dir / "labels.json").write_text(json.dumps(labels, indent=1))
@@ -459,8 +511,9 @@ class Trainer:
             try:
                 from torch.utils.tensorboard import SummaryWriter
             except ImportError as exc:
-                raise TrainingError("run.tensorboard=true needs the tensorboard package "
-                                    "(pip install 'unidual[tensorboard]')") from exc
+                raise TrainingError(
+                    "run.tensorboard=true needs the tensorboard package (pip install 'unidual[tensorboard]')"
+                ) from exc
             self.tb = SummaryWriter(str(self.run_dir / "tb"))
 
     def log(self, record: dict[str, Any]) -> None:
@@ -481,9 +534,11 @@ class Trainer:
                     pass
                 reason = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
                 last = self.run_dir / ckpt.LAST
-                raise TrainingError(f"{path}: cannot append ({reason}) at update {self.global_step}; "
-                                    f"free space, then continue with --resume {self.run_dir}"
-                                    + ("" if last.exists() else " (no checkpoint yet: start again)")) from None
+                raise TrainingError(
+                    f"{path}: cannot append ({reason}) at update {self.global_step}; "
+                    f"free space, then continue with --resume {self.run_dir}"
+                    + ("" if last.exists() else " (no checkpoint yet: start again)")
+                ) from None
         if self.tb is not None:
             for k, v in record.items():
                 if isinstance(v, (int, float)) and k not in ("step", "epoch"):
@@ -491,7 +546,6 @@ class Trainer:
 
     def _plot(self) -> None:
         if self.is_main and self.cfg.run.plots:
-
             plot_metrics(self.run_dir / "metrics.jsonl", self.run_dir)
 
     # -- the loop --------------------------------------------------------
@@ -512,8 +566,10 @@ class Trainer:
                 finished_epoch = self._run_epoch()
                 if self.stop_signal:
                     self.save()
-                    raise Interrupted(f"stopped by {self.stop_signal} at update {self.global_step}; "
-                                      f"checkpoint saved, continue with --resume {self.run_dir}")
+                    raise Interrupted(
+                        f"stopped by {self.stop_signal} at update {self.global_step}; "
+                        f"checkpoint saved, continue with --resume {self.run_dir}"
+                    )
                 done = self.global_step >= self.total_updates
                 if finished_epoch:
                     self.epoch += 1
@@ -538,9 +594,14 @@ class Trainer:
             self.sampler.set_epoch(self.epoch)
         # a private generator: creating the iterator must not consume the global RNG (exact resume)
         gen = torch.Generator().manual_seed(self.cfg.run.seed * 100_003 + self.epoch * 101 + self.env.rank)
-        return DataLoader(self.mixed, batch_sampler=self.sampler, collate_fn=collate_mixed,
-                          num_workers=self.cfg.data.num_workers, generator=gen,
-                          pin_memory=self.device.type == "cuda")
+        return DataLoader(
+            self.mixed,
+            batch_sampler=self.sampler,
+            collate_fn=collate_mixed,
+            num_workers=self.cfg.data.num_workers,
+            generator=gen,
+            pin_memory=self.device.type == "cuda",
+        )
 
     def _autocast(self):
         if self.cfg.run.amp == "off":
@@ -550,8 +611,13 @@ class Trainer:
 
     def _to_device(self, sub: Mapping[str, Mapping[str, torch.Tensor]]) -> dict[str, dict[str, torch.Tensor]]:
         nb = self.device.type == "cuda"
-        return {k: {"input": v["input"].to(self.device, non_blocking=nb),
-                    "label": v["label"].to(self.device, non_blocking=nb)} for k, v in sub.items()}
+        return {
+            k: {
+                "input": v["input"].to(self.device, non_blocking=nb),
+                "label": v["label"].to(self.device, non_blocking=nb),
+            }
+            for k, v in sub.items()
+        }
 
     def _run_epoch(self) -> bool:
         """Train until the epoch ends (True) or the schedule / a signal stops it (False)."""
@@ -559,9 +625,16 @@ class Trainer:
         self.train_module.train()
         loader = self._loader()
         acc = cfg.optim.accumulate
-        bar = tqdm(total=self.updates_per_epoch, initial=self.step_in_epoch // acc, unit="update",
-                   desc=f"epoch {self.epoch + 1}/{math.ceil(cfg.schedule.epochs)}", file=sys.stderr,
-                   disable=not (self.is_main and cfg.run.progress), dynamic_ncols=True, leave=False)
+        bar = tqdm(
+            total=self.updates_per_epoch,
+            initial=self.step_in_epoch // acc,
+            unit="update",
+            desc=f"epoch {self.epoch + 1}/{math.ceil(cfg.schedule.epochs)}",
+            file=sys.stderr,
+            disable=not (self.is_main and cfg.run.progress),
+            dynamic_ncols=True,
+            leave=False,
+        )
         window = _Window()
         micro_in_update = 0
         finished = True
@@ -583,8 +656,11 @@ class Trainer:
                 micro_in_update = 0
                 window.updates += 1
                 bar.update(1)
-                bar.set_postfix(loss=f"{window.mean_loss():.3f}", ex_s=f"{window.rate():.1f}",
-                                lr=f"{self.optimizer.param_groups[0]['lr']:.2e}")
+                bar.set_postfix(
+                    loss=f"{window.mean_loss():.3f}",
+                    ex_s=f"{window.rate():.1f}",
+                    lr=f"{self.optimizer.param_groups[0]['lr']:.2e}",
+                )
                 if self.global_step % cfg.run.log_every == 0:
                     self.log(window.record(self))
                     window = _Window()
@@ -611,11 +687,14 @@ class Trainer:
         else:
             over = self.skips.over()
         if over:
-            raise DataError(self.skips.message() if self.skips.over() else
-                                "another process exceeded the skip budget (data.max_skipped / "
-                                "data.max_skipped_fraction); see its message")
+            raise DataError(
+                self.skips.message()
+                if self.skips.over()
+                else "another process exceeded the skip budget (data.max_skipped / "
+                "data.max_skipped_fraction); see its message"
+            )
 
-    def _micro_step(self, sub: Mapping[str, Any], sync: bool, acc: int, window: "_Window") -> None:
+    def _micro_step(self, sub: Mapping[str, Any], sync: bool, acc: int, window: _Window) -> None:
         sub = {k: v for k, v in sub.items() if len(v["label"])}
         if not sub and not self.env.enabled:
             return  # every example unreadable: nothing to learn from
@@ -636,8 +715,10 @@ class Trainer:
                 self.compiled.disable(exc)  # e.g. the backward graph failed to compile: redo this step eager
                 return self._micro_step(sub, sync, acc, window)
             if is_oom(exc):
-                raise TrainingError(f"out of memory with optim.batch_size={self.cfg.optim.batch_size} on "
-                                    f"{self.device}: {LOSS_SCALE_HINT}") from exc
+                raise TrainingError(
+                    f"out of memory with optim.batch_size={self.cfg.optim.batch_size} on "
+                    f"{self.device}: {LOSS_SCALE_HINT}"
+                ) from exc
             raise
         window.add(stats, float(loss.detach()))
 
@@ -670,20 +751,32 @@ class Trainer:
     def validate(self) -> dict[str, dict[str, float]]:
         metrics: dict[str, dict[str, float]] = {}
         if self.is_main:
-            metrics = evaluate(self.model, self.test_sets, self.modalities, batch_size=self.cfg.data.eval_batch_size,
-                               device=self.device, num_workers=self.cfg.data.num_workers,
-                               progress=self.cfg.run.progress)
+            metrics = evaluate(
+                self.model,
+                self.test_sets,
+                self.modalities,
+                batch_size=self.cfg.data.eval_batch_size,
+                device=self.device,
+                num_workers=self.cfg.data.num_workers,
+                progress=self.cfg.run.progress,
+            )
         return D.broadcast_object(metrics)
 
     def _precise_bn(self) -> None:
         """Recompute BN running statistics from fresh training batches (docs/training.md, precise BN)."""
         n = self.cfg.data.precise_bn_batches
-        sampler = MixedSampler({k: len(ds) for k, ds in self.train_sets.items()}, batch_size=self.cfg.optim.batch_size,
-                               epoch_size=n * self.cfg.optim.batch_size * self.env.world_size,
-                               weights=self.cfg.data.weights, seed=self.cfg.run.seed + 7919 * (self.epoch + 1),
-                               rank=self.env.rank, world_size=self.env.world_size)
-        loader = DataLoader(self.mixed, batch_sampler=sampler, collate_fn=collate_mixed,
-                            num_workers=self.cfg.data.num_workers)
+        sampler = MixedSampler(
+            {k: len(ds) for k, ds in self.train_sets.items()},
+            batch_size=self.cfg.optim.batch_size,
+            epoch_size=n * self.cfg.optim.batch_size * self.env.world_size,
+            weights=self.cfg.data.weights,
+            seed=self.cfg.run.seed + 7919 * (self.epoch + 1),
+            rank=self.env.rank,
+            world_size=self.env.world_size,
+        )
+        loader = DataLoader(
+            self.mixed, batch_sampler=sampler, collate_fn=collate_mixed, num_workers=self.cfg.data.num_workers
+        )
         recompute_bn_statistics(self.model, (batch["sub"] for batch in loader), self.device)
 
     def _validate_and_save(self) -> None:
@@ -740,6 +833,7 @@ def _json_value(value: Any) -> Any:
 
 class _Window:
     """Running training statistics between two metrics.jsonl records."""
+
     def __init__(self) -> None:
         self.start = time.perf_counter()
         self.updates = 0
@@ -769,10 +863,13 @@ class _Window:
     def record(self, trainer: Trainer) -> dict[str, Any]:
         world = trainer.env.world_size
         rec: dict[str, Any] = {
-            "type": "train", "epoch": trainer.epoch + trainer.step_in_epoch / trainer.micro_per_epoch,
+            "type": "train",
+            "epoch": trainer.epoch + trainer.step_in_epoch / trainer.micro_per_epoch,
             "step": trainer.global_step,
-            "lr": trainer.optimizer.param_groups[0]["lr"], "loss": self.mean_loss(),
-            "examples_per_s": self.rate() * world, "skipped": self.skipped,
+            "lr": trainer.optimizer.param_groups[0]["lr"],
+            "loss": self.mean_loss(),
+            "examples_per_s": self.rate() * world,
+            "skipped": self.skipped,
         }
         for name in sorted(self.count):
             rec[f"loss/{name}"] = self.loss_sum[name] / max(1, self.count[name])
@@ -780,8 +877,9 @@ class _Window:
         return rec
 
 
-def train(cfg: TrainConfig, *, run_dir: str | Path | None = None, resume: bool = False,
-          auto_resume: bool = False) -> RunResult:
+def train(
+    cfg: TrainConfig, *, run_dir: str | Path | None = None, resume: bool = False, auto_resume: bool = False
+) -> RunResult:
     """Train (or resume) one run; the Python entry point behind ``unidual train``.
 
     ``auto_resume``: if the run directory already holds a checkpoint of this same config,
