@@ -33,7 +33,7 @@ from unidual.data import build_dataset
 from unidual.data.mixing import MixedDataset, MixedSampler, collate_mixed
 from unidual.train.config import TrainConfig
 from unidual.train.objectives import LossModule, Objective
-from unidual.train.trainer import model_for_config
+from unidual.train.build import model_for_config
 
 SECTION = "Study: data loader vs training step"
 
@@ -65,7 +65,7 @@ def step(module: LossModule, opt: torch.optim.Optimizer, sub: dict, gen: torch.G
 
 
 def examples(batch: dict) -> int:
-    return sum(int(v["label"].numel()) for v in batch["sub"].values())
+    return sum(int(v["label"].numel()) for v in batch.sub.values())
 
 
 def pipeline_rate(cfg: TrainConfig, sets: dict[str, Any], batches: int, workers: int) -> float:
@@ -74,7 +74,7 @@ def pipeline_rate(cfg: TrainConfig, sets: dict[str, Any], batches: int, workers:
     gen = torch.Generator().manual_seed(0)
     n, start = 0, None
     for i, batch in enumerate(make_loader(sets, cfg.optim.batch_size, batches + 1, workers)):
-        step(module, opt, batch["sub"], gen)
+        step(module, opt, batch.sub, gen)
         if i == 0:
             start = time.perf_counter()
         else:
@@ -100,12 +100,12 @@ def main() -> int:
         gen = torch.Generator().manual_seed(0)
         feed = cycle(real)
         times = interleaved(
-            {"step": lambda: step(module, opt, next(feed)["sub"], gen)}, rounds=args.rounds, warmup=3, verbose=False
+            {"step": lambda: step(module, opt, next(feed).sub, gen)}, rounds=args.rounds, warmup=3, verbose=False
         )
         per_step = median(times["step"])
         model_rate = batch / per_step
         pipe = {w: pipeline_rate(cfg, sets, args.batches, w) for w in args.workers}
-    shares = {k: int(v["label"].numel()) for k, v in real[0]["sub"].items()}
+    shares = {k: int(v["label"].numel()) for k, v in real[0].sub.items()}
     video_share = sum(n for k, n in shares.items() if cfg.modalities[k] == "video") / max(1, sum(shares.values()))
     rows = [
         [f"loader, {w} workers", f"{r:.0f}", f"{r * video_share:.0f}", f"**{r / model_rate:.1f}x**"]

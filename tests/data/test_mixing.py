@@ -89,12 +89,12 @@ def test_mixed_loader_groups_by_source_and_skips_bad():
     loader = DataLoader(MixedDataset(datasets), batch_sampler=sampler, collate_fn=collate_mixed)
     skipped, seen = [], 0
     for batch in loader:
-        vid = batch["sub"]["vid"]
+        vid = batch.sub["vid"]
         assert vid["input"].shape == (4, 3, 2, 4, 4) and vid["label"].dtype == torch.long
         assert torch.equal(vid["input"][:, 0, 0, 0, 0].long(), vid["index"])
-        img = batch["sub"].get("img")
+        img = batch.sub.get("img")
         seen += 0 if img is None else img["input"].shape[0]
-        skipped += batch["skipped"]
+        skipped += batch.skipped
     assert seen + len(skipped) == 20
     assert len(skipped) == 5 and all(p.startswith("/data/img/") and "truncated" in r for p, r in skipped)
 
@@ -115,6 +115,6 @@ def test_real_sources_through_two_workers(tmp_path):
     sampler = MixedSampler({k: len(d) for k, d in datasets.items()}, batch_size=4, epoch_size=16, seed=0)
     loader = DataLoader(MixedDataset(datasets), batch_sampler=sampler, collate_fn=collate_mixed, num_workers=2)
     batches = list(loader)
-    assert len(batches) == 4 and all(not b["skipped"] for b in batches)
-    assert all(b["sub"]["motion"]["input"].shape == (2, 3, 8, 32, 32) for b in batches)
-    assert all(b["sub"]["shapes"]["input"].shape == (2, 3, 32, 32) for b in batches)
+    assert len(batches) == 4 and all(not b.skipped for b in batches)
+    assert all(b.sub["motion"]["input"].shape == (2, 3, 8, 32, 32) for b in batches)
+    assert all(b.sub["shapes"]["input"].shape == (2, 3, 32, 32) for b in batches)

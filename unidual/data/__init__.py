@@ -29,6 +29,8 @@ _EXPORTS = {
     "MixedSampler": "mixing",
     "MixedDataset": "mixing",
     "collate_mixed": "mixing",
+    "MixedBatch": "mixing",
+    "SubBatch": "mixing",
     "make_default_dataset": "builtin",
     "build_motion_dataset": "builtin",
     "check_dataset": "check",

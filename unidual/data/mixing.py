@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
 
 import torch
+from torch import Tensor
 from torch.utils.data import Dataset, Sampler
 
 from unidual.data.errors import DataError
@@ -166,30 +168,63 @@ class MixedDataset(Dataset):
         return read_or_skip(self.datasets[key], index, key)
 
 
-def collate_mixed(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """``{"sub": {key: {"input", "label", "index"}}, "skipped": [(path, reason)]}``: one dense tensor per source."""
-    sub: dict[str, dict[str, list]] = {}
-    skipped: list[tuple[str, str]] = []
-    skipped_sources: list[str] = []
+class SubBatch(TypedDict):
+    """One source's examples of a mini-batch, stacked: ``input`` (N,3,H,W) images or (N,3,T,H,W) clips."""
+
+    input: Tensor
+    label: Tensor  # (N,) int64 class indices of the source's label map
+    index: Tensor  # (N,) int64 example indices in the source's dataset
+
+
+@dataclass
+class MixedBatch:
+    """What the loader hands the trainer for one micro-step (the output of :func:`collate_mixed`).
+
+    ``sub`` has one dense :class:`SubBatch` per source present (a source whose every example in this
+    micro-batch was unreadable is absent). ``skipped`` names each unreadable example's file and
+    error, ``skipped_sources`` its source key (same order), so the trainer can charge the skip
+    budget of the right source.
+    """
+
+    sub: dict[str, SubBatch]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    skipped_sources: list[str] = field(default_factory=list)
+
+    def drawn(self) -> dict[str, int]:
+        """Examples the sampler drew per source, unreadable ones included."""
+        counts = {k: len(v["label"]) for k, v in self.sub.items()}
+        for key in self.skipped_sources:
+            counts[key] = counts.get(key, 0) + 1
+        return counts
+
+    def pin_memory(self) -> MixedBatch:
+        """Called by DataLoader(pin_memory=True) in its pinning thread: page-locked inputs copy asynchronously."""
+        sub = {k: SubBatch(input=v["input"].pin_memory(), label=v["label"].pin_memory(),
+                           index=v["index"]) for k, v in self.sub.items()}  # fmt: skip
+        return MixedBatch(sub, self.skipped, self.skipped_sources)
+
+
+def collate_mixed(items: list[dict[str, Any]]) -> MixedBatch:
+    """One dense tensor per source (:class:`MixedBatch`); unreadable examples are listed, not batched."""
+    groups: dict[str, dict[str, list]] = {}
+    batch = MixedBatch(sub={})
     for item in items:
         if SKIPPED in item:
-            skipped.append(item[SKIPPED])
-            skipped_sources.append(item["source"])
+            batch.skipped.append(item[SKIPPED])
+            batch.skipped_sources.append(item["source"])
             continue
-        group = sub.setdefault(item["source"], {"input": [], "label": [], "index": [], "path": []})
+        group = groups.setdefault(item["source"], {"input": [], "label": [], "index": [], "path": []})
         group["input"].append(item["input"])
         group["label"].append(item["label"])
         group["index"].append(item["index"])
         group["path"].append(item.get("path", f"{item['source']}[{item['index']}]"))
-    out = {
-        key: {
-            "input": _stack(key, g),
-            "label": torch.tensor(g["label"], dtype=torch.long),
-            "index": torch.tensor(g["index"], dtype=torch.long),
-        }
-        for key, g in sub.items()
-    }
-    return {"sub": out, SKIPPED: skipped, "skipped_sources": skipped_sources}
+    for key, g in groups.items():
+        batch.sub[key] = SubBatch(
+            input=_stack(key, g),
+            label=torch.tensor(g["label"], dtype=torch.long),
+            index=torch.tensor(g["index"], dtype=torch.long),
+        )
+    return batch
 
 
 def _stack(key: str, group: Mapping[str, list]) -> torch.Tensor:

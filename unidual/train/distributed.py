@@ -9,8 +9,9 @@ everything runs as a single process and no group is created.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
@@ -138,3 +139,55 @@ def gather_objects(obj: Any) -> list[Any]:
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()
+
+
+T = TypeVar("T")
+
+
+def main_then_agree(fn: Callable[[], T], errors: tuple[type[Exception], ...]) -> T:
+    """Run ``fn`` on rank 0 only; every rank then returns its result, or every rank raises its error.
+
+    The one pattern for a rank-0-only step that may fail (taking the run directory's lock, writing
+    the run files, saving a checkpoint): if rank 0 raised alone, the other ranks would wait in their
+    next collective until the timeout. An error of one of ``errors`` types is re-raised on every rank
+    with rank 0's type and message; other exceptions propagate on rank 0 only (a bug, not a decision).
+    """
+    result: Any = None
+    failure: tuple[type[Exception], str] | None = None
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        try:
+            result = fn()
+        except errors as exc:
+            failure = (type(exc), str(exc))
+    result, failure = broadcast_object((result, failure))
+    if failure is not None:
+        raise failure[0](failure[1])
+    return result
+
+
+def any_rank(flags: Sequence[bool | torch.Tensor], device: torch.device) -> list[bool]:
+    """For each flag: is it set on any rank? One all-reduce and ONE host read for all of them.
+
+    The flags travel in a tensor on ``device``: NCCL has no CPU backend, so a CPU tensor would fail
+    there (``No backend type associated with device type cpu``). A flag may be a 0-dim tensor that
+    is already on ``device`` (e.g. "the loss was not finite"): it joins without a read of its own.
+    The answers come back as the bits of one integer, so the whole agreement costs one sync.
+    """
+    host = [i for i, f in enumerate(flags) if not isinstance(f, torch.Tensor)]
+    parts = [torch.zeros((), device=device)] * len(flags)
+    if host:
+        values = torch.tensor([float(flags[i]) for i in host])
+        if device.type == "cuda":
+            values = values.pin_memory()
+        values = values.to(device, non_blocking=True)
+        for j, i in enumerate(host):
+            parts[i] = values[j]
+    for i, f in enumerate(flags):
+        if isinstance(f, torch.Tensor):
+            parts[i] = f.detach().to(device=device, dtype=torch.float32).reshape(())
+    vec = torch.stack(parts).float()
+    if dist.is_initialized():
+        dist.all_reduce(vec, op=dist.ReduceOp.SUM)
+    bits = (vec > 0).long() * (2 ** torch.arange(len(flags), device=device))
+    code = int(bits.sum())  # the one device -> host read
+    return [bool(code >> i & 1) for i in range(len(flags))]

@@ -1,0 +1,57 @@
+"""Validation during training: precise BN statistics, the test sets' metrics, the score that picks best.pt."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch.utils.data import DataLoader
+
+from unidual.data.mixing import MixedSampler, collate_mixed
+from unidual.evaluate.evaluator import PRIMARY_METRIC, evaluate
+from unidual.models import ImageVideoNet
+from unidual.train import distributed as D
+from unidual.train.build import DataParts
+from unidual.train.config import TrainConfig
+from unidual.train.precise_bn import recompute_bn_statistics
+
+
+def primary_score(metrics: Mapping[str, Mapping[str, float]], modalities: Mapping[str, str]) -> float:
+    """Mean over sources of each modality's headline accuracy (image top1, video video@1)."""
+    values = [m[PRIMARY_METRIC[modalities[k]]] for k, m in metrics.items() if PRIMARY_METRIC[modalities[k]] in m]
+    return float(sum(values) / len(values)) if values else float("nan")
+
+
+def validate(
+    model: ImageVideoNet, data: DataParts, cfg: TrainConfig, device: torch.device, env: D.DistEnv
+) -> dict[str, dict[str, float]]:
+    """Every source's test metrics (evaluated on rank 0, the same dict on every rank)."""
+    metrics: dict[str, dict[str, float]] = {}
+    if env.is_main:
+        metrics = evaluate(
+            model,
+            data.test_sets,
+            data.modalities,
+            batch_size=cfg.data.eval_batch_size,
+            device=device,
+            num_workers=cfg.data.num_workers,
+            progress=cfg.run.progress,
+        )
+    return D.broadcast_object(metrics)
+
+
+def precise_bn(model: ImageVideoNet, data: DataParts, cfg: TrainConfig, device: torch.device, env: D.DistEnv,
+               epoch: int) -> None:  # fmt: skip
+    """Recompute BN running statistics from fresh training batches (docs/training.md, precise BN)."""
+    n = cfg.data.precise_bn_batches
+    sampler = MixedSampler(
+        {k: len(ds) for k, ds in data.train_sets.items()},
+        batch_size=cfg.optim.batch_size,
+        epoch_size=n * cfg.optim.batch_size * env.world_size,
+        weights=cfg.data.weights,
+        seed=cfg.run.seed + 7919 * (epoch + 1),
+        rank=env.rank,
+        world_size=env.world_size,
+    )
+    loader = DataLoader(data.mixed, batch_sampler=sampler, collate_fn=collate_mixed, num_workers=cfg.data.num_workers)
+    recompute_bn_statistics(model, (batch.sub for batch in loader), device)
