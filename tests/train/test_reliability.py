@@ -23,8 +23,8 @@ from helpers.tinydata import tiny_config
 from PIL import Image
 
 from unidual import checkpoint as ckpt
-from unidual.cli import main as cli
 from unidual import run as run_module
+from unidual.cli import main as cli
 from unidual.run import Run, RunLock
 from unidual.train import trainer as T
 from unidual.train.config import ConfigError, load_config

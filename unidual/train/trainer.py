@@ -75,10 +75,6 @@ class Trainer:
         except RuntimeError as exc:
             raise TrainingError(f"run.device={cfg.run.device}: {exc}") from None
         D.setup(self.env, self.device)
-        if cfg.run.amp != "off" and self.device.type != "cuda":
-            raise TrainingError(
-                f"run.amp={cfg.run.amp} is for CUDA only (bf16/fp16 are slow or unsupported on CPUs); use run.amp=off"
-            )
         self.run = Run(D.broadcast_object(str(run_dir or default_run_dir(cfg))))
         self.is_main = self.env.is_main
         self.lock: RunLock | None = None
@@ -109,7 +105,8 @@ class Trainer:
         self.global_batch = cfg.optim.batch_size * cfg.optim.accumulate * env.world_size
         opt = build_optim(cfg, self.model, self.data.updates_per_epoch, self.global_batch)
         self.optimizer, self.scheduler = opt.optimizer, opt.scheduler
-        self.precision = Precision(cfg.run.amp, self.device)
+        self.precision = Precision(cfg.run.amp, self.device, warn=self.is_main)
+        self.amp_skipped = 0  # fp16 updates skipped for overflow since the last record
         self.schedule, self.lr, self.total_updates = opt.schedule, opt.lr, opt.total_updates
         self.generator = torch.Generator().manual_seed(cfg.run.seed * 7919 + env.rank)
         self.loop = S.LoopState()
@@ -236,8 +233,10 @@ class Trainer:
                 micro_in_update += 1
                 if not last:
                     continue
-                self._update()
+                stepped = self._update()
                 micro_in_update = 0
+                if not stepped:  # fp16 overflow: no update happened, the next micro-batches redo it
+                    continue
                 meter.updates += 1
                 postfix = None
                 if loop.global_step % cfg.run.log_every == 0:
@@ -259,6 +258,8 @@ class Trainer:
         record = meter.record(epoch=loop.epoch + loop.step_in_epoch / self.data.micro_per_epoch,
                               step=loop.global_step, lr=self.optimizer.param_groups[0]["lr"],
                               world_size=self.env.world_size)  # fmt: skip
+        if self.precision.scaler is not None:  # fp16: updates skipped for overflow since the last record
+            record["amp_skipped"], self.amp_skipped = self.amp_skipped, 0
         self.log(record)
         return postfix_of(record)
 
@@ -293,32 +294,36 @@ class Trainer:
         self._losses.append(loss.detach())
         meter.add(stats, loss)
 
-    def _update(self) -> None:
-        """Agree on the update's flags (one all-reduce, one host read), then step or stop."""
+    def _update(self) -> bool:
+        """Agree on the update's flags (one all-reduce, one host read), then step, skip (fp16) or stop."""
         losses, self._losses = self._losses, []
-        finite = torch.stack([torch.isfinite(x) for x in losses]).all() if losses else True
-        over, not_finite, signalled = D.any_rank(
-            [self.data.skips.over(), ~finite if isinstance(finite, torch.Tensor) else False, bool(self.stop.received)],
-            self.device,
-        )
+        finite = torch.stack([torch.isfinite(x) for x in losses]).all() if losses else torch.ones((), dtype=torch.bool)
+        overflow = self.precision.unscale(self.optimizer)  # fp16: gradients inf/NaN (a device flag)
+        flags = [self.data.skips.over(), ~finite, bool(self.stop.received), overflow if overflow is not None else False]
+        over, not_finite, signalled, overflowed = D.any_rank(flags, self.device)
         if over:
             raise DataError(self.data.skips.message() if self.data.skips.over() else
                             "another process exceeded the skip budget (data.max_skipped / "
                             "data.max_skipped_fraction); see its message")  # fmt: skip
-        if not_finite:
-            bad = next((float(x) for x in losses if not math.isfinite(float(x))), float("nan"))
-            last = str(self.run.last) if self.run.has_checkpoint() else None
-            raise diverged(bad, self.loop.epoch + 1, self.loop.global_step + 1, last)
         if signalled:
             self._stop_agreed = True
             self.stop.received = self.stop.received or "a signal on another rank"
-        self.precision.unscale(self.optimizer)
+        if self.precision.scaler is not None and (overflowed or not_finite):
+            self.optimizer.zero_grad(set_to_none=True)  # no step, no schedule step: the update is redone
+            self.amp_skipped += 1
+            if self.precision.skip():
+                return False
+        if not_finite or overflowed:
+            bad = next((float(x) for x in losses if not math.isfinite(float(x))), float("nan"))
+            raise diverged(bad, self.loop.epoch + 1, self.loop.global_step + 1,
+                           str(self.run.last) if self.run.has_checkpoint() else None)  # fmt: skip
         if self.cfg.optim.clip_grad_norm:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.clip_grad_norm)
         self.precision.step(self.optimizer)
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.loop.global_step += 1
+        return True
 
     # -- validation ------------------------------------------------------
     def validate(self) -> dict[str, dict[str, float]]:
