@@ -217,6 +217,10 @@ def test_ssv2_unlabelled_test_json_and_bad_files_are_refused_in_one_line(tmp_pat
     spec = make_ssv2(tmp_path)
     with pytest.raises(DataError, match=r"test.json: entry 1 \(id '7'\) has no 'template': an unlabelled list"):
         build_dataset({**spec, "test": "test.json"}, "test")
+    with pytest.raises(DataError, match=r"ssv2 file 'valid.json' not found \(looked for .*labels/valid.json or "):
+        build_dataset({**spec, "test": "valid.json"}, "test")
+    with pytest.raises(DataError, match=r"labels file not found: .*nowhere.json"):
+        build_dataset({**spec, "labels": str(tmp_path / "nowhere.json")}, "test")
     labels = tmp_path / "labels"
     (labels / "odd.json").write_text(json.dumps([_ssv2_entry(1, 0), {**_ssv2_entry(2, 0), "template": "Eating [x]"}]))
     with pytest.raises(DataError, match=r"odd.json: entry 2 \(id '2'\): template 'Eating x' is not in .*labels.json"):
