@@ -14,7 +14,6 @@ names from ``--classes`` (else ``"0"``, ``"1"``, ...).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,8 @@ import torch
 from torch import Tensor
 
 from unidual.checkpoint import save_checkpoint
+from unidual.data.errors import DataError
+from unidual.data.labels import read_class_names as read_classes
 from unidual.models.surgery import from_torchvision
 
 # torchvision's (and ig65m-pytorch's) normalisation for its video models, on [0, 1] pixels
@@ -53,23 +54,14 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
 
 
 def read_class_names(path: str | Path, count: int) -> list[str]:
-    """A JSON list or a text file with one class name a line; must name exactly ``count`` classes."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConvertError(f"{path}: class-name file not found")
-    text = path.read_text()
-    if path.suffix.lower() == ".json":
-        try:
-            names = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConvertError(f"{path}: not valid JSON ({exc})") from exc
-        if not isinstance(names, list):
-            raise ConvertError(f"{path}: expected a JSON list of class names")
-    else:
-        names = [line.strip() for line in text.splitlines() if line.strip()]
+    """``--classes`` through the data package's one class-name reader; must name exactly ``count`` classes."""
+    try:
+        names = read_classes(str(path))
+    except DataError as exc:
+        raise ConvertError(str(exc)) from None
     if len(names) != count:
         raise ConvertError(f"{path}: {len(names)} class names, but the weights have {count} classes")
-    return [str(n) for n in names]
+    return names
 
 
 def test_source(key: str, frames: int, clips: int) -> dict[str, Any]:

@@ -12,13 +12,15 @@ from unidual.data.errors import DataError
 from unidual.data.paths import shared_data_dir
 
 _EXPORTS = {
-    "ClipSpec": "sources",
-    "TransformSpec": "sources",
-    "SourceSpec": "sources",
+    "ClipSpec": "specs",
+    "TransformSpec": "specs",
+    "SourceSpec": "specs",
     "SourceDataset": "sources",
     "build_dataset": "sources",
-    "save_label_maps": "sources",
-    "load_label_maps": "sources",
+    "FORMATS": "formats",
+    "save_label_maps": "labels",
+    "load_label_maps": "labels",
+    "read_class_names": "labels",
     "IMAGENET_MEAN": "transforms",
     "IMAGENET_STD": "transforms",
     "load_image": "decode",
