@@ -31,9 +31,9 @@ from torch.utils.data import DataLoader
 
 from unidual.data import build_dataset
 from unidual.data.mixing import MixedDataset, MixedSampler, collate_mixed
+from unidual.train.build import model_for_config
 from unidual.train.config import TrainConfig
 from unidual.train.objectives import LossModule, Objective
-from unidual.train.build import model_for_config
 
 SECTION = "Study: data loader vs training step"
 

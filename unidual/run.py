@@ -35,6 +35,7 @@ from typing import IO, Any
 import yaml
 
 from unidual import checkpoint as ckpt
+from unidual.data.labels import load_label_maps
 from unidual.yamlconfig import load_yaml_file
 
 
@@ -172,6 +173,10 @@ class Run:
     def write_labels(self, sources: Mapping[str, Mapping[str, Any]]) -> None:
         """``{key: {"modality": ..., "classes": [...]}}``."""
         self.labels_file.write_text(json.dumps({k: dict(v) for k, v in sources.items()}, indent=1))
+
+    def read_labels(self) -> dict[str, list[str]]:
+        """``{key: [class names]}`` of the run's sources."""
+        return load_label_maps(self.labels_file)
 
     # -- metrics log ------------------------------------------------------------
     def read_metrics(self) -> tuple[list[dict[str, Any]], int]:

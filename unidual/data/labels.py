@@ -40,14 +40,12 @@ def save_label_maps(path: str | Path, maps: dict[str, list[str]]) -> None:
 
 
 def load_label_maps(path: str | Path) -> dict[str, list[str]]:
-    """``{source key: [class names]}`` from a label-map file or a run's ``labels.json`` (or its directory).
+    """``{source key: [class names]}`` from a label-map file or a run's labels file (``Run.labels_file``).
 
     A run writes ``{key: {"modality": ..., "classes": [...]}}``; :func:`save_label_maps` writes
     ``{key: [...]}``. Both read the same.
     """
     path = Path(path)
-    if path.is_dir():
-        path = path / "labels.json"
     if not path.is_file():
         raise DataError(f"{path}: label map not found")
     data = read_json(path)

@@ -233,9 +233,9 @@ class Trainer:
                 micro_in_update += 1
                 if not last:
                     continue
-                stepped = self._update()
+                skipped = self._update()
                 micro_in_update = 0
-                if not stepped:  # fp16 overflow: no update happened, the next micro-batches redo it
+                if skipped:  # fp16 overflow: no update happened, the next micro-batches redo it
                     continue
                 meter.updates += 1
                 postfix = None
@@ -295,7 +295,7 @@ class Trainer:
         meter.add(stats, loss)
 
     def _update(self) -> bool:
-        """Agree on the update's flags (one all-reduce, one host read), then step, skip (fp16) or stop."""
+        """Agree on the update's flags (one all-reduce, one host read), then step, or stop; True: skipped (fp16)."""
         losses, self._losses = self._losses, []
         finite = torch.stack([torch.isfinite(x) for x in losses]).all() if losses else torch.ones((), dtype=torch.bool)
         overflow = self.precision.unscale(self.optimizer)  # fp16: gradients inf/NaN (a device flag)
@@ -312,7 +312,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)  # no step, no schedule step: the update is redone
             self.amp_skipped += 1
             if self.precision.skip():
-                return False
+                return True
         if not_finite or overflowed:
             bad = next((float(x) for x in losses if not math.isfinite(float(x))), float("nan"))
             raise diverged(bad, self.loop.epoch + 1, self.loop.global_step + 1,
@@ -323,7 +323,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.loop.global_step += 1
-        return True
+        return False
 
     # -- validation ------------------------------------------------------
     def validate(self) -> dict[str, dict[str, float]]:
