@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +14,7 @@ import torch
 from helpers.evalsets import BATCH, MODALITIES, Synthetic, datasets, one_thread, same_metrics, tiny_model
 from helpers.ranks import run_ranks
 
+from unidual.cli import main as cli
 from unidual.evaluate.evaluator import SourceResult, evaluate, evaluate_sources
 from unidual.evaluate.shards import BatchRecord, loader_batches, merge, shard
 
@@ -85,3 +90,27 @@ def test_batches_shard_round_robin_and_merge_back_in_order():
         merge([[BatchRecord(0)], [BatchRecord(2)]])
     with pytest.raises(ValueError, match="outside world size"):
         shard(batches, 2, 2)
+
+
+PROJECT = Path(__file__).resolve().parents[2]
+
+
+def test_eval_under_torchrun_equals_one_process(tiny_run, tmp_path, capsys):
+    """`torchrun --nproc_per_node=2 -m unidual eval RUN`: rank 0 writes the one-process reports."""
+    args = ["eval", str(tiny_run["run"]), "--json", "--batch-size", "3", "--device", "auto"]  # 2 + 4 batches
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(PROJECT)}
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "unidual"]
+    two = subprocess.run(
+        [*launcher, *args, "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    with one_thread():
+        assert cli([*args, "--out", str(tmp_path / "one")]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert json.loads(two.stdout) == one  # one table on stdout: rank 1 printed nothing
+    assert one["shapes"]["examples"] == 6 and one["moves"]["examples"] == 4
+    files = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "two").iterdir())
+    for name in files:
+        if not name.endswith(".png"):  # metrics.json, per-class and confusion CSVs
+            assert (tmp_path / "two" / name).read_text() == (tmp_path / "one" / name).read_text(), name

@@ -23,7 +23,9 @@ def _validate_on_rank(rank: int, world_size: int, state: str, out: str) -> None:
         torch.manual_seed(1)
         randomise_bn(model, affine=False)
     data = SimpleNamespace(test_sets=datasets(), modalities=MODALITIES)
-    cfg = SimpleNamespace(data=SimpleNamespace(eval_batch_size=BATCH, num_workers=0), run=SimpleNamespace(progress=False))
+    cfg = SimpleNamespace(
+        data=SimpleNamespace(eval_batch_size=BATCH, num_workers=0), run=SimpleNamespace(progress=False)
+    )
     metrics = validate(model, data, cfg, torch.device("cpu"), DistEnv(rank, world_size, rank))  # type: ignore[arg-type]
     Path(out, f"rank{rank}.pkl").write_bytes(pickle.dumps((metrics, [b.clone() for b in model.buffers()])))
 
