@@ -40,7 +40,7 @@ def validate(
         batch_size=cfg.data.eval_batch_size,
         device=device,
         num_workers=cfg.data.num_workers,
-        progress=cfg.run.progress and env.is_main,
+        progress=cfg.run.progress,  # shown by rank 0 only
         distributed=True,
     )
 
