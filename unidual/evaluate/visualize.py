@@ -163,11 +163,13 @@ def plot_figure(
     return out
 
 
-def visualize(checkpoint: str | Path, video: str | Path, out: str | Path, *, block: int = -1) -> dict[str, Any]:
+def visualize(
+    checkpoint: str | Path, video: str | Path, out: str | Path, *, block: int = -1, device: str | torch.device = "cpu"
+) -> dict[str, Any]:
     """Python API: write the figure; returns ``{"block", "video_top", "image_top", "out"}``."""
     model, payload = load_model(checkpoint, deploy=True)
     clip, spec = centre_clip(video, payload)
-    acts = dual_activations(model, clip, block)
+    acts = dual_activations(model.to(device), clip.to(device), block)
     plot_figure(
         clip,
         acts,

@@ -1,92 +1,45 @@
-"""Multi-process training: torchrun environment -> process group, DDP wrapping, rank-0-only writes.
+"""Multi-process training: DDP wrapping, rank-0-only writes, per-step agreement between ranks.
 
-``torchrun --nproc_per_node=K -m unidual train CONFIG`` sets RANK / WORLD_SIZE /
-LOCAL_RANK / MASTER_ADDR / MASTER_PORT; :func:`setup` reads them and joins the
-group (NCCL when the device is CUDA, gloo otherwise). Without those variables
-everything runs as a single process and no group is created.
+The torchrun environment, joining the process group and the object collectives live one floor
+down in :mod:`unidual.ranks` (``unidual eval`` needs them too); they are re-exported here so the
+trainer reads every rank helper as ``D.<name>``.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
+from unidual.ranks import (
+    DistEnv,
+    barrier,
+    broadcast_object,
+    env_from_torchrun,
+    gather_objects,
+    resolve_device,
+    setup,
+    teardown,
+)
 
-@dataclass(frozen=True)
-class DistEnv:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def enabled(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-
-def env_from_torchrun() -> DistEnv:
-    """Rank / world size / local rank from the environment torchrun sets (defaults: one process)."""
-    try:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        rank = int(os.environ.get("RANK", "0"))
-        local = int(os.environ.get("LOCAL_RANK", str(rank)))
-    except ValueError as exc:
-        raise RuntimeError(f"RANK / WORLD_SIZE / LOCAL_RANK must be integers ({exc})") from exc
-    if not 0 <= rank < world:
-        raise RuntimeError(f"RANK={rank} is outside WORLD_SIZE={world}")
-    return DistEnv(rank, world, local)
-
-
-def resolve_device(name: str, env: DistEnv) -> torch.device:
-    """``"auto"`` -> this process's GPU if CUDA is available, else CPU; an explicit name is kept."""
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise RuntimeError("run.device=cuda but CUDA is not available; use run.device=cpu or auto")
-        if device.index is None:
-            device = torch.device("cuda", env.local_rank % torch.cuda.device_count())
-        torch.cuda.set_device(device)
-    return device
-
-
-def setup(env: DistEnv, device: torch.device) -> None:
-    """Join the process group torchrun prepared (no-op for one process or when already joined)."""
-    if not env.enabled or dist.is_initialized():
-        return
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    store = _attempt_store(env)
-    dist.init_process_group(backend=backend, rank=env.rank, world_size=env.world_size, store=store)
-
-
-def _attempt_store(env: DistEnv) -> dist.Store | None:
-    """Under torchrun, the agent's store with a per-attempt prefix (None elsewhere: the usual env:// rendezvous).
-
-    A job torchrun restarts (``--max-restarts``) reuses the agent's store, where the
-    killed attempt's process-group keys (its ranks' addresses) are still present: the new
-    ranks read them and time out connecting to processes that are gone. A prefix per
-    ``TORCHELASTIC_RESTART_COUNT`` gives every attempt its own keys.
-    """
-    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
-        return None
-    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
-    agent = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), env.world_size, is_master=False)
-    return dist.PrefixStore(f"unidual/attempt_{attempt}", agent)
-
-
-def teardown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
+__all__ = [
+    "DistEnv",
+    "all_reduce_sum",
+    "any_rank",
+    "barrier",
+    "broadcast_object",
+    "env_from_torchrun",
+    "gather_objects",
+    "main_then_agree",
+    "resolve_device",
+    "setup",
+    "teardown",
+    "unwrap",
+    "wrap",
+]
 
 
 def wrap(model: nn.Module, env: DistEnv, device: torch.device, *, sync_bn: bool = False) -> nn.Module:
@@ -116,29 +69,6 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     if dist.is_initialized():
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
-
-
-def broadcast_object(obj: Any, src: int = 0) -> Any:
-    """Rank ``src``'s value on every rank (identity for one process)."""
-    if not dist.is_initialized():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=src)
-    return box[0]
-
-
-def gather_objects(obj: Any) -> list[Any]:
-    """Every rank's value, in rank order, on every rank."""
-    if not dist.is_initialized():
-        return [obj]
-    out: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(out, obj)
-    return out
-
-
-def barrier() -> None:
-    if dist.is_initialized():
-        dist.barrier()
 
 
 T = TypeVar("T")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
+import torch.distributed as dist
 from torch.utils.data import DataLoader
 
 from unidual.data.mixing import MixedSampler, collate_mixed
@@ -25,19 +26,31 @@ def primary_score(metrics: Mapping[str, Mapping[str, float]], modalities: Mappin
 def validate(
     model: ImageVideoNet, data: DataParts, cfg: TrainConfig, device: torch.device, env: D.DistEnv
 ) -> dict[str, dict[str, float]]:
-    """Every source's test metrics (evaluated on rank 0, the same dict on every rank)."""
-    metrics: dict[str, dict[str, float]] = {}
-    if env.is_main:
-        metrics = evaluate(
-            model,
-            data.test_sets,
-            data.modalities,
-            batch_size=cfg.data.eval_batch_size,
-            device=device,
-            num_workers=cfg.data.num_workers,
-            progress=cfg.run.progress,
-        )
-    return D.broadcast_object(metrics)
+    """Every source's test metrics: each rank evaluates its shard, the same dict on every rank.
+
+    The metrics equal one process evaluating rank 0's model, the one ``last.pt`` / ``best.pt`` store:
+    rank 0's BatchNorm statistics are copied to every rank first (they differ after the last
+    training forward, and after precise BN, which each rank computes from its own batches).
+    """
+    _rank0_buffers(model)
+    return evaluate(
+        model,
+        data.test_sets,
+        data.modalities,
+        batch_size=cfg.data.eval_batch_size,
+        device=device,
+        num_workers=cfg.data.num_workers,
+        progress=cfg.run.progress,  # shown by rank 0 only
+        distributed=True,
+    )
+
+
+@torch.no_grad()
+def _rank0_buffers(model: torch.nn.Module) -> None:
+    """Rank 0's buffers (BN running statistics) on every rank; the tensors stay on the model's device."""
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        for buffer in model.buffers():
+            dist.broadcast(buffer, src=0)
 
 
 def precise_bn(model: ImageVideoNet, data: DataParts, cfg: TrainConfig, device: torch.device, env: D.DistEnv,
