@@ -62,6 +62,11 @@ def resolve_device(name: str, env: DistEnv) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
+    if device.type == "cuda" and device.index is not None and env.enabled:
+        raise RuntimeError(
+            f"device {name!r} names one GPU, but this is rank {env.rank} of {env.world_size}: every rank would "
+            "use that GPU; use cuda (each rank takes its LOCAL_RANK's GPU) or set CUDA_VISIBLE_DEVICES"
+        )
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError(f"device {name!r} asked for but CUDA is not available; use cpu or auto")
@@ -84,7 +89,12 @@ def setup(env: DistEnv, device: torch.device, timeout_s: float = DEFAULT_TIMEOUT
     backend = "nccl" if device.type == "cuda" else "gloo"
     store = _attempt_store(env)
     dist.init_process_group(
-        backend=backend, rank=env.rank, world_size=env.world_size, store=store, timeout=timedelta(seconds=timeout_s)
+        backend=backend,
+        rank=env.rank,
+        world_size=env.world_size,
+        store=store,
+        timeout=timedelta(seconds=timeout_s),
+        device_id=device if device.type == "cuda" else None,  # NCCL binds this rank's GPU (barrier, objects)
     )
 
 

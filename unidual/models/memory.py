@@ -55,10 +55,31 @@ def set_memory_format(model: nn.Module, channels_last: bool = True) -> nn.Module
     return model
 
 
+def match_gradient_layout(model: nn.Module) -> nn.Module:
+    """Give every channels-last 5D parameter the canonical channels-last strides, in place.
+
+    A weight with size-1 dimensions (a 1x1x1 shortcut convolution) is "contiguous" in both formats
+    with either strides, and :func:`set_memory_format` leaves it as created; but its convolution's
+    gradient comes back with the canonical channels-last strides. DDP lays its gradient buckets
+    out like the parameters, so such a weight makes it copy that gradient at every step ("Grad
+    strides do not match bucket view strides"). Called before DDP is built. It changes the
+    convolution kernel some weights take, so float results differ in the last bits: single-process
+    runs leave it off and stay bit-identical to earlier versions.
+    """
+    fmt = torch.channels_last_3d
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() == 5 and p.is_contiguous(memory_format=fmt):
+                target = torch.empty(p.shape, device="meta", memory_format=fmt).stride()
+                if p.stride() != target:
+                    p.data = torch.empty(p.shape, dtype=p.dtype, device=p.device, memory_format=fmt).copy_(p.data)
+    return model
+
+
 def is_channels_last(model: nn.Module) -> bool:
     """True when every 5D parameter of ``model`` is channels-last (and there is at least one)."""
     weights = [p for p in model.parameters() if p.dim() == 5]
     return bool(weights) and all(p.is_contiguous(memory_format=torch.channels_last_3d) for p in weights)
 
 
-__all__ = ["ENV_SWITCH", "default_channels_last", "is_channels_last", "set_memory_format"]
+__all__ = ["ENV_SWITCH", "default_channels_last", "is_channels_last", "match_gradient_layout", "set_memory_format"]

@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from unidual.models.memory import match_gradient_layout
 from unidual.ranks import (
     DistEnv,
     barrier,
@@ -46,7 +47,11 @@ def wrap(model: nn.Module, env: DistEnv, device: torch.device, *, sync_bn: bool 
     """DDP around ``model`` (and SyncBatchNorm if asked; CUDA only) when running on several processes.
 
     ``find_unused_parameters`` is on because a step may not touch every head
-    (a batch without one source, or random aux routing).
+    (a batch without one source, or random aux routing). DDP lays its gradient buckets out like
+    the parameters, which :func:`match_gradient_layout` first gives the strides the convolutions'
+    gradients come back with, so no gradient is copied at every step ("Grad strides do not match
+    bucket view strides"); with ``gradient_as_bucket_view`` each gradient *is* its bucket view,
+    so no second copy of the gradients is held either.
     """
     if sync_bn:
         if device.type != "cuda":
@@ -56,8 +61,11 @@ def wrap(model: nn.Module, env: DistEnv, device: torch.device, *, sync_bn: bool 
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if not env.enabled:
         return model
+    match_gradient_layout(model)  # buckets laid out like the gradients the convolutions produce
     ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+    return nn.parallel.DistributedDataParallel(
+        model, device_ids=ids, find_unused_parameters=True, gradient_as_bucket_view=True
+    )
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -95,29 +103,42 @@ def main_then_agree(fn: Callable[[], T], errors: tuple[type[Exception], ...]) ->
     return result
 
 
+def flag_vector(flags: Sequence[bool | torch.Tensor], device: torch.device) -> torch.Tensor:
+    """The flags as one float tensor on ``device``: host flags first (copied without waiting for the
+    device), then the device flags in their order (see :func:`flag_order`)."""
+    host = [float(f) for f in flags if not isinstance(f, torch.Tensor)]
+    on_device = [
+        f.detach().to(device=device, dtype=torch.float32).reshape(1) for f in flags if isinstance(f, torch.Tensor)
+    ]
+    parts = ([torch.tensor(host).to(device, non_blocking=True)] if host else []) + on_device
+    return torch.cat(parts)
+
+
+def flag_order(flags: Sequence[bool | torch.Tensor]) -> list[int]:
+    """Where each flag sits in :func:`flag_vector`'s tensor."""
+    host = [i for i, f in enumerate(flags) if not isinstance(f, torch.Tensor)]
+    rest = [i for i, f in enumerate(flags) if isinstance(f, torch.Tensor)]
+    position = {i: k for k, i in enumerate(host + rest)}
+    return [position[i] for i in range(len(flags))]
+
+
+def reduce_flags(vec: torch.Tensor) -> torch.Tensor:
+    """Sum the flag vector over ranks (in place; identity for one process)."""
+    if dist.is_initialized():
+        dist.all_reduce(vec, op=dist.ReduceOp.SUM)
+    return vec
+
+
 def any_rank(flags: Sequence[bool | torch.Tensor], device: torch.device) -> list[bool]:
     """For each flag: is it set on any rank? One all-reduce and ONE host read for all of them.
 
-    The flags travel in a tensor on ``device``: NCCL has no CPU backend, so a CPU tensor would fail
-    there (``No backend type associated with device type cpu``). A flag may be a 0-dim tensor that
-    is already on ``device`` (e.g. "the loss was not finite"): it joins without a read of its own.
-    The answers come back as the bits of one integer, so the whole agreement costs one sync.
+    The flags travel in a tensor on ``device`` (the training device): NCCL has no CPU backend, so a
+    CPU tensor would fail there (``No backend type associated with device type cpu``). A flag may be
+    a 0-dim tensor that is already on ``device`` (e.g. "the loss was not finite"): it joins without
+    a read of its own. The answers come back as the bits of one integer: the whole agreement costs
+    one device -> host synchronisation.
     """
-    host = [i for i, f in enumerate(flags) if not isinstance(f, torch.Tensor)]
-    parts = [torch.zeros((), device=device)] * len(flags)
-    if host:
-        values = torch.tensor([float(flags[i]) for i in host])
-        if device.type == "cuda":
-            values = values.pin_memory()
-        values = values.to(device, non_blocking=True)
-        for j, i in enumerate(host):
-            parts[i] = values[j]
-    for i, f in enumerate(flags):
-        if isinstance(f, torch.Tensor):
-            parts[i] = f.detach().to(device=device, dtype=torch.float32).reshape(())
-    vec = torch.stack(parts).float()
-    if dist.is_initialized():
-        dist.all_reduce(vec, op=dist.ReduceOp.SUM)
-    bits = (vec > 0).long() * (2 ** torch.arange(len(flags), device=device))
+    vec = reduce_flags(flag_vector(flags, device))
+    bits = (vec > 0).long() * (2 ** torch.arange(len(flags), device=vec.device))
     code = int(bits.sum())  # the one device -> host read
-    return [bool(code >> i & 1) for i in range(len(flags))]
+    return [bool(code >> k & 1) for k in flag_order(flags)]

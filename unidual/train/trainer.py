@@ -108,7 +108,9 @@ class Trainer:
         self.precision = Precision(cfg.run.amp, self.device, warn=self.is_main)
         self.amp_skipped = 0  # fp16 updates skipped for overflow since the last record
         self.schedule, self.lr, self.total_updates = opt.schedule, opt.lr, opt.total_updates
-        self.generator = torch.Generator().manual_seed(cfg.run.seed * 7919 + env.rank)
+        # the routing generator (aux routing, frame choice) is the same on every rank: every rank then
+        # runs the same pathways in the same order each step (SyncBatchNorm's per-layer collectives)
+        self.generator = torch.Generator().manual_seed(cfg.run.seed * 7919)
         self.loop = S.LoopState()
         self.stop = StopSignals(announce=self.is_main)
         self._stop_agreed = False  # a signal reached some rank, as agreed by all at the last update
