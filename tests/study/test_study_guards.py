@@ -80,16 +80,24 @@ def test_unknown_metrics_are_refused(tmp_path, photos, extra, key):
     assert "valid:" in str(info.value) and "top1" in str(info.value)
 
 
-def test_a_second_study_on_the_same_output_is_refused(tmp_path, photos):
-    """Item 9: the second study died with an uncaught RunDirError traceback."""
+def test_a_second_study_on_the_same_output_is_refused(tmp_path, photos, one_thread):
+    """Item 9: the second study died with an uncaught RunDirError traceback.
+
+    Sessions lock the seeds they train: another seed of the same study may run beside (docs/results.md
+    trains two seeds side by side, one per core).
+    """
     path = write_tiny_study(tmp_path, photos)
-    holder = RunLock(tmp_path / "out").acquire()  # the first study
+    holder = RunLock(tmp_path / "out" / "seed0").acquire()  # the first study, training seed 0
     try:
-        code, _, err = run(["study", str(path)])
+        code, _, err = run(["study", str(path), "--seeds", "1", "0"])
+        assert code == 2 and err.count("\n") == 1 and "seed0: in use by pid" in err
+        assert not (tmp_path / "data").exists()  # refused before building anything
+        assert not (tmp_path / "out" / "seed1" / ".lock").read_text()  # and its other seed let go
+        code, _, err = run(["study", str(path), "--seeds", "1", "--only", "r2d"])
     finally:
         holder.release()
-    assert code == 2 and err.count("\n") == 1 and "in use by pid" in err
-    assert not (tmp_path / "data").exists()  # refused before building anything
+    assert code == 0, err
+    assert (tmp_path / "out" / "seed1" / "r2d" / RESULT_FILE).is_file()
 
 
 def test_a_busy_run_is_refused_in_one_line_and_its_records_kept(tmp_path, photos, one_thread):

@@ -12,7 +12,7 @@ import statistics
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from unidual.study.runner import (
     read_result,
     resolve_config,
     run_task,
+    seed_dir,
     status,
 )
 from unidual.study.table import build_table, to_markdown, write_csv, write_runs_csv
@@ -206,25 +207,27 @@ def run_study(args: argparse.Namespace) -> int:
     seeds = args.seeds or study.seeds
     if len(set(seeds)) != len(seeds):
         raise StudyError(f"--seeds {seeds}: seeds must be distinct")
-    if args.report_only:
-        with _holding(out):
-            result = write_outputs(study, out, args, clock, None, study.modalities())
+    if args.report_only:  # reads finished runs; the tables it writes replace the old ones whole
+        result = write_outputs(study, out, args, clock, None, study.modalities())
         print(result["markdown"], end="")
         return 0
     if args.dry_run or args.data_only or args.calibrate:  # nothing written under --out
         return _without_out(study, args, seeds, out)
-    with _holding(out):  # one study per output folder: a second one is refused before it builds anything
+    with _holding(out, seeds):  # a second session on the same seeds is refused before it builds anything
         return _run(study, args, seeds, out, clock)
 
 
 @contextmanager
-def _holding(out: Path) -> Iterator[None]:
-    """The study's lock on its output folder (``<out>/.lock``, the run-directory lock), for the whole session."""
-    lock = RunLock(out).acquire()
-    try:
+def _holding(out: Path, seeds: list[int]) -> Iterator[None]:
+    """The session's locks on its seeds' folders (``<out>/seed<k>/.lock``, the run-directory lock).
+
+    Per seed, so that two sessions may train different seeds of one study side by side (one per
+    core, as docs/results.md does) while a second session on a seed already being trained is refused.
+    """
+    with ExitStack() as stack:
+        for seed in seeds:
+            stack.callback(RunLock(seed_dir(out, seed)).acquire().release)
         yield
-    finally:
-        lock.release()
 
 
 def _without_out(study: Study, args: argparse.Namespace, seeds: list[int], out: Path) -> int:

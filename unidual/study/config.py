@@ -38,7 +38,7 @@ from typing import Any
 from unidual.models.table import model_names
 from unidual.study.rows import derive_row
 from unidual.train.regimes import regime_names
-from unidual.yamlconfig import Checked, ConfigError, FieldError, at_least, checked, each, one_of, read_yaml
+from unidual.yamlconfig import Check, Checked, ConfigError, FieldError, at_least, checked, each, one_of, read_yaml
 from unidual.yamlconfig import from_dict as build_dataclass
 
 # a folder name: no '/', no '..', nothing hidden (names starting with '.' are the study's temporary files)
@@ -54,7 +54,7 @@ class StudyError(ConfigError):
     """A study file, its runs or their results are inconsistent; the message names the file or run."""
 
 
-def _metric(table: dict[str, tuple[str, ...]]) -> Any:
+def _metric(table: dict[str, tuple[str, ...]]) -> Check:
     valid = sorted({m for ms in table.values() for m in ms})
     return lambda value: None if value in valid else f"unknown metric {value!r}; valid: {valid}"
 
@@ -79,7 +79,7 @@ def _seeds(values: list[int]) -> str | None:
     return None if len(set(values)) == len(values) else f"must be distinct, got {values}"
 
 
-def _not_empty(what: str) -> Any:
+def _not_empty(what: str) -> Check:
     return lambda values: None if values else f"at least one {what} is required"
 
 

@@ -56,8 +56,13 @@ class Task:
         return f"seed {self.seed} · {self.model.row} ({self.model.id})"
 
 
+def seed_dir(out: Path, seed: int) -> Path:
+    """The runs of one seed (one study session at a time holds its lock, ``.lock``)."""
+    return out / f"seed{seed}"
+
+
 def run_dir(out: Path, seed: int, run_id: str) -> Path:
-    return out / f"seed{seed}" / run_id
+    return seed_dir(out, seed) / run_id
 
 
 def plan(study: Study, out: Path, seeds: Sequence[int], only: list[str] | None = None) -> list[Task]:
