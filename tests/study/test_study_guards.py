@@ -15,10 +15,10 @@ import yaml
 from helpers.tinystudy import write_tiny_study
 
 from unidual import cli
+from unidual.run import RunLock
 from unidual.study.config import StudyError, load_study
 from unidual.study.runner import RESULT_FILE
 from unidual.study.table import PENDING, Row, Stat, Table, write_csv, write_runs_csv
-from unidual.train.rundir import RunLock
 
 
 def run(argv: list[str]) -> tuple[int, str, str]:

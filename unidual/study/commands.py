@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from unidual.checkpoint import CheckpointError
 from unidual.data.errors import DataError
+from unidual.run import RunDirError, RunLock
 from unidual.study import report
 from unidual.study.atomic import write_json, write_text
 from unidual.study.calibrate import calibrate
@@ -42,7 +43,6 @@ from unidual.study.runner import (
 )
 from unidual.study.table import build_table, to_markdown, write_csv, write_runs_csv
 from unidual.train.config import ConfigError
-from unidual.train.rundir import RunDirError, RunLock
 from unidual.train.trainer import Interrupted, TrainingError
 
 

@@ -28,7 +28,7 @@ import yaml
 
 from unidual.data.errors import DataError
 from unidual.data.sourcefile import read_source_file
-from unidual.data.sources import SourceSpec
+from unidual.data.specs import SourceSpec
 from unidual.models.resnet import DEPTHS
 from unidual.models.table import get_model_def
 from unidual.train.regimes import get_regime, regime_names
