@@ -42,7 +42,7 @@ def cpu_model() -> str:
 
 def machine_line() -> str:
     """One line naming CPU, core count, torch version and intra-op threads, for the docs."""
-    from unidual.allocator import tune_allocator
+    from unidual.runtime import tune_allocator
 
     omp = f", OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}" if "OMP_WAIT_POLICY" in os.environ else ""
     malloc = "" if tune_allocator() else ", glibc allocator defaults"
@@ -71,7 +71,7 @@ def start_run(args) -> str:
     Every variant in a benchmark process shares the allocator setting (the reference too), so the
     ratios compare models, not allocators; benchmarks/allocator.py measures the allocator itself.
     """
-    from unidual.allocator import tune_allocator
+    from unidual.runtime import tune_allocator
 
     tune_allocator()
     if args.threads:

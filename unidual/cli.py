@@ -13,7 +13,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from unidual.allocator import tune_allocator
+from unidual.runtime import tune_allocator
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {

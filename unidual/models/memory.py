@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from unidual.switches import env_flag
+from unidual.runtime import env_flag
 
 ENV_SWITCH = "UNIDUAL_CHANNELS_LAST"
 

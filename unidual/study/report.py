@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from unidual.study.atomic import write_text
 from unidual.study.config import StudyError
 
 
@@ -38,10 +39,8 @@ def update_markdown(path: Path, name: str, body: str) -> None:
         text = (text.rstrip() + "\n\n" if text.strip() else "") + section + "\n"
     else:
         text = text[:b] + section + text[e + len(end) :]
-    tmp = path.with_name(f".{path.name}.tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text(path, text)
 
 
 def cpu_model() -> str:

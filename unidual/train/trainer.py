@@ -21,10 +21,10 @@ import torch
 from torch import nn
 
 from unidual import checkpoint as ckpt
-from unidual.allocator import tune_allocator
 from unidual.data.errors import DataError
 from unidual.data.mixing import MixedBatch, SubBatch
 from unidual.run import Run, RunDirError, RunLock
+from unidual.runtime import tune_allocator
 from unidual.train import distributed as D
 from unidual.train import rundir
 from unidual.train import state as S
