@@ -13,13 +13,16 @@ every step's draw, so ranks never overlap.
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
+import numpy as np
 import torch
 from torch import Tensor
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import Dataset, Sampler, get_worker_info
+from torch.utils.data._utils.worker import _generate_state
 
 from unidual.data.errors import DataError
 from unidual.data.utils import SKIPPED, read_or_skip
@@ -155,17 +158,57 @@ class MixedSampler(Sampler[list[tuple[str, int]]]):
 
 
 class MixedDataset(Dataset):
-    """Reads ``(key, index)`` from the source datasets; a bad example becomes a skip marker."""
+    """Reads ``(key, index)`` from the source datasets; a bad example becomes a skip marker.
+
+    An item may carry a third element, the loader's *base seed* of the current epoch
+    (:class:`EpochSeeded`): a persistent worker that sees a new one reseeds its random generators
+    exactly as a fresh DataLoader worker would (``base_seed + worker_id``), so an epoch's
+    augmentations do not depend on whether the workers were kept from the previous epoch.
+    """
 
     def __init__(self, datasets: Mapping[str, Dataset]) -> None:
         self.datasets = dict(datasets)
+        self._seeded: int | None = None  # the base seed this worker last applied
 
     def __len__(self) -> int:
         return sum(len(d) for d in self.datasets.values())  # type: ignore[arg-type]
 
-    def __getitem__(self, item: tuple[str, int]) -> dict[str, Any]:
-        key, index = item
+    def __getitem__(self, item: tuple[str, int] | tuple[str, int, int]) -> dict[str, Any]:
+        key, index = item[0], item[1]
+        if len(item) == 3 and item[2] != self._seeded:
+            self._seeded = _reseed_worker(item[2])
         return read_or_skip(self.datasets[key], index, key)
+
+
+def _reseed_worker(base_seed: int) -> int:
+    """Seed this DataLoader worker as torch's ``_worker_loop`` does (no-op in the main process)."""
+    info = get_worker_info()
+    if info is not None:
+        seed = base_seed + info.id
+        random.seed(seed)
+        torch.manual_seed(seed)
+        np.random.seed(_generate_state(base_seed, info.id))
+    return base_seed
+
+
+class EpochSeeded(Sampler[list[tuple[str, int, int]]]):
+    """A batch sampler's ``(key, index)`` items with the epoch's worker base seed appended.
+
+    For persistent DataLoader workers (kept across epochs): the trainer sets :attr:`base_seed`
+    before each epoch to what a new DataLoader would have drawn for it.
+    """
+
+    def __init__(self, batches: Sampler[list[tuple[str, int]]]) -> None:
+        self.batches = batches
+        self.base_seed = 0
+
+    def __len__(self) -> int:
+        return len(self.batches)  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[list[tuple[str, int, int]]]:
+        seed = self.base_seed
+        for batch in self.batches:
+            yield [(key, index, seed) for key, index in batch]
 
 
 class SubBatch(TypedDict):

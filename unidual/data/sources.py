@@ -23,7 +23,7 @@ from unidual.data.decode import VideoInfo, image_array, load_image, probe_video,
 from unidual.data.errors import DataError
 from unidual.data.formats import FORMATS, discover_classes, index_source
 from unidual.data.labels import load_label_maps, read_class_names, save_label_maps
-from unidual.data.listing import Entry
+from unidual.data.listing import Entry, Index
 from unidual.data.specs import ClipSpec, SourceSpec, TransformSpec
 from unidual.data.transforms import apply_plan
 from unidual.data.views import clip_views
@@ -53,10 +53,14 @@ RAWFRAME_FPS = 30.0
 class SourceDataset(Dataset):
     """Examples of one source and split as ``{"input", "label", "source", "index"}`` dicts."""
 
-    def __init__(self, spec: SourceSpec, split: str, classes: Sequence[str] | None = None) -> None:
+    def __init__(
+        self, spec: SourceSpec, split: str, classes: Sequence[str] | None = None, index: Index | None = None
+    ) -> None:
         self.spec = spec
         self.split = split
-        entries, names, missing = index_source(spec, split, list(classes) if classes is not None else None)
+        if index is None:  # else listed already (e.g. by rank 0 of a multi-process job)
+            index = index_source(spec, split, list(classes) if classes is not None else None)
+        entries, names, missing = index
         self.classes: list[str] = list(names)
         self.entries = entries
         self.missing: list[str] = missing  # 'file:line: path' of listed files dropped (skip_missing)
@@ -149,8 +153,11 @@ class SourceDataset(Dataset):
         return {"input": x, "label": self.labels[index], "source": self.spec.key, "index": index}
 
 
-def build_dataset(spec: SourceSpec | dict[str, Any], split: str, classes: Sequence[str] | None = None) -> SourceDataset:
-    """The dataset of one source and split; ``classes`` pins the label map (evaluation reuses the run's)."""
+def build_dataset(
+    spec: SourceSpec | dict[str, Any], split: str, classes: Sequence[str] | None = None, index: Index | None = None
+) -> SourceDataset:
+    """The dataset of one source and split; ``classes`` pins the label map (evaluation reuses the run's);
+    ``index`` (from :func:`index_source`) skips listing the files again."""
     if isinstance(spec, dict):
         spec = SourceSpec.from_dict(spec)
-    return SourceDataset(spec, split, classes)
+    return SourceDataset(spec, split, classes, index)

@@ -22,6 +22,8 @@ from torch import nn
 from unidual import checkpoint as ckpt
 from unidual.data import build_dataset
 from unidual.data.errors import DataError
+from unidual.data.formats import index_source
+from unidual.data.listing import Index
 from unidual.data.mixing import MixedDataset, MixedSampler
 from unidual.data.utils import Spread
 from unidual.models import ImageVideoNet, create_model, get_model_def
@@ -61,7 +63,8 @@ class DataParts:
 def build_data(cfg: TrainConfig, env: D.DistEnv) -> DataParts:
     """Train and test sets of every source, each source probed, and the mixing sampler of this rank."""
     specs = {s.key: s for s in cfg.sources}
-    train_sets = {k: build_dataset(s, "train") for k, s in specs.items()}
+    indices = D.main_then_agree(lambda: list_files(specs), (DataError,))  # only rank 0 scans the disk
+    train_sets = {k: build_dataset(s, "train", index=indices[k]["train"]) for k, s in specs.items()}
     classes = {k: list(ds.classes) for k, ds in train_sets.items()}
     for k, ds in train_sets.items():
         if len(ds) == 0:
@@ -69,7 +72,7 @@ def build_data(cfg: TrainConfig, env: D.DistEnv) -> DataParts:
         probe(k, ds, specs[k].root)
     test_sets: dict[str, Any] = {}
     for k, s in specs.items():
-        test = build_dataset(s, "test", classes=classes[k])
+        test = build_dataset(s, "test", classes=classes[k], index=indices[k]["test"])
         test_sets[k] = Spread(test, cfg.data.eval_limit) if cfg.data.eval_limit is not None else test
     sampler = MixedSampler(
         {k: len(ds) for k, ds in train_sets.items()},
@@ -98,6 +101,19 @@ def build_data(cfg: TrainConfig, env: D.DistEnv) -> DataParts:
         micro_per_epoch=micro,
         updates_per_epoch=math.ceil(micro / cfg.optim.accumulate),
     )
+
+
+def list_files(specs: dict[str, Any]) -> dict[str, dict[str, Index]]:
+    """Every source's train and test files (the test split labelled with the train split's classes).
+
+    Listing a large source stats every file (1.28 M for ImageNet): the trainer has rank 0 do it
+    once and sends the lists to the other ranks.
+    """
+    out: dict[str, dict[str, Index]] = {}
+    for key, spec in specs.items():
+        train = index_source(spec, "train", None)
+        out[key] = {"train": train, "test": index_source(spec, "test", list(train.classes))}
+    return out
 
 
 def probe(key: str, dataset: Any, root: str) -> None:

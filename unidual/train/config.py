@@ -50,6 +50,12 @@ from unidual.yamlconfig import from_dict as build_dataclass
 RESERVED_OPTIONS = ("frames", "modalities")  # create_model options the trainer sets from the sources
 
 
+def _workers(value: int | str) -> str | None:
+    if value == "auto" or (isinstance(value, int) and value >= 0):
+        return None
+    return f"must be a number >= 0 or auto, got {value!r}"
+
+
 def _known_model(name: str) -> str | None:
     try:
         get_model_def(name)
@@ -153,7 +159,9 @@ class DataConfig(Checked):
     epoch_size: int = checked(1_000_000, positive)
     # sampling share per source key; None: equal proportion
     weights: dict[str, float] | None = checked(None, _weights)
-    num_workers: int = checked(0, at_least(0))
+    # loader processes per rank; "auto": 0 on the CPU (the step's threads use every core), on a GPU
+    # min(8, cores per local rank - 1)
+    num_workers: int | Literal["auto"] = checked("auto", _workers)
     eval_batch_size: int = checked(32, positive)  # views per forward during validation
     eval_limit: int | None = None  # validate on the first N test examples of each source (None: all)
     # before each validation, recompute BN statistics from N training batches (0: off)
@@ -193,7 +201,7 @@ class RunConfig(Checked):
     name: str | None = None  # run directory name; None: <regime>-<model>-<timestamp>
     seed: int = 0
     device: str = checked("auto", _device)  # "auto": cuda if available, else cpu
-    amp: Literal["off", "bf16", "fp16"] = "off"  # CUDA only; refused on CPU
+    amp: Literal["off", "bf16", "fp16"] = "off"  # autocast dtype; on CPUs allowed but slow (a warning says so)
     sync_bn: bool = False  # SyncBatchNorm under DDP
     eval_every: int = checked(1, at_least(0))  # epochs between validations (0: only at the end)
     save_every: int = checked(0, at_least(0))  # also checkpoint every N updates mid-epoch (0: only at epoch ends)
@@ -205,6 +213,9 @@ class RunConfig(Checked):
     channels_last: bool = True  # conv weights/activations channels-last (NTHWC): faster, values to rounding
     compile: bool = False  # torch.compile the training step (cached kernels, eager fallback; docs/performance.md)
     compile_backend: str = "inductor"  # torch.compile backend ("inductor"; "eager"/"aot_eager" to debug)
+    dist_timeout_s: float = checked(1800.0, positive)  # how long a collective waits for the slowest rank
+    cudnn_benchmark: bool = True  # CUDA: let cuDNN time its convolution algorithms per input shape
+    tf32: bool = True  # CUDA (Ampere+): TF32 for convolutions and matmuls in fp32 (off: full fp32)
 
 
 @dataclass

@@ -88,18 +88,19 @@ def main_then_agree(fn: Callable[[], T], errors: tuple[type[Exception], ...]) ->
     The one pattern for a rank-0-only step that may fail (taking the run directory's lock, writing
     the run files, saving a checkpoint): if rank 0 raised alone, the other ranks would wait in their
     next collective until the timeout. An error of one of ``errors`` types is re-raised on every rank
-    with rank 0's type and message; other exceptions propagate on rank 0 only (a bug, not a decision).
+    (the same exception, pickled); other exceptions propagate on rank 0 only (a bug, not a decision).
+    ``fn``'s result reaches every rank the same way: rank 0 can do work the others then share.
     """
     result: Any = None
-    failure: tuple[type[Exception], str] | None = None
+    failure: Exception | None = None
     if not dist.is_initialized() or dist.get_rank() == 0:
         try:
             result = fn()
         except errors as exc:
-            failure = (type(exc), str(exc))
-    result, failure = broadcast_object((result, failure))
+            failure = exc
+    result, failure = broadcast_object((result, failure))  # the error travels pickled, with its arguments
     if failure is not None:
-        raise failure[0](failure[1])
+        raise failure
     return result
 
 

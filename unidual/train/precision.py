@@ -82,3 +82,25 @@ class Precision:
     def load_state_dict(self, state: dict[str, Any] | None) -> None:
         if self.scaler is not None and state:
             self.scaler.load_state_dict(state)
+
+
+def configure_cuda(device: torch.device, *, cudnn_benchmark: bool, tf32: bool) -> None:
+    """The kernel choices of a CUDA run (process-wide; nothing to do on other devices).
+
+    ``cudnn_benchmark``: cuDNN times its convolution algorithms for each new input shape and keeps
+    the fastest (the shapes of a training run repeat, so the first steps pay for the rest).
+    ``tf32``: fp32 convolutions and matmuls use TF32 tensor cores on Ampere and newer GPUs (10-bit
+    mantissa products, fp32 accumulation), as PyTorch does for convolutions by default; off gives
+    full fp32 matmuls and convolutions. Set explicitly either way, so a run never depends on
+    torch's changing defaults.
+    """
+    if device.type != "cuda":
+        return
+    torch.backends.cudnn.benchmark = cudnn_benchmark
+    precision = "tf32" if tf32 else "ieee"
+    if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9
+        torch.backends.cuda.matmul.fp32_precision = precision
+        torch.backends.cudnn.conv.fp32_precision = precision  # type: ignore[attr-defined]
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32

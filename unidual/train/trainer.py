@@ -32,10 +32,10 @@ from unidual.train.build import build_data, build_model, build_optim, default_ru
 from unidual.train.compiled import is_compile_error
 from unidual.train.config import TrainConfig
 from unidual.train.errors import OOM_HINT, Interrupted, TrainingError, diverged, is_oom
-from unidual.train.inputs import to_device, train_loader
+from unidual.train.inputs import TrainLoader, to_device
 from unidual.train.meters import MetricsLog, Progress, TrainMeter, postfix_of
 from unidual.train.plots import plot_metrics
-from unidual.train.precision import Precision
+from unidual.train.precision import Precision, configure_cuda
 from unidual.train.signals import StopSignals
 from unidual.train.validation import precise_bn, primary_score, validate
 
@@ -74,7 +74,8 @@ class Trainer:
             self.device = D.resolve_device(cfg.run.device, self.env)
         except RuntimeError as exc:
             raise TrainingError(f"run.device={cfg.run.device}: {exc}") from None
-        D.setup(self.env, self.device)
+        D.setup(self.env, self.device, timeout_s=cfg.run.dist_timeout_s)
+        configure_cuda(self.device, cudnn_benchmark=cfg.run.cudnn_benchmark, tf32=cfg.run.tf32)
         self.run = Run(D.broadcast_object(str(run_dir or default_run_dir(cfg))))
         self.is_main = self.env.is_main
         self.lock: RunLock | None = None
@@ -99,6 +100,7 @@ class Trainer:
         self.resume = resume
         S.seed_everything(cfg.run.seed)  # same on every rank: identical initial weights
         self.data = build_data(cfg, env)
+        self.loader = TrainLoader(self.data, cfg, rank=env.rank, device=self.device)
         parts = build_model(cfg, self.data.classes, self.device, env, resume=resume)
         self.model, self.objective, self.train_module = parts.model, parts.objective, parts.train_module
         self.compiled, self.finetune_missing = parts.compiled, parts.finetune_missing
@@ -224,10 +226,9 @@ class Trainer:
         desc = f"epoch {loop.epoch + 1}/{math.ceil(cfg.schedule.epochs)}"
         with Progress(self.data.updates_per_epoch, loop.step_in_epoch // acc, desc,
                       enabled=self.is_main and cfg.run.progress) as progress:  # fmt: skip
-            loader = train_loader(self.data, cfg, epoch=loop.epoch, rank=self.env.rank, device=self.device,
-                                  resume_state=self.resume_sampler_state)  # fmt: skip
+            batches = self.loader.epoch(loop.epoch, self.resume_sampler_state)
             self.resume_sampler_state = None
-            for batch in loader:
+            for batch in batches:
                 self._note_skips(batch, meter)
                 last = micro_in_update + 1 == acc or loop.step_in_epoch + 1 == self.data.micro_per_epoch
                 self._micro_step(batch.sub, last, acc, meter)
@@ -329,11 +330,11 @@ class Trainer:
 
     # -- validation ------------------------------------------------------
     def validate(self) -> dict[str, dict[str, float]]:
-        return validate(self.model, self.data, self.cfg, self.device, self.env)
+        return validate(self.model, self.data, self.cfg, self.device, self.env, self.loader.workers)
 
     def _validate_and_save(self) -> None:
         if self.cfg.data.precise_bn_batches:
-            precise_bn(self.model, self.data, self.cfg, self.device, self.env, self.loop.epoch)
+            precise_bn(self.model, self.data, self.cfg, self.device, self.env, self.loop.epoch, self.loader.workers)
         loop = self.loop
         loop.last_metrics = self.validate()
         score = primary_score(loop.last_metrics, self.data.modalities)

@@ -24,7 +24,7 @@ def primary_score(metrics: Mapping[str, Mapping[str, float]], modalities: Mappin
 
 
 def validate(
-    model: ImageVideoNet, data: DataParts, cfg: TrainConfig, device: torch.device, env: D.DistEnv
+    model: ImageVideoNet, data: DataParts, cfg: TrainConfig, device: torch.device, env: D.DistEnv, workers: int = 0
 ) -> dict[str, dict[str, float]]:
     """Every source's test metrics: each rank evaluates its shard, the same dict on every rank.
 
@@ -39,7 +39,7 @@ def validate(
         data.modalities,
         batch_size=cfg.data.eval_batch_size,
         device=device,
-        num_workers=cfg.data.num_workers,
+        num_workers=workers,
         progress=cfg.run.progress,  # shown by rank 0 only
         distributed=True,
     )
@@ -54,7 +54,7 @@ def _rank0_buffers(model: torch.nn.Module) -> None:
 
 
 def precise_bn(model: ImageVideoNet, data: DataParts, cfg: TrainConfig, device: torch.device, env: D.DistEnv,
-               epoch: int) -> None:  # fmt: skip
+               epoch: int, workers: int = 0) -> None:  # fmt: skip
     """Recompute BN running statistics from fresh training batches (docs/training.md, precise BN)."""
     n = cfg.data.precise_bn_batches
     sampler = MixedSampler(
@@ -66,5 +66,5 @@ def precise_bn(model: ImageVideoNet, data: DataParts, cfg: TrainConfig, device: 
         rank=env.rank,
         world_size=env.world_size,
     )
-    loader = DataLoader(data.mixed, batch_sampler=sampler, collate_fn=collate_mixed, num_workers=cfg.data.num_workers)
+    loader = DataLoader(data.mixed, batch_sampler=sampler, collate_fn=collate_mixed, num_workers=workers)
     recompute_bn_statistics(model, (batch.sub for batch in loader), device)
