@@ -3,7 +3,7 @@
 Reads a torchvision-layout R(2+1)D ``VideoResNet`` state_dict (torchvision's ``r2plus1d_18``, the
 ig65m-pytorch R(2+1)D-34 IG65M / IG65M→Kinetics files, ...) with ``torch.load(weights_only=True)``
 (a pickle that would run code is refused), maps it strictly with
-:func:`unidual.models.surgery.from_torchvision` and writes an ordinary checkpoint: ``predict`` and
+:func:`unidual.models.torchvision_keys.from_torchvision` and writes an ordinary checkpoint: ``predict`` and
 ``eval`` use it directly, ``train`` starts from it (``finetune.checkpoint``; docs/models.md).
 
 A state_dict carries no label names and no preprocessing, so the checkpoint records what users of
@@ -23,7 +23,7 @@ import torch
 from torch import Tensor
 
 from unidual.checkpoint import save_checkpoint
-from unidual.models.surgery import from_torchvision
+from unidual.models.torchvision_keys import from_torchvision
 
 # torchvision's (and ig65m-pytorch's) normalisation for its video models, on [0, 1] pixels
 KINETICS_MEAN = (0.43216, 0.394666, 0.37645)
