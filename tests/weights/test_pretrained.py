@@ -8,11 +8,9 @@ URL whose name carries its SHA-256 prefix as torchvision's does.
 from __future__ import annotations
 
 import hashlib
-from pathlib import Path
 
 import pytest
 import torch
-from helpers.nets import load_reference, randomise_bn
 
 import unidual
 from unidual import checkpoint as ckpt
@@ -20,20 +18,6 @@ from unidual.cli import main as cli
 from unidual.convert import ConvertError
 from unidual.models.torchvision_keys import unidual_from_torchvision
 from unidual.weights import WEIGHTS, PublishedWeights
-
-reference = load_reference()
-
-
-@pytest.fixture(scope="module")
-def published(tmp_path_factory) -> tuple[torch.nn.Module, Path]:
-    torch.manual_seed(0)
-    net = randomise_bn(reference.R2Plus1d18(num_classes=3)).eval()
-    folder = tmp_path_factory.mktemp("server")
-    tmp = folder / "r2plus1d_18.pth"
-    torch.save(net.state_dict(), tmp)
-    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
-    path = tmp.rename(folder / f"r2plus1d_18-{digest[:8]}.pth")
-    return net, path
 
 
 @pytest.fixture
