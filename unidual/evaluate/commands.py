@@ -209,7 +209,7 @@ def predict_main(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-# -- `unidual export RUN --pathway P --format F --out FILE`: one pathway as ONNX / TorchScript -----------
+# -- `unidual export RUN --pathway P --format F --out FILE`: one pathway as ONNX / torch.export .pt2 -----
 def export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CHECKPOINT")
     parser.add_argument("--pathway", choices=MODALITIES, required=True)
