@@ -22,7 +22,7 @@ import logging
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from unidual.checkpoint import load_model
 from unidual.evaluate.fold import fold_batchnorm
 from unidual.evaluate.predict import spec_for
+from unidual.models import ImageVideoNet
 from unidual.models.memory import set_memory_format
 from unidual.models.surgery import export_pathway
 from unidual.pathways import MODALITIES
@@ -51,13 +52,12 @@ class ExportedPathway(nn.Module):
         return tuple(out[h] for h in self.heads)
 
 
-def standalone_pathway(model: nn.Module, pathway: str) -> nn.Module:
+def standalone_pathway(model: ImageVideoNet, pathway: str) -> ImageVideoNet:
     """The deployed network of one pathway: ``surgery.export_pathway`` for UniDual, the model itself otherwise."""
     if pathway not in MODALITIES:
         raise ValueError(f"pathway must be one of {MODALITIES}, got {pathway!r}")
-    pathways = tuple(getattr(model, "pathways", ()))
-    if hasattr(model, "deploy"):
-        model.deploy()
+    pathways = tuple(model.pathways)
+    model.deploy()
     if pathway not in pathways:
         raise ValueError(f"model {model.spec['name']!r} has no {pathway} pathway (it has {pathways})")
     net = model if pathways == (pathway,) else export_pathway(model, pathway)
@@ -93,17 +93,18 @@ def input_description(payload: Mapping[str, Any], pathway: str, heads: list[str]
 
 
 def prepare(
-    model: nn.Module, payload: Mapping[str, Any], pathway: str
+    model: ImageVideoNet, payload: Mapping[str, Any], pathway: str
 ) -> tuple[ExportedPathway, Tensor, dict[str, Any]]:
     """(folded single-pathway wrapper, example input, sidecar dict)."""
     net = standalone_pathway(model, pathway)
-    heads = sorted(net.heads.on(pathway)) if hasattr(net.heads, "on") else sorted(net.spec["heads"])
+    heads = sorted(net.heads.on(pathway))
     meta = input_description(payload, pathway, heads)
     example = example_input(pathway, meta["size"][0], meta["frames"] or 1)
     folded, pairs = fold_batchnorm(net, example)
     meta["folded_conv_bn"] = len(pairs)
-    # contiguous weights: channels-last is a runtime choice, and torch.export.save warns on its strides
-    return set_memory_format(ExportedPathway(folded, heads).eval(), False), example, meta
+    wrapper = ExportedPathway(folded, heads).eval()
+    set_memory_format(wrapper, False)  # channels-last is a runtime choice; torch.export.save warns on its strides
+    return wrapper, example, meta
 
 
 def _dynamic_batch() -> tuple[dict[int, Any]]:
@@ -151,7 +152,7 @@ def export(checkpoint: str | Path, pathway: str, fmt: str, out: str | Path) -> d
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model, payload = load_model(checkpoint, deploy=True)
-    module, example, meta = prepare(model, payload, pathway)
+    module, example, meta = prepare(cast(ImageVideoNet, model), payload, pathway)
     if fmt == "onnx":
         to_onnx(module, example, out, meta["outputs"])
     else:
