@@ -57,6 +57,7 @@ def test_video_prediction_with_feature_maps(server, tiny_run):
 def test_bad_file_is_a_4xx_json_error_and_the_server_lives_on(server, tiny_run):
     status, got = post_file(server + "/api/predict", "broken.mp4", b"this is not a video" * 10)
     assert status == 422 and "broken.mp4: not an image or video this model can read" in got["error"]
+    assert "unidual-serve-" not in got["error"]  # the temporary copy's path stays on the server
     status, got = post_file(server + "/api/predict", "empty.jpg", b"")
     assert status == 422 and "empty.jpg" in got["error"]
     image = sorted((tiny_run["images"] / "test").rglob("*.png"))[0]

@@ -132,9 +132,12 @@ def create_app(
                 return _error(422, f"{name}: {exc}")
             except WorkerBusy as exc:
                 return _error(503, str(exc))
+            except Exception as exc:  # a fault of ours, not of the file: still a JSON answer
+                return _error(500, f"{name}: {type(exc).__name__}: {exc}")
+            if result.get("error"):  # name the upload, not the temporary file it was saved to
+                why = str(result["error"]).replace(str(path), name)
+                return _error(422, f"{name}: not an image or video this model can read ({why})")
         result["path"] = name
-        if result.get("error"):
-            return _error(422, f"{name}: not an image or video this model can read ({result['error']})")
         return JSONResponse(result)
 
     return app
