@@ -11,6 +11,8 @@ import pytest
 import torch
 from helpers.nets import load_reference, randomise_bn
 
+from unidual.weights import WEIGHTS, PublishedWeights
+
 reference = load_reference()
 
 
@@ -24,3 +26,27 @@ def published(tmp_path_factory) -> tuple[torch.nn.Module, Path]:
     digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
     path = tmp.rename(folder / f"r2plus1d_18-{digest[:8]}.pth")
     return net, path
+
+
+@pytest.fixture
+def register(monkeypatch):
+    """``register(name, url, sha256=None)``: a registry entry for this test only (4-frame clips, head ``moves``)."""
+
+    def add(name: str, url: str, sha256: str | None = None) -> PublishedWeights:
+        entry = PublishedWeights(
+            name,
+            url,
+            architecture="R(2+1)D-18 stand-in",
+            trained_on="random",
+            classes=3,
+            head="moves",
+            frames=4,
+            size=32,
+            preprocessing="protocol A",
+            licence="test",
+            sha256=sha256,
+        )
+        monkeypatch.setitem(WEIGHTS, name, entry)
+        return entry
+
+    return add

@@ -14,7 +14,7 @@ import pytest
 import torch.hub
 
 from unidual.cli import main as cli
-from unidual.weights import WEIGHTS, PublishedWeights, WeightsError, cache_dir, fetch_weights
+from unidual.weights import WEIGHTS, WeightsError, cache_dir, fetch_weights
 
 
 @pytest.fixture(autouse=True)
@@ -31,24 +31,6 @@ def _published(folder: Path, stem: str = "tiny", size: int = 300_000) -> tuple[P
     folder.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data.tobytes())
     return path, digest
-
-
-def _entry(monkeypatch, url: str, **kw) -> PublishedWeights:
-    entry = PublishedWeights(
-        "test_weights",
-        url,
-        architecture="R(2+1)D-18",
-        trained_on="nothing",
-        classes=2,
-        head="vid",
-        frames=4,
-        size=32,
-        preprocessing="none",
-        licence="test",
-        **kw,
-    )
-    monkeypatch.setitem(WEIGHTS, entry.name, entry)
-    return entry
 
 
 def _leftovers(cache: Path) -> list[str]:
@@ -68,9 +50,9 @@ def test_registry_names_the_published_files():
     assert {WEIGHTS[n].classes for n in ("r2plus1d_34_8_ig65m", "r2plus1d_34_32_ig65m")} == {359, 487}
 
 
-def test_right_hash_downloads_once_into_the_cache(tmp_path, monkeypatch, cache):
+def test_right_hash_downloads_once_into_the_cache(tmp_path, cache, register):
     src, digest = _published(tmp_path / "server")
-    _entry(monkeypatch, src.as_uri())
+    register("test_weights", src.as_uri())
     got = fetch_weights("test_weights")
     assert got.path == cache / src.name and got.path.read_bytes() == src.read_bytes()
     assert got.sha256 == digest and got.entry is WEIGHTS["test_weights"]
@@ -80,9 +62,9 @@ def test_right_hash_downloads_once_into_the_cache(tmp_path, monkeypatch, cache):
     assert _leftovers(cache) == [src.name]
 
 
-def test_wrong_hash_is_refused_and_nothing_is_kept(tmp_path, monkeypatch, cache, capsys):
+def test_wrong_hash_is_refused_and_nothing_is_kept(tmp_path, cache, capsys, register):
     src, _ = _published(tmp_path / "server")
-    _entry(monkeypatch, src.as_uri(), sha256="0" * 64)
+    register("test_weights", src.as_uri(), sha256="0" * 64)
     with pytest.raises(WeightsError, match="refused and removed, the download does not match its hash"):
         fetch_weights("test_weights")
     assert _leftovers(cache) == []  # neither the file nor its .partial
@@ -115,9 +97,9 @@ def test_url_with_a_hash_prefix_in_its_name_is_checked(tmp_path, cache):
     assert _leftovers(cache) == []
 
 
-def test_missing_file_fails_in_one_line_naming_url_and_where_to_put_it(tmp_path, monkeypatch, cache, capsys):
+def test_missing_file_fails_in_one_line_naming_url_and_where_to_put_it(tmp_path, cache, capsys, register):
     url = (tmp_path / "server" / "gone-12345678.pth").as_uri()
-    _entry(monkeypatch, url)
+    register("test_weights", url)
     code = cli(["convert", "test_weights", "--out", str(tmp_path / "x.pt")])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "Traceback" not in err
@@ -148,9 +130,9 @@ def _cut_after(keep: int):
     return urlopen
 
 
-def test_interrupted_download_leaves_nothing_then_a_retry_succeeds(tmp_path, monkeypatch, cache):
+def test_interrupted_download_leaves_nothing_then_a_retry_succeeds(tmp_path, monkeypatch, cache, register):
     src, digest = _published(tmp_path / "server", size=3_000_000)
-    _entry(monkeypatch, src.as_uri())
+    register("test_weights", src.as_uri())
     with monkeypatch.context() as m:
         m.setattr(torch.hub, "urlopen", _cut_after(1_000_000))
         with pytest.raises(WeightsError, match="ConnectionResetError"):
@@ -160,10 +142,10 @@ def test_interrupted_download_leaves_nothing_then_a_retry_succeeds(tmp_path, mon
     assert got.sha256 == digest and got.path.read_bytes() == src.read_bytes()
 
 
-def test_truncated_file_in_the_cache_is_replaced(tmp_path, monkeypatch, cache, capsys):
+def test_truncated_file_in_the_cache_is_replaced(tmp_path, cache, capsys, register):
     """A file cut short at the final name (copied by hand, a foreign tool) and a stale temp of a killed run."""
     src, digest = _published(tmp_path / "server")
-    _entry(monkeypatch, src.as_uri())
+    register("test_weights", src.as_uri())
     cache.mkdir(parents=True)
     (cache / src.name).write_bytes(src.read_bytes()[:1000])
     (cache / f"{src.name}.0123abcd.partial").write_bytes(src.read_bytes()[:500])
@@ -191,11 +173,11 @@ def test_unknown_name_is_one_clear_line(capsys, tmp_path):
     assert code == 2 and "no such weights file, URL or known weights name" in err and "r2plus1d_18_kinetics400" in err
 
 
-def test_weights_command_lists_the_registry(tmp_path, monkeypatch, cache, capsys):
+def test_weights_command_lists_the_registry(tmp_path, cache, capsys, register):
     import json
 
     src, _ = _published(tmp_path / "server")
-    _entry(monkeypatch, src.as_uri())
+    register("test_weights", src.as_uri())
     fetch_weights("test_weights")
     assert cli(["weights"]) == 0
     out = capsys.readouterr().out

@@ -9,7 +9,6 @@ from pathlib import Path
 import torch
 
 import unidual
-from unidual.weights import WEIGHTS, PublishedWeights
 
 ROOT = Path(__file__).resolve().parents[2]
 SLIM = {"depth": 10, "width": 0.125, "frames": 4}
@@ -41,14 +40,10 @@ def test_hub_load_equals_create_model():
     assert r2d.spec["name"] == "r2d" and r2d.pathways == ("image",)
 
 
-def test_hub_load_with_weights(published, tmp_path, monkeypatch):
+def test_hub_load_with_weights(published, tmp_path, monkeypatch, register):
     net, path = published
     monkeypatch.setenv("UNIDUAL_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setitem(
-        WEIGHTS,
-        "tiny",
-        PublishedWeights("tiny", path.as_uri(), "R(2+1)D-18", "random", 3, "moves", 4, 32, "A", "test"),
-    )
+    register("tiny", path.as_uri())
     model = torch.hub.load(str(ROOT), "r2plus1d", source="local", weights="tiny").eval()
     clip = torch.randn(1, 3, 4, 32, 32)
     with torch.no_grad():

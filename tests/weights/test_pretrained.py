@@ -17,26 +17,13 @@ from unidual import checkpoint as ckpt
 from unidual.cli import main as cli
 from unidual.convert import ConvertError
 from unidual.models.torchvision_keys import unidual_from_torchvision
-from unidual.weights import WEIGHTS, PublishedWeights
+from unidual.weights import PublishedWeights
 
 
 @pytest.fixture
-def registered(published, tmp_path, monkeypatch) -> PublishedWeights:
+def registered(published, tmp_path, monkeypatch, register) -> PublishedWeights:
     monkeypatch.setenv("UNIDUAL_CACHE", str(tmp_path / "cache"))
-    entry = PublishedWeights(
-        "tiny_kinetics",
-        published[1].as_uri(),
-        architecture="R(2+1)D-18, torchvision layout",
-        trained_on="random",
-        classes=3,
-        head="moves",
-        frames=4,
-        size=32,
-        preprocessing="protocol A",
-        licence="test",
-    )
-    monkeypatch.setitem(WEIGHTS, entry.name, entry)
-    return entry
+    return register("tiny_kinetics", published[1].as_uri())
 
 
 @pytest.fixture(scope="module")
