@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-from torch import Tensor
+from torch import Tensor, nn
 
 from unidual.models.network import ImageVideoNet
 from unidual.models.registry import COMMON_OPTIONS, create_model
@@ -143,7 +143,7 @@ def export_pathway(model: ImageVideoNet, pathway: str) -> ImageVideoNet:
     if model.backbone.pathways != ("video", "image"):
         raise ValueError(f"export_pathway needs a unidual / unidual_aux model, got {model.name!r}")
     spec = model.spec
-    heads = {n: model.heads[n].out_features for n in model.heads.on(pathway)}
+    heads = {n: cast(nn.Linear, model.heads[n]).out_features for n in model.heads.on(pathway)}
     options = {k: v for k, v in spec["options"].items() if k not in ("modalities", "deployed", "per_pathway_bn")}
     name = "r2d" if pathway == "image" else "r2plus1d"
     out = create_model(name, depth=spec["depth"], width=spec["width"], heads=heads, **options)
