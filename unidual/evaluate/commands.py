@@ -1,4 +1,4 @@
-"""The commands that work on a checkpoint: ``eval``, ``predict``, ``export``, ``visualize``, ``convert``.
+"""The commands that work on a checkpoint: ``eval``, ``predict``, ``export``, ``visualize``.
 
 `unidual eval RUN_OR_CHECKPOINT`: multi-clip evaluation with the run's label maps.
 
@@ -23,7 +23,6 @@ from typing import Any
 import torch
 
 from unidual.checkpoint import CheckpointError, load_model
-from unidual.convert import ConvertError, convert
 from unidual.data import DataError
 from unidual.data.missing import report_missing
 from unidual.data.sourcefile import read_source_file
@@ -247,7 +246,7 @@ def predict_main(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-# -- `unidual export RUN --pathway P --format F --out FILE`: one pathway as ONNX / TorchScript -----------
+# -- `unidual export RUN --pathway P --format F --out FILE`: one pathway as ONNX / torch.export .pt2 -----
 def export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CHECKPOINT")
     parser.add_argument("--pathway", choices=MODALITIES, required=True)
@@ -292,55 +291,5 @@ def visualize_main(args: argparse.Namespace) -> int:
     print(
         f"block {info['block']}: video pathway top channels {info['video_top']}, "
         f"image pathway top channels {info['image_top']} -> {info['out']}"
-    )
-    return 0
-
-
-# -- `unidual convert WEIGHTS.pth --out CKPT.pt`: published R(2+1)D weights as a checkpoint --------------
-def convert_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("weights", metavar="WEIGHTS.pth", help="torchvision-layout R(2+1)D state_dict")
-    parser.add_argument("--out", required=True, metavar="CKPT.pt", help="unidual checkpoint to write")
-    parser.add_argument("--head", default="kinetics", help="head / source key of the classifier (default: %(default)s)")
-    parser.add_argument("--classes", metavar="FILE", help="class names: JSON list or one name a line")
-    parser.add_argument(
-        "--frames",
-        type=int,
-        default=16,
-        help="frames per test clip (ig65m: 8 or 32, as in the file name; default: %(default)s)",
-    )
-    parser.add_argument("--clips", type=int, default=10, help="uniform clips per test video (default: %(default)s)")
-    parser.add_argument(
-        "--bn-eps",
-        type=float,
-        default=None,
-        help="BatchNorm epsilon (default: 1e-3 for the Caffe2/VMZ layout, else 1e-5)",
-    )
-
-
-def convert_main(args: argparse.Namespace) -> int:
-    for name in ("frames", "clips"):
-        if getattr(args, name) < 1:
-            print(f"unidual convert: --{name} must be >= 1", file=sys.stderr)
-            return 2
-    if args.bn_eps is not None and not args.bn_eps > 0:
-        print("unidual convert: --bn-eps must be > 0", file=sys.stderr)
-        return 2
-    try:
-        spec = convert(
-            args.weights,
-            args.out,
-            head=args.head,
-            frames=args.frames,
-            clips=args.clips,
-            classes=args.classes,
-            bn_eps=args.bn_eps,
-        )
-    except ConvertError as exc:
-        print(f"unidual convert: {exc}", file=sys.stderr)
-        return 2
-    opts = spec["options"]
-    print(
-        f"wrote {args.out}: r2plus1d depth {spec['depth']}, {opts['layout']} mid-channel layout, "
-        f"BatchNorm eps {opts['bn_eps']:g}, head {args.head!r} with {spec['heads'][args.head]} classes"
     )
     return 0
