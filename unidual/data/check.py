@@ -16,8 +16,6 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from unidual.data import archive as archive_mod
 from unidual.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
 from unidual.data.errors import DataError, MissingFilesError
@@ -27,6 +25,7 @@ from unidual.data.sourcefile import read_source_file
 from unidual.data.sources import SourceDataset
 from unidual.data.specs import SourceSpec
 from unidual.data.textfile import read_lines
+from unidual.progress import Progress
 
 
 def specs_for_path(path: str | Path) -> list[SourceSpec]:
@@ -103,7 +102,7 @@ def run_checks(
     tasks: Sequence[tuple], workers: int = 1, progress: bool = False, desc: str = "check"
 ) -> list[dict[str, Any]]:
     """``inspect`` every task, in ``workers`` processes, with a progress bar; results in task order."""
-    bar = tqdm(total=len(tasks), unit="file", desc=desc, disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    bar = Progress(total=len(tasks), unit="file", desc=desc, disable=not progress, file=sys.stderr, dynamic_ncols=True)
     with bar:
         if workers <= 1 or len(tasks) < 2:
             results = []

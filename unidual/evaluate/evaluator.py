@@ -25,11 +25,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from unidual.data.utils import SKIPPED, read_or_skip
 from unidual.evaluate import metrics as M
 from unidual.evaluate.shards import BatchRecord, gather, loader_batches, shard
+from unidual.progress import Progress
 from unidual.ranks import rank_and_world
 
 # The metric each modality is ranked by (what the paper's tables report first).
@@ -154,7 +154,7 @@ def iterate_views(x: Tensor, chunk: int) -> Iterator[Tensor]:
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    return tqdm(total=total, desc=desc, unit="ex", disable=not enabled, file=sys.stderr, leave=False)
+    return Progress(total=total, desc=desc, unit="ex", disable=not enabled, file=sys.stderr, leave=False)
 
 
 def _view_logits(

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from unidual.checkpoint import CheckpointError, load_model
 from unidual.data import DataError
@@ -33,6 +32,7 @@ from unidual.data.utils import SKIPPED, read_or_skip
 from unidual.evaluate.commands import parse_data_args
 from unidual.evaluate.datasets import build_test_datasets, source_specs
 from unidual.evaluate.predict import MAX_SIDE, detect_modality, expand_inputs, load_views, spec_for
+from unidual.progress import Progress
 
 
 @dataclass
@@ -115,7 +115,7 @@ def extract(
 ) -> list[tuple[Row, Tensor]]:
     model.eval().to(device)
     out = []
-    for row in tqdm(rows, desc="features", unit="file", disable=not progress, file=sys.stderr):
+    for row in Progress(rows, desc="features", unit="file", disable=not progress, file=sys.stderr):
         out.append((row, pooled_features(model, row.views, row.modality, device)))
         row.views = row.views[:0]  # keep the metadata, not the pixels
     return out

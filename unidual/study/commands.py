@@ -16,10 +16,9 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from unidual.checkpoint import CheckpointError
 from unidual.data.errors import DataError
+from unidual.progress import Progress
 from unidual.run import RunDirError, RunLock
 from unidual.study import report
 from unidual.study.atomic import write_json, write_text
@@ -163,7 +162,7 @@ def write_outputs(
 
 
 def _data_progress():
-    bar = tqdm(unit="video", desc="data", disable=not sys.stderr.isatty(), file=sys.stderr)
+    bar = Progress(unit="video", desc="data", disable=not sys.stderr.isatty(), file=sys.stderr)
 
     def progress(done: int, total: int) -> None:
         bar.total = total

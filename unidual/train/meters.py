@@ -2,26 +2,23 @@
 
 Statistics stay on the device between two ``metrics.jsonl`` records (``run.log_every`` updates):
 reading a GPU number makes the host wait for the GPU, so :class:`TrainMeter` reads them all in one
-go when a record is written, not at every step. The progress display is a tqdm bar on a terminal
-and, when stderr is a file or a CI log, one plain line every ``PLAIN_EVERY_S`` seconds (a bar's
-carriage-return redraws would fill the log).
+go when a record is written, not at every step. The progress display is :class:`unidual.progress.Progress`:
+a tqdm bar on a terminal, one plain line every 30 s in a log.
 """
 
 from __future__ import annotations
 
 import math
-import sys
 import time
 from collections.abc import Mapping
-from typing import Any, TextIO
+from typing import Any
 
 import torch
-from tqdm import tqdm
 
+from unidual.progress import Progress
 from unidual.run import Run, RunWriteError
 from unidual.train.errors import TrainingError
 
-PLAIN_EVERY_S = 30.0  # seconds between progress lines when stderr is not a terminal
 Number = float | int | torch.Tensor
 
 
@@ -128,70 +125,9 @@ class MetricsLog:
             self.tb = None
 
 
-class Progress:
-    """Updates per epoch: a tqdm bar on a terminal, else a plain line every ``every_s`` seconds."""
-
-    def __init__(
-        self,
-        total: int,
-        initial: int,
-        desc: str,
-        enabled: bool,
-        stream: TextIO | None = None,
-        every_s: float = PLAIN_EVERY_S,
-    ) -> None:
-        self.stream = stream or sys.stderr
-        self.total, self.done, self.desc = total, initial, desc
-        self.enabled, self.every_s = enabled, every_s
-        self.postfix: dict[str, str] = {}
-        self.bar: tqdm | None = None
-        self.last_line = time.monotonic()
-        if enabled and _is_terminal(self.stream):
-            self.bar = tqdm(
-                total=total,
-                initial=initial,
-                unit="update",
-                desc=desc,
-                file=self.stream,
-                dynamic_ncols=True,
-                leave=False,
-            )
-
-    def update(self, postfix: Mapping[str, str] | None = None) -> None:
-        """One more update; ``postfix`` (e.g. the loss of a record just written) replaces the shown values."""
-        self.done += 1
-        if postfix is not None:
-            self.postfix = dict(postfix)
-        if self.bar is not None:
-            if postfix is not None:
-                self.bar.set_postfix(self.postfix, refresh=False)
-            self.bar.update(1)
-        elif self.enabled and time.monotonic() - self.last_line >= self.every_s:
-            self._line()
-
-    def _line(self) -> None:
-        self.last_line = time.monotonic()
-        values = "".join(f", {k}={v}" for k, v in self.postfix.items())
-        print(f"{self.desc}: {self.done}/{self.total} updates{values}", file=self.stream, flush=True)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        elif self.enabled and self.done:
-            self._line()
-
-    def __enter__(self) -> Progress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-def _is_terminal(stream: TextIO) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):
-        return False
+def progress(total: int, initial: int, desc: str, enabled: bool) -> Progress:
+    """Updates of one epoch (tqdm on a terminal, plain lines in a log: :class:`unidual.progress.Progress`)."""
+    return Progress(total=total, initial=initial, desc=desc, unit="update", disable=not enabled, leave=False)
 
 
 def postfix_of(record: Mapping[str, Any]) -> dict[str, str]:

@@ -33,7 +33,7 @@ from unidual.train.compiled import is_compile_error
 from unidual.train.config import TrainConfig
 from unidual.train.errors import OOM_HINT, Interrupted, TrainingError, diverged, is_oom
 from unidual.train.inputs import TrainLoader, to_device
-from unidual.train.meters import MetricsLog, Progress, TrainMeter, postfix_of
+from unidual.train.meters import MetricsLog, TrainMeter, postfix_of, progress
 from unidual.train.plots import plot_metrics
 from unidual.train.precision import Precision, configure_cuda
 from unidual.train.signals import StopSignals
@@ -224,8 +224,8 @@ class Trainer:
         finished = True
         self.optimizer.zero_grad(set_to_none=True)
         desc = f"epoch {loop.epoch + 1}/{math.ceil(cfg.schedule.epochs)}"
-        with Progress(self.data.updates_per_epoch, loop.step_in_epoch // acc, desc,
-                      enabled=self.is_main and cfg.run.progress) as progress:  # fmt: skip
+        with progress(self.data.updates_per_epoch, loop.step_in_epoch // acc, desc,
+                      enabled=self.is_main and cfg.run.progress) as bar:  # fmt: skip
             batches = self.loader.epoch(loop.epoch, self.resume_sampler_state)
             self.resume_sampler_state = None
             for batch in batches:
@@ -245,7 +245,9 @@ class Trainer:
                 if loop.global_step % cfg.run.log_every == 0:
                     postfix = self._log_window(meter)
                     meter = TrainMeter()
-                progress.update(postfix)
+                if postfix is not None:
+                    bar.set_postfix(postfix, refresh=False)
+                bar.update(1)
                 if self._stopping() or loop.global_step >= self.total_updates:
                     finished = loop.step_in_epoch >= self.data.micro_per_epoch and not self._stopping()
                     break
