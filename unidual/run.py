@@ -11,6 +11,8 @@ layout lives here and nowhere else::
     loss.png, accuracy.png curves (unidual.train.plots)
     tb/                    TensorBoard event files (run.tensorboard)
     .lock                  held by the one process that writes the run (:class:`RunLock`)
+    study_result.json      a study's evaluation of the finished run (unidual.study; its presence = done)
+    study_time.json        the training seconds a study measured, summed over resumed attempts
 
 ``RunLock`` holds an exclusive ``fcntl.flock`` on ``.lock`` for the whole run. The kernel drops a
 flock when its process dies (SIGKILL included), so a lock file left by a killed run is *stale* by
@@ -105,6 +107,8 @@ class Run:
     PLOTS = ("loss.png", "accuracy.png")
     TENSORBOARD = "tb"
     LOCK = ".lock"
+    STUDY_RESULT = "study_result.json"
+    STUDY_TIME = "study_time.json"
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)

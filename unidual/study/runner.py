@@ -29,17 +29,18 @@ from unidual.checkpoint import load_model
 from unidual.data.utils import Spread
 from unidual.evaluate.datasets import build_test_datasets, source_specs
 from unidual.evaluate.evaluator import evaluate_sources
+from unidual.run import Run
 from unidual.study.atomic import replacing, write_json
 from unidual.study.config import ModelRun, Study, StudyError
 from unidual.study.data import fill_sources
 from unidual.train.config import ConfigError, TrainConfig, apply_override, from_dict
 from unidual.train.regimes import get_regime, regime_names
 from unidual.train.trainer import train
-from unidual.yamlconfig import config_differences, load_yaml_file
+from unidual.yamlconfig import config_differences
 
-RESULT_FILE = "study_result.json"
+RESULT_FILE = Run.STUDY_RESULT
 EXAMPLES_FILE = "study_examples.npz"  # per test example: correct or not, per metric (paired comparisons)
-TIME_FILE = "study_time.json"
+TIME_FILE = Run.STUDY_TIME
 # Keys that may differ between sessions without changing what is trained.
 COSMETIC_KEYS = {"run.progress", "run.out", "run.name", "run.plots", "run.tensorboard"}
 
@@ -79,7 +80,7 @@ def plan(study: Study, out: Path, seeds: Sequence[int], only: list[str] | None =
 def status(task: Task) -> str:
     if (task.run_dir / RESULT_FILE).is_file():
         return "done"
-    if (task.run_dir / "last.pt").is_file():
+    if Run(task.run_dir).has_checkpoint():
         return "partial"
     return "new"
 
@@ -98,7 +99,7 @@ def resolve_config(
         apply_override(raw, text)
     raw.setdefault("run", {})["seed"] = task.seed
     if task.pretrained_dir is not None:
-        raw.setdefault("finetune", {})["checkpoint"] = str(task.pretrained_dir / "last.pt")
+        raw.setdefault("finetune", {})["checkpoint"] = str(Run(task.pretrained_dir).last)
     elif raw.get("regime") in regime_names() and get_regime(raw["regime"]).pretrained:
         raise ConfigError(
             f"{where}: regime {raw['regime']!r} in a study needs 'pretrained: <model id>' in "
@@ -134,8 +135,8 @@ def check_same_config(task: Task, cfg) -> None:
     stored = None
     if (task.run_dir / RESULT_FILE).is_file():
         stored = read_result(task.run_dir).get("config")
-    elif (task.run_dir / "config.yaml").is_file() and (task.run_dir / "last.pt").is_file():
-        stored = load_yaml_file(task.run_dir / "config.yaml")
+    elif (run := Run(task.run_dir)).config_file.is_file() and run.has_checkpoint():
+        stored = run.read_config()
     if stored is None:
         return
     diff = sorted(k for k, _, _ in config_differences(stored, cfg.to_dict(), ignore=COSMETIC_KEYS))
@@ -200,7 +201,7 @@ def evaluate_run_sources(
     (scores, labels, metrics); ``settings.clips`` clips per video.
     """
 
-    model, payload = load_model(directory / "last.pt", deploy=True, map_location="cpu")
+    model, payload = load_model(Run(directory).last, deploy=True, map_location="cpu")
     specs = source_specs(payload, clips=settings.clips)
     specs = {k: specs[k] for k in sources}
     datasets = build_test_datasets(payload, specs)
@@ -248,7 +249,7 @@ def evaluate_run(
 
 def eval_record(study: Study) -> dict[str, Any]:
     """What makes two evaluations comparable (a finished run evaluated otherwise is evaluated again)."""
-    return {"clips": study.eval.clips, "limit": study.eval.limit, "weights": "last.pt"}
+    return {"clips": study.eval.clips, "limit": study.eval.limit, "weights": Run.LAST}
 
 
 def run_task(study: Study, task: Task, cfg, *, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -273,11 +274,12 @@ def run_task(study: Study, task: Task, cfg, *, log: Callable[[str], None] = prin
             task, cfg, study.eval, sources, float(previous.get("train_seconds", 0.0)), settings, log
         )
     resume = status(task) == "partial"  # the trainer sets aside, under the run's lock, what a killed attempt left
-    if task.pretrained_dir is not None and not (task.pretrained_dir / "last.pt").is_file():
-        raise StudyError(f"{task.run_dir}: its pretraining run {task.pretrained_dir} has no last.pt")
+    pretrained = Run(task.pretrained_dir) if task.pretrained_dir is not None else None
+    if pretrained is not None and not pretrained.has_checkpoint():
+        raise StudyError(f"{task.run_dir}: its pretraining run {pretrained.path} has no {Run.LAST}")
     log(
-        f"  {'resuming from ' + str(task.run_dir / 'last.pt') if resume else 'training'}"
-        + (f", finetuning {task.pretrained_dir / 'last.pt'}" if task.pretrained_dir and not resume else "")
+        f"  {'resuming from ' + str(Run(task.run_dir).last) if resume else 'training'}"
+        + (f", finetuning {pretrained.last}" if pretrained and not resume else "")
         + f": {cfg.model.name} depth {cfg.model.depth} width {cfg.model.width}, {cfg.schedule.epochs:g} epochs "
         f"of {cfg.data.epoch_size} examples -> {task.run_dir}"
     )
@@ -319,7 +321,7 @@ def _evaluate_and_record(
         "train_seconds": train_seconds,
         "eval_seconds": time.perf_counter() - start,
         "eval": settings,
-        "pretrained": str(task.pretrained_dir / "last.pt") if task.pretrained_dir else None,
+        "pretrained": str(Run(task.pretrained_dir).last) if task.pretrained_dir else None,
         "config": cfg.to_dict(),
     }
     write_json(task.run_dir / RESULT_FILE, result)  # last: its presence means "finished"
