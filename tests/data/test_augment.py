@@ -140,3 +140,13 @@ def test_colour_ops_map_one_grey_level_to_one_output_in_every_frame(op):
         values, outputs = clip[:, c].reshape(-1), out[:, c].reshape(-1)
         for v in values.unique():
             assert outputs[values == v].unique().numel() == 1, (op, c, int(v))
+
+
+def test_composed_point_ops_equal_applying_them_one_by_one():
+    clip = torch.from_numpy(np.stack([image(8, 30, 36), image(9, 30, 36)])).permute(0, 3, 1, 2)
+    for seed in range(40):
+        ops = draw_randaugment(4, 8, random.Random(seed)) + draw_color_jitter(0.5, random.Random(seed))
+        stepwise = clip
+        for op in ops:
+            stepwise = apply_ops(stepwise, [op])
+        assert torch.equal(apply_ops(clip, ops), stepwise), ops

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from unidual.models import create_model
-from unidual.train.optim import build_optimizer, param_groups, reported_lr
+from unidual.train.optim import build_optimizer, head_parameters, param_groups, reported_lr
 from unidual.train.schedule import WarmupDecay, make_scheduler
 
 MODS = {"img": "image", "vid": "video"}
@@ -28,6 +28,16 @@ def step_with_random_grads(model, optimizer, seed: int = 1) -> None:
 
 def heads(model) -> list[str]:
     return [n for n, _ in model.named_parameters() if n.startswith("heads.")]
+
+
+def test_head_parameters_are_what_a_finetune_start_leaves_at_init():
+    from unidual.models.surgery import load_backbone
+
+    model = tiny()
+    left = load_backbone(model, tiny(seed=1).state_dict())
+    assert set(head_parameters(model)) == set(left) == set(heads(model))
+    lstm = create_model("r2d_lstm_multitask", depth=10, width=0.125, heads={"img": 3}, lstm_hidden=8)
+    assert any(n.startswith("temporal.") for n in head_parameters(lstm))
 
 
 def test_default_is_todays_sgd_exactly():

@@ -18,16 +18,22 @@ Colour jitter is PySlowFast's ``color_jitter`` / torchvision's ``ColorJitter(s, 
 brightness, contrast and saturation factors each uniform in ``[max(0, 1 - s), 1 + s]``, applied
 in random order; no hue jitter.
 
-All ops work on uint8 tensors with torch ops (blends go through float and round back).
+All ops keep uint8 tensors. Per-channel point ops (brightness, contrast, solarize, posterize,
+autocontrast, equalize, invert) become 256-entry lookup tables -- consecutive ones composed into
+one -- applied in a single pass; saturation and sharpness blend through float; geometric ops
+gather through an index map computed once per (op, argument, frame size) and cached. That keeps
+a clip's augmentation to a handful of tensor ops (benchmarks/loader_vs_model.py).
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -85,10 +91,28 @@ def draw_color_jitter(strength: float, rng: random.Random) -> list[Op]:
 
 
 def apply_ops(x: Tensor, ops: Sequence[Op]) -> Tensor:
-    """uint8 ``(T, 3, H, W)`` -> the same shape and dtype with ``ops`` applied, in order, to every frame."""
+    """uint8 ``(T, 3, H, W)`` -> the same shape and dtype with ``ops`` applied, in order, to every frame.
+
+    Consecutive per-channel point ops (:data:`POINT_OPS`) are composed into one 256-entry lookup
+    table per channel and applied in a single pass; the statistics they need (mean grey, range,
+    histogram of the image as it is at that op) come from the clip's histogram pushed through the
+    table built so far, so the result is exactly that of applying them one by one.
+    """
+    lut: np.ndarray | None = None  # (3, 256): pending point ops, composed
+    hist: np.ndarray | None = None  # (3, 256): histogram of x (before ``lut``)
+    index: Tensor | None = None  # x's pixels as positions in the flattened (3, 256) table
     for op in ops:
+        if op.name in POINT_OPS:
+            if index is None or hist is None:
+                index = x.long() + _OFFSETS
+                hist = torch.bincount(index.reshape(-1), minlength=768).reshape(3, 256).numpy()
+            current = np.tile(np.arange(256), (3, 1)) if lut is None else lut
+            lut = np.take_along_axis(POINT_OPS[op.name](_pushed(hist, current), op.arg), current, 1)
+            continue
+        if lut is not None and index is not None:
+            x, lut, hist, index = _apply_lut(index, lut), None, None, None
         x = _APPLY[op.name](x, op.arg)
-    return x
+    return x if lut is None or index is None else _apply_lut(index, lut)
 
 
 def _argument(name: str, level: float, rng: random.Random) -> float:
@@ -111,92 +135,120 @@ def _argument(name: str, level: float, rng: random.Random) -> float:
     return 0.0
 
 
-# --------------------------------------------------------------------------- colour
+# --------------------------------------------------------------------------- colour: point ops as lookup tables
+
+_OFFSETS = (torch.arange(3) * 256).view(1, 3, 1, 1)
+GREY = np.array([0.299, 0.587, 0.114])  # ITU-R 601 luma, PIL's convert("L")
+
+
+def _pushed(hist: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """The histogram of the image after ``lut``: each level's count moved to the level it maps to."""
+    flat = np.bincount((lut + np.arange(3)[:, None] * 256).reshape(-1), weights=hist.reshape(-1), minlength=768)
+    return flat.reshape(3, 256).astype(np.int64)
+
+
+def _apply_lut(index: Tensor, lut: np.ndarray) -> Tensor:
+    """The clip through ``lut``; ``index`` = its pixels' positions in the flattened table (``x.long() + offsets``)."""
+    return torch.from_numpy(np.clip(lut, 0, 255).astype(np.uint8)).reshape(-1).take(index)
+
+
+def _levels() -> np.ndarray:
+    return np.tile(np.arange(256, dtype=np.float64), (3, 1))
+
+
+def _blend_lut(degenerate: float | np.ndarray, factor: float) -> np.ndarray:
+    """PIL's ImageEnhance on one level: ``degenerate + factor · (v - degenerate)``, rounded and clipped."""
+    return np.clip(np.round(degenerate + factor * (_levels() - degenerate)), 0, 255).astype(np.int64)
+
+
+def _brightness_lut(_hist: np.ndarray, factor: float) -> np.ndarray:
+    return _blend_lut(0.0, factor)
+
+
+def _contrast_lut(hist: np.ndarray, factor: float) -> np.ndarray:
+    means = (hist * np.arange(256)).sum(1) / hist.sum(1)
+    return _blend_lut(float(GREY @ means), factor)  # one mean grey for the whole clip
+
+
+def _invert_lut(_hist: np.ndarray, _arg: float) -> np.ndarray:
+    return 255 - _levels().astype(np.int64)
+
+
+def _posterize_lut(_hist: np.ndarray, bits: float) -> np.ndarray:
+    b = int(bits)
+    levels = _levels().astype(np.int64)
+    return levels if b >= 8 else levels & ((0xFF << (8 - b)) & 0xFF)
+
+
+def _solarize_lut(_hist: np.ndarray, threshold: float) -> np.ndarray:
+    levels = _levels().astype(np.int64)
+    return np.where(levels >= threshold, 255 - levels, levels)
+
+
+def _solarize_add_lut(_hist: np.ndarray, add: float) -> np.ndarray:
+    levels = _levels().astype(np.int64)
+    return np.where(levels < 128, np.minimum(levels + int(add), 255), levels)
+
+
+def _autocontrast_lut(hist: np.ndarray, _arg: float) -> np.ndarray:
+    """Stretch each channel's range over the clip to [0, 255]; a flat channel is left alone."""
+    out = _levels()
+    for c in range(3):
+        used = np.flatnonzero(hist[c])
+        low, high = used[0], used[-1]
+        if high > low:
+            out[c] = np.clip(np.round((out[c] - low) * (255.0 / (high - low))), 0, 255)
+    return out.astype(np.int64)
+
+
+def _equalize_lut(hist: np.ndarray, _arg: float) -> np.ndarray:
+    """PIL's ``ImageOps.equalize`` per channel, with one histogram over the whole clip."""
+    out = _levels().astype(np.int64)
+    for c in range(3):
+        used = hist[c][hist[c] > 0]
+        step = (used.sum() - used[-1]) // 255 if len(used) > 1 else 0
+        if step:
+            before = np.cumsum(hist[c]) - hist[c]  # pixels strictly below each level
+            out[c] = np.minimum((step // 2 + before) // step, 255)
+    return out
+
+
+POINT_OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+    "AutoContrast": _autocontrast_lut,
+    "Equalize": _equalize_lut,
+    "Invert": _invert_lut,
+    "Posterize": _posterize_lut,
+    "Solarize": _solarize_lut,
+    "SolarizeAdd": _solarize_add_lut,
+    "Contrast": _contrast_lut,
+    "Brightness": _brightness_lut,
+}
+
+
+# --------------------------------------------------------------------------- colour: ops across channels / pixels
 
 
 def _to_uint8(x: Tensor) -> Tensor:
     return x.round_().clamp_(0, 255).to(torch.uint8)
 
 
-def _blend(x: Tensor, degenerate: Tensor | float, factor: float) -> Tensor:
-    """PIL's ImageEnhance: ``degenerate + factor · (x - degenerate)``."""
-    xf = x.float()
-    return _to_uint8(xf.sub_(degenerate).mul_(factor).add_(degenerate))
-
-
-def _grey(x: Tensor) -> Tensor:
-    """ITU-R 601 luma (PIL's ``convert("L")``), ``(T, 1, H, W)`` float."""
-    r, g, b = x[:, 0:1].float(), x[:, 1:2].float(), x[:, 2:3].float()
-    return r * 0.299 + g * 0.587 + b * 0.114
-
-
-def _brightness(x: Tensor, factor: float) -> Tensor:
-    return _blend(x, 0.0, factor)
-
-
 def _color(x: Tensor, factor: float) -> Tensor:
-    return _blend(x, _grey(x), factor)
-
-
-def _contrast(x: Tensor, factor: float) -> Tensor:
-    return _blend(x, float(_grey(x).mean()), factor)  # one mean grey for the whole clip
+    """Saturation: blend with the pixel's grey (PIL's ImageEnhance.Color)."""
+    xf = x.float()
+    grey = (xf * torch.from_numpy(GREY).float().view(1, 3, 1, 1)).sum(1, keepdim=True)
+    return _to_uint8(torch.lerp(grey.expand_as(xf), xf, factor))
 
 
 def _sharpness(x: Tensor, factor: float) -> Tensor:
+    """Blend with PIL's SMOOTH-filtered frame (borders kept)."""
     t, c, h, w = x.shape
     if h < 3 or w < 3:
         return x
     kernel = torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13.0
     xf = x.float().reshape(t * c, 1, h, w)
     smooth = xf.clone()
-    smooth[:, :, 1:-1, 1:-1] = F.conv2d(xf, kernel.view(1, 1, 3, 3))  # borders kept, as PIL's SMOOTH filter
-    return _blend(x, smooth.reshape(t, c, h, w), factor)
-
-
-def _posterize(x: Tensor, bits: float) -> Tensor:
-    b = int(bits)
-    if b >= 8:
-        return x
-    return x & ((0xFF << (8 - b)) & 0xFF)
-
-
-def _solarize(x: Tensor, threshold: float) -> Tensor:
-    if threshold > 255:
-        return x
-    return torch.where(x >= int(threshold), x.bitwise_not(), x)
-
-
-def _solarize_add(x: Tensor, add: float) -> Tensor:
-    added = (x.to(torch.int16) + int(add)).clamp_(max=255).to(torch.uint8)
-    return torch.where(x < 128, added, x)
-
-
-def _invert(x: Tensor, _arg: float) -> Tensor:
-    return x.bitwise_not()  # 255 - x on uint8
-
-
-def _autocontrast(x: Tensor, _arg: float) -> Tensor:
-    """Stretch each channel's range over the clip to [0, 255]; a flat channel is left alone."""
-    low = x.amin(dim=(0, 2, 3), keepdim=True).float()
-    high = x.amax(dim=(0, 2, 3), keepdim=True).float()
-    flat = high <= low
-    scale = torch.where(flat, torch.ones_like(high), 255.0 / (high - low).clamp(min=1.0))
-    low = torch.where(flat, torch.zeros_like(low), low)
-    return _to_uint8((x.float() - low) * scale)
-
-
-def _equalize(x: Tensor, _arg: float) -> Tensor:
-    """PIL's ``ImageOps.equalize`` per channel, with one histogram over the whole clip."""
-    t, c, h, w = x.shape
-    planes = x.permute(1, 0, 2, 3).reshape(c, -1).long()  # channel -> every pixel of the clip
-    hist = torch.zeros(c, 256, dtype=torch.long).scatter_add_(1, planes, torch.ones_like(planes))
-    last = 255 - (hist.flip(1) > 0).long().argmax(1, keepdim=True)  # last used grey level
-    step = (hist.sum(1, keepdim=True) - hist.gather(1, last)) // 255
-    before = hist.cumsum(1) - hist  # pixels strictly below each level
-    lut = ((step // 2 + before) // step.clamp(min=1)).clamp_(max=255)
-    identity = torch.arange(256).expand(c, 256)
-    lut = torch.where(step > 0, lut, identity).to(torch.uint8)
-    return lut.gather(1, planes).reshape(c, t, h, w).permute(1, 0, 2, 3)
+    smooth[:, :, 1:-1, 1:-1] = F.conv2d(xf, kernel.view(1, 1, 3, 3))
+    return _to_uint8(torch.lerp(smooth, xf, factor).reshape(t, c, h, w))
 
 
 # --------------------------------------------------------------------------- geometry
@@ -208,16 +260,20 @@ def _warp(x: Tensor, matrix: tuple[float, float, float, float, float, float]) ->
     One index map for the whole clip (nearest neighbour), so every frame moves alike.
     """
     t, c, h, w = x.shape
-    a, b, c0, d, e, f = matrix
-    ys = torch.arange(h, dtype=torch.float32) + 0.5
-    xs = torch.arange(w, dtype=torch.float32) + 0.5
-    gy, gx = torch.meshgrid(ys, xs, indexing="ij")
-    u = torch.floor(a * gx + b * gy + c0).long()
-    v = torch.floor(d * gx + e * gy + f).long()
-    inside = (u >= 0) & (u < w) & (v >= 0) & (v < h)
-    index = (v.clamp(0, h - 1) * w + u.clamp(0, w - 1)).reshape(-1)
+    index, outside = _index_map(h, w, matrix)
     out = x.reshape(t, c, h * w).index_select(2, index).reshape(t, c, h, w)
-    return out.masked_fill(~inside, FILL)
+    return out.masked_fill(outside, FILL)
+
+
+@functools.lru_cache(maxsize=256)  # a fixed magnitude gives each op two maps (one per sign) per frame size
+def _index_map(h: int, w: int, matrix: tuple[float, float, float, float, float, float]) -> tuple[Tensor, Tensor]:
+    a, b, c0, d, e, f = matrix
+    gy, gx = np.mgrid[0:h, 0:w] + 0.5
+    u = np.floor(a * gx + b * gy + c0).astype(np.int64)
+    v = np.floor(d * gx + e * gy + f).astype(np.int64)
+    outside = (u < 0) | (u >= w) | (v < 0) | (v >= h)
+    index = np.clip(v, 0, h - 1) * w + np.clip(u, 0, w - 1)
+    return torch.from_numpy(index.reshape(-1)), torch.from_numpy(outside)
 
 
 def _rotate(x: Tensor, degrees: float) -> Tensor:
@@ -245,17 +301,9 @@ def _translate_y(x: Tensor, fraction: float) -> Tensor:
     return _warp(x, (1.0, 0.0, 0.0, 0.0, 1.0, fraction * x.shape[-2]))
 
 
-_APPLY: dict[str, Callable[[Tensor, float], Tensor]] = {
-    "AutoContrast": _autocontrast,
-    "Equalize": _equalize,
-    "Invert": _invert,
+_APPLY: dict[str, Callable[[Tensor, float], Tensor]] = {  # the ops that are not point ops
     "Rotate": _rotate,
-    "Posterize": _posterize,
-    "Solarize": _solarize,
-    "SolarizeAdd": _solarize_add,
     "Color": _color,
-    "Contrast": _contrast,
-    "Brightness": _brightness,
     "Sharpness": _sharpness,
     "ShearX": _shear_x,
     "ShearY": _shear_y,

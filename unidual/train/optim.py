@@ -25,7 +25,18 @@ import torch
 from torch import nn
 from torch.optim import Optimizer
 
+from unidual.models.surgery import TOP_PREFIXES
+
 OPTIMIZERS = ("sgd", "adamw")
+
+
+def head_parameters(model: nn.Module) -> list[str]:
+    """Names of the parameters a finetune start leaves at init (heads, LSTM): ``backbone_lr_mult``'s "new" ones.
+
+    Exactly what :func:`unidual.models.surgery.load_backbone` never copies, and known without
+    loading anything, so a resumed run rebuilds the same groups.
+    """
+    return [name for name, _ in model.named_parameters() if name.startswith(TOP_PREFIXES)]
 
 
 def no_decay(name: str, param: nn.Parameter) -> bool:
