@@ -2,7 +2,6 @@
 
     .venv/bin/python benchmarks/loader_vs_model.py             # updates docs/performance.md
     .venv/bin/python benchmarks/loader_vs_model.py --no-write
-    .venv/bin/python benchmarks/loader_vs_model.py --baseline 79ccd47   # + transforms before/after, switches off
     .venv/bin/python benchmarks/loader_vs_model.py --randaugment 2 9 --scale 0.08 1 --color-jitter 0.4 \
         --mixup 0.8 --cutmix 1.0                                 # the recipe's switches on every source
 
@@ -19,17 +18,14 @@ Recipe switches (docs/training.md "Recipe"): ``--randaugment N M``, ``--scale LO
 ``--color-jitter S`` set every source's training transform (clip-consistent augmentation on
 uint8 frames, in the loader); ``--mixup A`` / ``--cutmix A`` mix every source's sub-batch in the
 training step. With any switch on, the results go to their own section and summary rows.
-``--baseline REV`` also times the transforms of git revision REV (the code before the recipe)
-against this tree's with every switch off, interleaved in one run: the per-example transform
-time on recorded decoded frames, and the 0-worker loader with each version patched in.
+``benchmarks/recipe_transforms.py`` compares the transforms with and without the switches, and
+with the code before the recipe, in interleaved A/B rounds (robust on a busy machine).
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,7 +35,6 @@ from typing import Any
 
 import torch
 from common import (
-    ROOT,
     add_run_args,
     interleaved,
     matmul_peak,
@@ -54,8 +49,6 @@ from loader import loader_rate
 from study_setup import BASE, reduced_study_config
 from torch.utils.data import DataLoader
 
-import unidual.data.sources
-import unidual.data.views
 from unidual.data import build_dataset
 from unidual.data.mixing import MixedDataset, MixedSampler, collate_mixed
 from unidual.data.mixup import Mixer, mix_sources
@@ -65,7 +58,6 @@ from unidual.train.trainer import model_for_config
 
 SECTION = "Study: data loader vs training step"
 RECIPE_SECTION = "Study: data loader vs training step, recipe switches on"
-BEFORE_AFTER_SECTION = "Study transforms before/after the recipe (switches off)"
 
 
 def datasets(cfg: TrainConfig, args: argparse.Namespace | None = None) -> dict[str, Any]:
@@ -155,25 +147,18 @@ def main() -> int:
     parser.add_argument("--color-jitter", type=float, default=0.0, help="transform.color_jitter strength")
     parser.add_argument("--mixup", type=float, default=0.0, help="transform.mixup alpha (in the training step)")
     parser.add_argument("--cutmix", type=float, default=0.0, help="transform.cutmix alpha (in the training step)")
-    parser.add_argument("--baseline", metavar="REV", help="also time REV's transforms vs this tree's (switches off)")
-    parser.add_argument(
-        "--ab-rounds", type=int, default=7, help="interleaved rounds of the A/B timings (before/after, switches off/on)"
-    )
     add_run_args(parser)
     args = parser.parse_args()
     load_before = start_run(args)
     peak = matmul_peak()
     with tempfile.TemporaryDirectory() as tmp:
         cfg, info = reduced_study_config(Path(tmp) / "motion")
-        if args.baseline:
-            before_after(cfg, args, load_before, peak)
         sets = datasets(cfg, args)
         batch = cfg.optim.batch_size
         if args.mixup or args.cutmix:
             MIXERS.update({k: Mixer(mixup=args.mixup, cutmix=args.cutmix) for k in sets})
             CLASSES.update({k: len(d.classes) for k, d in sets.items()})
         loader = {w: loader_rate(sets, batch, args.batches, w) for w in args.workers}
-        off_on = loader_off_on(cfg, sets, args) if augmenting(args) else None
         real = list(islice(make_loader(sets, batch, 8, 0), 8))
         module, opt = train_module(cfg, sets)
         gen = torch.Generator().manual_seed(0)
@@ -198,11 +183,6 @@ def main() -> int:
             "1.0x",
         ]
     )
-    if off_on is not None:
-        rows += [
-            [f"loader, 0 workers, switches {name} (interleaved A/B, median)", f"{r:.0f}", f"{r * video_share:.0f}", ""]
-            for name, r in off_on.items()
-        ]
     rows += [
         [f"loader + step together, {w} workers", f"{r:.0f}", f"{r * video_share:.0f}", f"{r / model_rate:.2f}x"]
         for w, r in pipe.items()
@@ -211,11 +191,6 @@ def main() -> int:
     clip = next(s.clip for s in cfg.sources if s.modality == "video")
     on = switches(args)
     recipe = f"Recipe switches on every source: `{on}`. " if on else ""
-    if off_on is not None:
-        recipe += (
-            f"The transform switches cost the 0-worker loader {off_on['off'] / off_on['on']:.2f}x its time "
-            f"(switches off vs on, {args.ab_rounds} interleaved rounds). "
-        )
     body = "\n".join(
         [
             provenance(load_before) + f" fp32 matmul rate {peak:.0f} GFLOP/s.",
@@ -247,132 +222,9 @@ def main() -> int:
                     "note": f"pipeline (loader + step) {pipe[w]:.0f} ex/s",
                 }
                 for w, r in loader.items()
-            ]
-            + (
-                []
-                if off_on is None
-                else [
-                    {
-                        "metric": "study loader (0 workers): time with the transform switches / without",
-                        "target": "(info)",
-                        "measured": f"{off_on['off'] / off_on['on']:.2f}x",
-                        "met": None,
-                        "note": f"{off_on['on']:.0f} vs {off_on['off']:.0f} ex/s, interleaved",
-                    }
-                ]
-            ),
-        )
-    return 0 if best > 0 else 1
-
-
-def loader_off_on(cfg: TrainConfig, sets: dict[str, Any], args: argparse.Namespace) -> dict[str, float]:
-    """0-worker loader examples/s without and with the transform switches, in interleaved rounds."""
-    plain = datasets(cfg)
-    rates: dict[str, list[float]] = {"off": [], "on": []}
-    for r in range(args.ab_rounds):
-        for name in ("off", "on") if r % 2 == 0 else ("on", "off"):
-            rates[name].append(loader_rate(plain if name == "off" else sets, cfg.optim.batch_size, args.batches, 0))
-    return {k: median(v) for k, v in rates.items()}
-
-
-def baseline_transforms(rev: str) -> Any:
-    """``unidual/data/transforms.py`` as it was at git revision ``rev``, imported as its own module."""
-    source = subprocess.run(
-        ["git", "show", f"{rev}:unidual/data/transforms.py"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout
-    spec = importlib.util.spec_from_loader("baseline_transforms", loader=None)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
-    exec(compile(source, f"{rev}:unidual/data/transforms.py", "exec"), module.__dict__)
-    return module
-
-
-def use_apply_plan(fn: Any) -> None:
-    """Point the datasets (images: sources.py, clips: views.py) at ``fn`` as their ``apply_plan``."""
-    unidual.data.sources.apply_plan = fn  # type: ignore[attr-defined]
-    unidual.data.views.apply_plan = fn
-
-
-def before_after(cfg: TrainConfig, args: argparse.Namespace, load_before: str, peak: float) -> None:
-    """REV's transforms vs this tree's, every switch off: per-example time on recorded frames, 0-worker loader."""
-    import random
-
-    old, new = baseline_transforms(args.baseline).apply_plan, unidual.data.views.apply_plan
-    sets = datasets(cfg)
-    calls: list[tuple[Any, Any]] = []  # (frames, plan) of real examples, decoded once
-
-    def record(frames: Any, plan: Any, rng: Any) -> Any:
-        calls.append((frames, plan))
-        return new(frames, plan, rng)
-
-    use_apply_plan(record)
-    for ds in sets.values():
-        for i in range(0, len(ds), max(1, len(ds) // 64)):
-            ds[i]
-    use_apply_plan(new)
-
-    def run_all(fn: Any) -> None:
-        rng = random.Random(0)
-        for frames, plan in calls:
-            fn(frames, plan, rng)
-
-    times = interleaved(
-        {"before": lambda: run_all(old), "after": lambda: run_all(new)},
-        rounds=args.ab_rounds,
-        warmup=2,
-        verbose=False,
-    )
-    per_example = {k: median(v) / len(calls) * 1e6 for k, v in times.items()}
-    loader: dict[str, list[float]] = {"before": [], "after": []}
-    for r in range(args.ab_rounds):
-        for name in ("before", "after") if r % 2 == 0 else ("after", "before"):
-            use_apply_plan(old if name == "before" else new)
-            loader[name].append(loader_rate(sets, cfg.optim.batch_size, args.batches, 0))
-    use_apply_plan(new)
-    rate = {k: median(v) for k, v in loader.items()}
-    transform_ratio = per_example["after"] / per_example["before"]
-    loader_ratio = rate["before"] / rate["after"]
-    rows = [
-        [
-            "transforms alone, µs per example (median of rounds)",
-            f"{per_example['before']:.0f}",
-            f"{per_example['after']:.0f}",
-            f"**{transform_ratio:.3f}x**",
-        ],
-        [
-            "loader, 0 workers, examples/s (median of rounds)",
-            f"{rate['before']:.0f}",
-            f"{rate['after']:.0f}",
-            f"**{loader_ratio:.3f}x**",
-        ],
-    ]
-    body = "\n".join(
-        [
-            provenance(load_before) + f" fp32 matmul rate {peak:.0f} GFLOP/s.",
-            f"`unidual/data/transforms.py` of revision `{args.baseline}` (before the recipe) vs this tree's, every recipe "
-            f"switch off, on the study config's sources (reduced CIFAR-motion): the transform of {len(calls)} recorded "
-            f"examples (decoded once), and the 0-worker loader ({args.batches} batches) with each version patched in; "
-            f"{args.ab_rounds} interleaved rounds each.",
-            "",
-            table(["what", f"before ({args.baseline})", "after (this tree)", "time after / before"], rows),
-        ]
-    )
-    print(body)
-    if not args.no_write:
-        write_section(BEFORE_AFTER_SECTION, body)
-        save_summary(
-            "recipe_transforms_off",
-            [
-                {
-                    "metric": "study transforms with every recipe switch off: time vs before the recipe",
-                    "target": "<= 1.03x",
-                    "measured": f"{transform_ratio:.3f}x",
-                    "met": transform_ratio <= 1.03,
-                    "note": f"0-worker loader {loader_ratio:.3f}x ({rate['after']:.0f} vs {rate['before']:.0f} ex/s)",
-                }
             ],
         )
+    return 0 if best > 0 else 1
 
 
 if __name__ == "__main__":

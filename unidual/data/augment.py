@@ -2,7 +2,7 @@
 
 Every random choice (which ops, their signs, the jitter factors and their order) is drawn
 once per clip by :func:`draw_randaugment` / :func:`draw_color_jitter`, and :func:`apply_ops`
-applies that one list to the whole ``(T, 3, H, W)`` tensor: every frame gets the same
+applies that one list to the whole ``(T, H, W, 3)`` uint8 clip: every frame gets the same
 geometric warp (same index map) and the same colour mapping. Statistics that an op needs
 (contrast's mean grey, autocontrast's range, equalize's histogram) are taken over the whole
 clip, so one pixel value maps to one output value in every frame and motion is not turned
@@ -18,11 +18,14 @@ Colour jitter is PySlowFast's ``color_jitter`` / torchvision's ``ColorJitter(s, 
 brightness, contrast and saturation factors each uniform in ``[max(0, 1 - s), 1 + s]``, applied
 in random order; no hue jitter.
 
-All ops keep uint8 tensors. Per-channel point ops (brightness, contrast, solarize, posterize,
+All ops keep uint8 pixels. Per-channel point ops (brightness, contrast, solarize, posterize,
 autocontrast, equalize, invert) become 256-entry lookup tables -- consecutive ones composed into
-one -- applied in a single pass; saturation and sharpness blend through float; geometric ops
-gather through an index map computed once per (op, argument, frame size) and cached. That keeps
-a clip's augmentation to a handful of tensor ops (benchmarks/loader_vs_model.py).
+one -- applied in a single pass; saturation and sharpness blend through float32; geometric ops
+gather through an index map computed once per (op, argument, frame size) and cached. The arrays
+are numpy, not torch: on a few thousand pixels a torch op may open an intra-op parallel region,
+and on a busy machine with 2 threads such a region waited up to milliseconds for the second
+thread (``round_`` on a 8x3x32x32 clip: 6 µs with one thread, 16 ms with two at load 13), while
+numpy's are single-threaded (docs/performance.md, benchmarks/recipe_transforms.py).
 """
 
 from __future__ import annotations
@@ -34,9 +37,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import Tensor
 
 LEVEL_MAX = 10  # timm's magnitude scale (_LEVEL_DENOM)
 FILL = 128  # grey behind rotated / sheared / translated frames (timm's fill)
@@ -90,8 +90,8 @@ def draw_color_jitter(strength: float, rng: random.Random) -> list[Op]:
     return ops
 
 
-def apply_ops(x: Tensor, ops: Sequence[Op]) -> Tensor:
-    """uint8 ``(T, 3, H, W)`` -> the same shape and dtype with ``ops`` applied, in order, to every frame.
+def apply_ops(x: np.ndarray, ops: Sequence[Op]) -> np.ndarray:
+    """uint8 ``(T, H, W, 3)`` -> the same shape and dtype with ``ops`` applied, in order, to every frame.
 
     Consecutive per-channel point ops (:data:`POINT_OPS`) are composed into one 256-entry lookup
     table per channel and applied in a single pass; the statistics they need (mean grey, range,
@@ -100,12 +100,12 @@ def apply_ops(x: Tensor, ops: Sequence[Op]) -> Tensor:
     """
     lut: np.ndarray | None = None  # (3, 256): pending point ops, composed
     hist: np.ndarray | None = None  # (3, 256): histogram of x (before ``lut``)
-    index: Tensor | None = None  # x's pixels as positions in the flattened (3, 256) table
+    index: np.ndarray | None = None  # x's pixels as positions in the flattened (3, 256) table
     for op in ops:
         if op.name in POINT_OPS:
             if index is None or hist is None:
-                index = x.long() + _OFFSETS
-                hist = torch.bincount(index.reshape(-1), minlength=768).reshape(3, 256).numpy()
+                index = x + _OFFSETS  # int32
+                hist = np.bincount(index.reshape(-1), minlength=768).reshape(3, 256)
             current = np.tile(np.arange(256), (3, 1)) if lut is None else lut
             lut = np.take_along_axis(POINT_OPS[op.name](_pushed(hist, current), op.arg), current, 1)
             continue
@@ -137,7 +137,7 @@ def _argument(name: str, level: float, rng: random.Random) -> float:
 
 # --------------------------------------------------------------------------- colour: point ops as lookup tables
 
-_OFFSETS = (torch.arange(3) * 256).view(1, 3, 1, 1)
+_OFFSETS = np.arange(3, dtype=np.int32) * 256  # channel c's levels at [256 c, 256 c + 256) of a flat table
 GREY = np.array([0.299, 0.587, 0.114])  # ITU-R 601 luma, PIL's convert("L")
 
 
@@ -147,9 +147,9 @@ def _pushed(hist: np.ndarray, lut: np.ndarray) -> np.ndarray:
     return flat.reshape(3, 256).astype(np.int64)
 
 
-def _apply_lut(index: Tensor, lut: np.ndarray) -> Tensor:
-    """The clip through ``lut``; ``index`` = its pixels' positions in the flattened table (``x.long() + offsets``)."""
-    return torch.from_numpy(np.clip(lut, 0, 255).astype(np.uint8)).reshape(-1).take(index)
+def _apply_lut(index: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """The clip through ``lut``; ``index`` = its pixels' positions in the flattened table (``x + offsets``)."""
+    return np.clip(lut, 0, 255).astype(np.uint8).reshape(-1)[index]
 
 
 def _levels() -> np.ndarray:
@@ -228,56 +228,65 @@ POINT_OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
 # --------------------------------------------------------------------------- colour: ops across channels / pixels
 
 
-def _to_uint8(x: Tensor) -> Tensor:
-    return x.round_().clamp_(0, 255).to(torch.uint8)
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(x, out=x), 0, 255, out=x).astype(np.uint8)
 
 
-def _color(x: Tensor, factor: float) -> Tensor:
+def _blend(image: np.ndarray, degenerate: np.ndarray, factor: float) -> np.ndarray:
+    """``degenerate + factor · (image - degenerate)`` (PIL's ImageEnhance), float32 in place on ``degenerate``."""
+    degenerate += factor * (image - degenerate)
+    return _to_uint8(degenerate)
+
+
+def _color(x: np.ndarray, factor: float) -> np.ndarray:
     """Saturation: blend with the pixel's grey (PIL's ImageEnhance.Color)."""
-    xf = x.float()
-    grey = (xf * torch.from_numpy(GREY).float().view(1, 3, 1, 1)).sum(1, keepdim=True)
-    return _to_uint8(torch.lerp(grey.expand_as(xf), xf, factor))
+    xf = x.astype(np.float32)
+    grey = np.repeat((xf @ GREY.astype(np.float32))[..., None], 3, axis=-1)
+    return _blend(xf, grey, factor)
 
 
-def _sharpness(x: Tensor, factor: float) -> Tensor:
-    """Blend with PIL's SMOOTH-filtered frame (borders kept)."""
-    t, c, h, w = x.shape
+def _sharpness(x: np.ndarray, factor: float) -> np.ndarray:
+    """Blend with PIL's SMOOTH-filtered frame (kernel 1 1 1 / 1 5 1 / 1 1 1, over 13; borders kept)."""
+    h, w = x.shape[1:3]
     if h < 3 or w < 3:
         return x
-    kernel = torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13.0
-    xf = x.float().reshape(t * c, 1, h, w)
-    smooth = xf.clone()
-    smooth[:, :, 1:-1, 1:-1] = F.conv2d(xf, kernel.view(1, 1, 3, 3))
-    return _to_uint8(torch.lerp(smooth, xf, factor).reshape(t, c, h, w))
+    xf = x.astype(np.float32)
+    smooth = xf.copy()
+    box = sum(xf[:, dy : h - 2 + dy, dx : w - 2 + dx] for dy in range(3) for dx in range(3))
+    smooth[:, 1:-1, 1:-1] = (box + 4.0 * xf[:, 1:-1, 1:-1]) / 13.0
+    return _blend(xf, smooth, factor)
 
 
 # --------------------------------------------------------------------------- geometry
 
 
-def _warp(x: Tensor, matrix: tuple[float, float, float, float, float, float]) -> Tensor:
+def _warp(x: np.ndarray, matrix: tuple[float, float, float, float, float, float]) -> np.ndarray:
     """Output pixel centre (X, Y) reads input pixel (aX + bY + c, dX + eY + f); outside: grey.
 
     One index map for the whole clip (nearest neighbour), so every frame moves alike.
     """
-    t, c, h, w = x.shape
+    t, h, w, c = x.shape
     index, outside = _index_map(h, w, matrix)
-    out = x.reshape(t, c, h * w).index_select(2, index).reshape(t, c, h, w)
-    return out.masked_fill(outside, FILL)
+    out = x.reshape(t, h * w, c)[:, index].reshape(t, h, w, c)
+    out[:, outside] = FILL
+    return out
 
 
 @functools.lru_cache(maxsize=256)  # a fixed magnitude gives each op two maps (one per sign) per frame size
-def _index_map(h: int, w: int, matrix: tuple[float, float, float, float, float, float]) -> tuple[Tensor, Tensor]:
+def _index_map(
+    h: int, w: int, matrix: tuple[float, float, float, float, float, float]
+) -> tuple[np.ndarray, np.ndarray]:
     a, b, c0, d, e, f = matrix
     gy, gx = np.mgrid[0:h, 0:w] + 0.5
     u = np.floor(a * gx + b * gy + c0).astype(np.int64)
     v = np.floor(d * gx + e * gy + f).astype(np.int64)
     outside = (u < 0) | (u >= w) | (v < 0) | (v >= h)
     index = np.clip(v, 0, h - 1) * w + np.clip(u, 0, w - 1)
-    return torch.from_numpy(index.reshape(-1)), torch.from_numpy(outside)
+    return index.reshape(-1), outside
 
 
-def _rotate(x: Tensor, degrees: float) -> Tensor:
-    h, w = x.shape[-2:]
+def _rotate(x: np.ndarray, degrees: float) -> np.ndarray:
+    h, w = x.shape[1:3]
     cy, cx = h / 2.0, w / 2.0
     rad = -math.radians(degrees)  # counter-clockwise on screen (y down), as PIL's Image.rotate
     cos, sin = math.cos(rad), math.sin(rad)
@@ -285,23 +294,23 @@ def _rotate(x: Tensor, degrees: float) -> Tensor:
     return _warp(x, (cos, sin, cx - cos * cx - sin * cy, -sin, cos, cy + sin * cx - cos * cy))
 
 
-def _shear_x(x: Tensor, factor: float) -> Tensor:
+def _shear_x(x: np.ndarray, factor: float) -> np.ndarray:
     return _warp(x, (1.0, factor, 0.0, 0.0, 1.0, 0.0))
 
 
-def _shear_y(x: Tensor, factor: float) -> Tensor:
+def _shear_y(x: np.ndarray, factor: float) -> np.ndarray:
     return _warp(x, (1.0, 0.0, 0.0, factor, 1.0, 0.0))
 
 
-def _translate_x(x: Tensor, fraction: float) -> Tensor:
-    return _warp(x, (1.0, 0.0, fraction * x.shape[-1], 0.0, 1.0, 0.0))
+def _translate_x(x: np.ndarray, fraction: float) -> np.ndarray:
+    return _warp(x, (1.0, 0.0, fraction * x.shape[2], 0.0, 1.0, 0.0))
 
 
-def _translate_y(x: Tensor, fraction: float) -> Tensor:
-    return _warp(x, (1.0, 0.0, 0.0, 0.0, 1.0, fraction * x.shape[-2]))
+def _translate_y(x: np.ndarray, fraction: float) -> np.ndarray:
+    return _warp(x, (1.0, 0.0, 0.0, 0.0, 1.0, fraction * x.shape[1]))
 
 
-_APPLY: dict[str, Callable[[Tensor, float], Tensor]] = {  # the ops that are not point ops
+_APPLY: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {  # the ops that are not point ops
     "Rotate": _rotate,
     "Color": _color,
     "Sharpness": _sharpness,

@@ -209,8 +209,13 @@ def _views(x: Tensor, plan: Plan, rng: random.Random) -> list[Tensor]:
 
 
 def _augmented(x: Tensor, plan: Plan, rng: random.Random) -> Tensor:
-    """RandAugment, then colour jitter (omnivision's order), each drawn once for the whole clip."""
+    """RandAugment, then colour jitter (omnivision's order), each drawn once for the whole clip.
+
+    The ops run on the view's pixels as a ``(T, H, W, 3)`` numpy array (:mod:`unidual.data.augment`).
+    """
     ops = draw_randaugment(*plan.randaugment, rng) if plan.randaugment is not None else []
     if plan.color_jitter:
         ops += draw_color_jitter(plan.color_jitter, rng)
-    return apply_ops(x, ops)
+    if not ops:
+        return x
+    return to_tensor(apply_ops(np.ascontiguousarray(x.numpy().transpose(0, 2, 3, 1)), ops))
