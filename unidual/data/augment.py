@@ -1,8 +1,7 @@
-"""Clip-consistent pixel augmentation on uint8 frames: RandAugment and colour jitter.
+"""Clip-consistent RandAugment on uint8 frames (colour jitter: :mod:`unidual.data.jitter`).
 
-Every random choice (which ops, their signs, the jitter factors and their order) is drawn
-once per clip by :func:`draw_randaugment` / :func:`draw_color_jitter`, and :func:`apply_ops`
-applies that one list to the whole ``(T, H, W, 3)`` uint8 clip: every frame gets the same
+Every random choice (which ops, their signs) is drawn once per clip by
+:func:`draw_randaugment`, and :func:`apply_ops` applies that one list to the whole ``(T, H, W, 3)`` uint8 clip: every frame gets the same
 geometric warp (same index map) and the same colour mapping. Statistics that an op needs
 (contrast's mean grey, autocontrast's range, equalize's histogram) are taken over the whole
 clip, so one pixel value maps to one output value in every frame and motion is not turned
@@ -13,10 +12,6 @@ omnivision's configs use): ``N`` ops drawn with replacement from timm's 15, each
 probability 0.5, magnitude ``M`` on timm's 0-10 scale, the "increasing" variants (a larger M
 is always a stronger change), geometric ops filled with grey 128, nearest-neighbour sampling
 (timm picks bilinear/bicubic at random). No magnitude noise (timm's ``mstd``).
-
-Colour jitter is PySlowFast's ``color_jitter`` / torchvision's ``ColorJitter(s, s, s)``:
-brightness, contrast and saturation factors each uniform in ``[max(0, 1 - s), 1 + s]``, applied
-in random order; no hue jitter.
 
 All ops keep uint8 pixels. Per-channel point ops (brightness, contrast, solarize, posterize,
 autocontrast, equalize, invert) become 256-entry lookup tables -- consecutive ones composed into
@@ -37,6 +32,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from PIL import Image
+
+from unidual.data.jitter import GREY
 
 LEVEL_MAX = 10  # timm's magnitude scale (_LEVEL_DENOM)
 FILL = 128  # grey behind rotated / sheared / translated frames (timm's fill)
@@ -80,16 +78,6 @@ def draw_randaugment(n: int, m: float, rng: random.Random) -> list[Op]:
     return ops
 
 
-def draw_color_jitter(strength: float, rng: random.Random) -> list[Op]:
-    """Brightness, contrast and saturation factors in ``[max(0, 1 - s), 1 + s]``, in random order."""
-    if strength < 0:
-        raise ValueError(f"color_jitter strength must be >= 0, got {strength}")
-    low, high = max(0.0, 1.0 - strength), 1.0 + strength
-    ops = [Op(name, rng.uniform(low, high)) for name in ("Brightness", "Contrast", "Color")]
-    rng.shuffle(ops)
-    return ops
-
-
 def apply_ops(x: np.ndarray, ops: Sequence[Op]) -> np.ndarray:
     """uint8 ``(T, H, W, 3)`` -> the same shape and dtype with ``ops`` applied, in order, to every frame.
 
@@ -99,20 +87,20 @@ def apply_ops(x: np.ndarray, ops: Sequence[Op]) -> np.ndarray:
     table built so far, so the result is exactly that of applying them one by one.
     """
     lut: np.ndarray | None = None  # (3, 256): pending point ops, composed
-    hist: np.ndarray | None = None  # (3, 256): histogram of x (before ``lut``)
-    index: np.ndarray | None = None  # x's pixels as positions in the flattened (3, 256) table
+    hist: np.ndarray | None = None  # (3, 256): histogram of x (before ``lut``), counted when an op needs it
     for op in ops:
         if op.name in POINT_OPS:
-            if index is None or hist is None:
-                index = x + _OFFSETS  # int32
-                hist = np.bincount(index.reshape(-1), minlength=768).reshape(3, 256)
-            current = np.tile(np.arange(256), (3, 1)) if lut is None else lut
-            lut = np.take_along_axis(POINT_OPS[op.name](_pushed(hist, current), op.arg), current, 1)
+            current = _LEVELS if lut is None else lut
+            stats = None
+            if op.name in STATS_OPS:
+                hist = _histogram(x) if hist is None else hist
+                stats = _pushed(hist, current)
+            lut = np.take_along_axis(POINT_OPS[op.name](stats, op.arg), current, 1)
             continue
-        if lut is not None and index is not None:
-            x, lut, hist, index = _apply_lut(index, lut), None, None, None
+        if lut is not None:
+            x, lut, hist = _apply_lut(x, lut), None, None
         x = _APPLY[op.name](x, op.arg)
-    return x if lut is None or index is None else _apply_lut(index, lut)
+    return x if lut is None else _apply_lut(x, lut)
 
 
 def _argument(name: str, level: float, rng: random.Random) -> float:
@@ -137,8 +125,13 @@ def _argument(name: str, level: float, rng: random.Random) -> float:
 
 # --------------------------------------------------------------------------- colour: point ops as lookup tables
 
-_OFFSETS = np.arange(3, dtype=np.int32) * 256  # channel c's levels at [256 c, 256 c + 256) of a flat table
-GREY = np.array([0.299, 0.587, 0.114])  # ITU-R 601 luma, PIL's convert("L")
+STATS_OPS = ("AutoContrast", "Equalize", "Contrast")  # point ops that depend on the image's histogram
+
+
+def _histogram(x: np.ndarray) -> np.ndarray:
+    """Per-channel histogram of the whole clip, ``(3, 256)`` (Pillow's, on the frames stacked: ~4x numpy's bincount)."""
+    t, h, w, c = x.shape
+    return np.array(Image.fromarray(np.ascontiguousarray(x).reshape(t * h, w, c)).histogram()).reshape(3, 256)
 
 
 def _pushed(hist: np.ndarray, lut: np.ndarray) -> np.ndarray:
@@ -147,52 +140,55 @@ def _pushed(hist: np.ndarray, lut: np.ndarray) -> np.ndarray:
     return flat.reshape(3, 256).astype(np.int64)
 
 
-def _apply_lut(index: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    """The clip through ``lut``; ``index`` = its pixels' positions in the flattened table (``x + offsets``)."""
-    return np.clip(lut, 0, 255).astype(np.uint8).reshape(-1)[index]
+def _apply_lut(x: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """The clip through the per-channel table ``lut`` ``(3, 256)``."""
+    table = np.clip(lut, 0, 255).astype(np.uint8)
+    out = np.empty_like(x)
+    for c in range(3):
+        out[..., c] = table[c].take(x[..., c], mode="wrap")  # uint8 indices: always in range
+    return out
 
 
-def _levels() -> np.ndarray:
-    return np.tile(np.arange(256, dtype=np.float64), (3, 1))
+_LEVELS = np.tile(np.arange(256, dtype=np.int64), (3, 1))  # the identity table, one row per channel
+_LEVELS.setflags(write=False)
 
 
 def _blend_lut(degenerate: float | np.ndarray, factor: float) -> np.ndarray:
     """PIL's ImageEnhance on one level: ``degenerate + factor · (v - degenerate)``, rounded and clipped."""
-    return np.clip(np.round(degenerate + factor * (_levels() - degenerate)), 0, 255).astype(np.int64)
+    return np.clip(np.round(degenerate + factor * (_LEVELS - degenerate)), 0, 255).astype(np.int64)
 
 
-def _brightness_lut(_hist: np.ndarray, factor: float) -> np.ndarray:
+def _brightness_lut(_hist: np.ndarray | None, factor: float) -> np.ndarray:
     return _blend_lut(0.0, factor)
 
 
-def _contrast_lut(hist: np.ndarray, factor: float) -> np.ndarray:
+def _contrast_lut(hist: np.ndarray | None, factor: float) -> np.ndarray:
+    assert hist is not None
     means = (hist * np.arange(256)).sum(1) / hist.sum(1)
     return _blend_lut(float(GREY @ means), factor)  # one mean grey for the whole clip
 
 
-def _invert_lut(_hist: np.ndarray, _arg: float) -> np.ndarray:
-    return 255 - _levels().astype(np.int64)
+def _invert_lut(_hist: np.ndarray | None, _arg: float) -> np.ndarray:
+    return 255 - _LEVELS
 
 
-def _posterize_lut(_hist: np.ndarray, bits: float) -> np.ndarray:
+def _posterize_lut(_hist: np.ndarray | None, bits: float) -> np.ndarray:
     b = int(bits)
-    levels = _levels().astype(np.int64)
-    return levels if b >= 8 else levels & ((0xFF << (8 - b)) & 0xFF)
+    return _LEVELS if b >= 8 else _LEVELS & ((0xFF << (8 - b)) & 0xFF)
 
 
-def _solarize_lut(_hist: np.ndarray, threshold: float) -> np.ndarray:
-    levels = _levels().astype(np.int64)
-    return np.where(levels >= threshold, 255 - levels, levels)
+def _solarize_lut(_hist: np.ndarray | None, threshold: float) -> np.ndarray:
+    return np.where(threshold <= _LEVELS, 255 - _LEVELS, _LEVELS)
 
 
-def _solarize_add_lut(_hist: np.ndarray, add: float) -> np.ndarray:
-    levels = _levels().astype(np.int64)
-    return np.where(levels < 128, np.minimum(levels + int(add), 255), levels)
+def _solarize_add_lut(_hist: np.ndarray | None, add: float) -> np.ndarray:
+    return np.where(_LEVELS < 128, np.minimum(_LEVELS + int(add), 255), _LEVELS)
 
 
-def _autocontrast_lut(hist: np.ndarray, _arg: float) -> np.ndarray:
+def _autocontrast_lut(hist: np.ndarray | None, _arg: float) -> np.ndarray:
     """Stretch each channel's range over the clip to [0, 255]; a flat channel is left alone."""
-    out = _levels()
+    assert hist is not None
+    out = _LEVELS.astype(np.float64)
     for c in range(3):
         used = np.flatnonzero(hist[c])
         low, high = used[0], used[-1]
@@ -201,9 +197,10 @@ def _autocontrast_lut(hist: np.ndarray, _arg: float) -> np.ndarray:
     return out.astype(np.int64)
 
 
-def _equalize_lut(hist: np.ndarray, _arg: float) -> np.ndarray:
+def _equalize_lut(hist: np.ndarray | None, _arg: float) -> np.ndarray:
     """PIL's ``ImageOps.equalize`` per channel, with one histogram over the whole clip."""
-    out = _levels().astype(np.int64)
+    assert hist is not None
+    out = _LEVELS.copy()
     for c in range(3):
         used = hist[c][hist[c] > 0]
         step = (used.sum() - used[-1]) // 255 if len(used) > 1 else 0
@@ -213,7 +210,7 @@ def _equalize_lut(hist: np.ndarray, _arg: float) -> np.ndarray:
     return out
 
 
-POINT_OPS: dict[str, Callable[[np.ndarray, float], np.ndarray]] = {
+POINT_OPS: dict[str, Callable[[np.ndarray | None, float], np.ndarray]] = {
     "AutoContrast": _autocontrast_lut,
     "Equalize": _equalize_lut,
     "Invert": _invert_lut,

@@ -10,7 +10,7 @@ Normalisation defaults to the ImageNet mean/std on [0, 1] pixels (the paper is s
 Training recipe (off by default, docs/training.md "Recipe"): ``scale`` replaces the resize and
 random crop with a random-resized crop (area fraction in ``scale``, aspect ratio in [3/4, 4/3],
 torchvision's / PySlowFast's algorithm) to the plan's output size; ``randaugment`` and
-``color_jitter`` run after the flip (:mod:`unidual.data.augment`). Like the crop, each is drawn
+``color_jitter`` run after the flip (:mod:`unidual.data.augment`, :mod:`unidual.data.jitter`). Like the crop, each is drawn
 once per clip and applied to every frame alike.
 """
 
@@ -26,7 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from unidual.data.augment import apply_ops, draw_color_jitter, draw_randaugment
+from unidual.data.augment import apply_ops, draw_randaugment
+from unidual.data.jitter import apply_jitter, draw_color_jitter
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -211,11 +212,12 @@ def _views(x: Tensor, plan: Plan, rng: random.Random) -> list[Tensor]:
 def _augmented(x: Tensor, plan: Plan, rng: random.Random) -> Tensor:
     """RandAugment, then colour jitter (omnivision's order), each drawn once for the whole clip.
 
-    The ops run on the view's pixels as a ``(T, H, W, 3)`` numpy array (:mod:`unidual.data.augment`).
+    Both run on the view's pixels as a ``(T, H, W, 3)`` numpy array (:mod:`unidual.data.augment`,
+    :mod:`unidual.data.jitter`).
     """
     ops = draw_randaugment(*plan.randaugment, rng) if plan.randaugment is not None else []
-    if plan.color_jitter:
-        ops += draw_color_jitter(plan.color_jitter, rng)
-    if not ops:
+    jitter = draw_color_jitter(plan.color_jitter, rng) if plan.color_jitter else None
+    if not ops and jitter is None:
         return x
-    return to_tensor(apply_ops(np.ascontiguousarray(x.numpy().transpose(0, 2, 3, 1)), ops))
+    pixels = apply_ops(np.ascontiguousarray(x.numpy().transpose(0, 2, 3, 1)), ops)
+    return to_tensor(pixels if jitter is None else apply_jitter(pixels, jitter))
