@@ -105,3 +105,23 @@ def test_wrapped_models_are_unwrapped():
 def test_bad_decay_rejected():
     with pytest.raises(ValueError, match="decay"):
         ModelEma(tiny(), 0.0)
+
+
+def test_a_ddp_wrapped_model_is_unwrapped(tmp_path):
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        pytest.skip("a process group already exists in this process")
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
+    try:
+        model = tiny()
+        ddp = nn.parallel.DistributedDataParallel(model)
+        ema = ModelEma(ddp, 0.5)
+        assert unwrap(ddp) is model and set(ema.module.state_dict()) == set(model.state_dict())
+        perturb(model, 0)
+        ema.update(ddp)
+        start = dict(tiny().named_parameters())["heads.img.weight"]
+        expected = 0.5 * start + 0.5 * dict(model.named_parameters())["heads.img.weight"]
+        assert torch.allclose(dict(ema.module.named_parameters())["heads.img.weight"], expected)
+    finally:
+        dist.destroy_process_group()
