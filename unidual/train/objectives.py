@@ -175,25 +175,23 @@ class Objective:
                 out.append(self._segment(model, key, own, x, y, target, key, scale))
                 continue
             aux_pathway = other_pathway(modality)
-            if self.routing == "both":
-                task_mask = torch.ones(len(y), dtype=torch.bool)
-                aux_mask = task_mask
-            else:
+            # "both": every example in both terms, no selection; "random": rows drawn on the CPU, so
+            # selecting them needs no device round trip (a boolean mask on the device would)
+            task_rows: Tensor | None = None
+            aux_rows: Tensor | None = None
+            if self.routing == "random":
                 aux_mask = torch.rand(len(y), generator=generator) < self.p
-                task_mask = ~aux_mask
-            if task_mask.any():
-                sel = task_mask.to(y.device)
-                out.append(self._segment(model, key, own, x[sel], y[sel], _rows(target, sel), key, scale))
+                task_rows, aux_rows = (~aux_mask).nonzero().squeeze(1), aux_mask.nonzero().squeeze(1)
+            if task_rows is None or len(task_rows):
+                xt, yt, tt = _take(x, task_rows), _take(y, task_rows), _take_target(target, task_rows)
+                out.append(self._segment(model, key, own, xt, yt, tt, key, scale))
             weight = self.term_weight[modality] * scale
-            if aux_mask.any() and weight > 0:  # a zero-weight term costs no forward
-                sel = aux_mask.to(y.device)
-                xa = x[sel]
+            if (aux_rows is None or len(aux_rows)) and weight > 0:  # a zero-weight term costs no forward
+                xa, ya, ta = _take(x, aux_rows), _take(y, aux_rows), _take_target(target, aux_rows)
                 if modality == "video":
                     xa = select_frame(xa, self.frame, generator)  # image pathway sees single frames
                 # images stay 4D: they are inflated below (or by the model) on the video pathway
-                out.append(
-                    self._segment(model, key, aux_pathway, xa, y[sel], _rows(target, sel), aux_name(key), weight)
-                )
+                out.append(self._segment(model, key, aux_pathway, xa, ya, ta, aux_name(key), weight))
         return out
 
     def _segment(
@@ -296,5 +294,10 @@ def _inflated(s: Segment, frames: int) -> Segment:
     return dataclasses.replace(s, input=image_to_clip(s.input, frames))
 
 
-def _rows(target: Tensor | None, sel: Tensor) -> Tensor | None:
-    return None if target is None else target[sel]
+def _take(t: Tensor, rows: Tensor | None) -> Tensor:
+    """Rows ``rows`` (CPU indices) of ``t``; all of it when ``rows`` is None."""
+    return t if rows is None else t.index_select(0, rows.to(t.device))
+
+
+def _take_target(target: Tensor | None, rows: Tensor | None) -> Tensor | None:
+    return None if target is None else _take(target, rows)
