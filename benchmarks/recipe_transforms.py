@@ -200,9 +200,10 @@ def main() -> int:
             "Reading it: with every switch off the recipe must cost nothing (target: within 3 %). The off/on loader "
             "factor is what the transform switches take from the loader-vs-step ratio of *Study: data loader vs "
             "training step* (the loader must stay >= 3x the step); `benchmarks/loader_vs_model.py --randaugment N M "
-            "--scale LO HI --color-jitter S` measures that ratio with the switches on directly, on a quiet machine. "
-            "The A/B rounds here keep their ratios on a busy one, where the step's own timing does not "
-            "(2 intra-op threads wait for each other there).",
+            "--scale LO HI --color-jitter S` measures that ratio with the switches on directly (section *Study: data "
+            "loader vs training step, recipe switches on*). On a busy machine run both with `OMP_WAIT_POLICY=PASSIVE`: "
+            "spinning intra-op threads otherwise wait for each other and slow the step several times over; the A/B "
+            "rounds here keep their ratios either way.",
         ]
     )
     print(body)
