@@ -60,17 +60,45 @@ SECTION = "Study: data loader vs training step"
 RECIPE_SECTION = "Study: data loader vs training step, recipe switches on"
 
 
+def add_transform_switches(parser: argparse.ArgumentParser, on: bool = False) -> None:
+    """``--randaugment N M``, ``--scale LO HI``, ``--color-jitter S``; ``on``: default to the usual recipe values."""
+    parser.add_argument(
+        "--randaugment",
+        type=int,
+        nargs=2,
+        metavar=("N", "M"),
+        default=[2, 9] if on else None,
+        help="transform.randaugment",
+    )
+    parser.add_argument(
+        "--scale",
+        type=float,
+        nargs=2,
+        metavar=("LO", "HI"),
+        default=[0.08, 1.0] if on else None,
+        help="transform.scale",
+    )
+    parser.add_argument(
+        "--color-jitter", type=float, default=0.4 if on else 0.0, help="transform.color_jitter strength"
+    )
+
+
+def switched(plan: Any, args: argparse.Namespace) -> Any:
+    """``plan`` with the command's transform switches on."""
+    return dataclasses.replace(
+        plan,
+        randaugment=tuple(args.randaugment) if args.randaugment else None,
+        scale=tuple(args.scale) if args.scale else None,
+        color_jitter=args.color_jitter,
+    )
+
+
 def datasets(cfg: TrainConfig, args: argparse.Namespace | None = None) -> dict[str, Any]:
     """The study's training sets; the recipe's transform switches from ``args`` applied to every source."""
     sets = {s.key: build_dataset(s, "train") for s in cfg.sources}
     if args is not None and augmenting(args):
         for ds in sets.values():
-            ds.plan = dataclasses.replace(
-                ds.plan,
-                randaugment=tuple(args.randaugment) if args.randaugment else None,
-                scale=tuple(args.scale) if args.scale else None,
-                color_jitter=args.color_jitter,
-            )
+            ds.plan = switched(ds.plan, args)
     return sets
 
 
@@ -142,9 +170,7 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=40, help="batches per loader / pipeline measurement")
     parser.add_argument("--rounds", type=int, default=15, help="timed training steps (median reported)")
     parser.add_argument("--workers", type=int, nargs="+", default=[0, 2])
-    parser.add_argument("--randaugment", type=int, nargs=2, metavar=("N", "M"), help="transform.randaugment {n, m}")
-    parser.add_argument("--scale", type=float, nargs=2, metavar=("LO", "HI"), help="transform.scale [lo, hi]")
-    parser.add_argument("--color-jitter", type=float, default=0.0, help="transform.color_jitter strength")
+    add_transform_switches(parser)
     parser.add_argument("--mixup", type=float, default=0.0, help="transform.mixup alpha (in the training step)")
     parser.add_argument("--cutmix", type=float, default=0.0, help="transform.cutmix alpha (in the training step)")
     add_run_args(parser)

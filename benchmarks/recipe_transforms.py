@@ -21,7 +21,6 @@ machine slows both alike:
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.util
 import random
 import subprocess
@@ -44,6 +43,7 @@ from common import (
     write_section,
 )
 from loader import loader_rate
+from loader_vs_model import add_transform_switches, switched
 from study_setup import reduced_study_config
 
 import unidual.data.sources
@@ -89,20 +89,6 @@ def recorded_examples(sets: dict[str, Any], current: Transform) -> list[tuple[An
             ds[i]
     use_apply_plan(current)
     return calls
-
-
-def with_switches(args: argparse.Namespace) -> Callable[[Any], Any]:
-    """A plan -> the same plan with the command's transform switches on."""
-
-    def switch(plan: Any) -> Any:
-        return dataclasses.replace(
-            plan,
-            randaugment=tuple(args.randaugment) if args.randaugment else None,
-            scale=tuple(args.scale) if args.scale else None,
-            color_jitter=args.color_jitter,
-        )
-
-    return switch
 
 
 def transform_times(
@@ -154,9 +140,7 @@ def rows_for(label: str, a: str, b: str, times: dict, rates: dict) -> list[list[
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--baseline", default="79ccd47", metavar="REV", help="the revision before the recipe")
-    parser.add_argument("--randaugment", type=int, nargs=2, default=[2, 9], metavar=("N", "M"))
-    parser.add_argument("--scale", type=float, nargs=2, default=[0.08, 1.0], metavar=("LO", "HI"))
-    parser.add_argument("--color-jitter", type=float, default=0.4)
+    add_transform_switches(parser, on=True)
     parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds per comparison")
     parser.add_argument("--batches", type=int, default=20, help="batches per loader measurement")
     add_run_args(parser)
@@ -169,19 +153,18 @@ def main() -> int:
         new = unidual.data.views.apply_plan
         old = baseline_transforms(args.baseline).apply_plan
         sets = {s.key: build_dataset(s, "train") for s in cfg.sources}
-        switched = {s.key: build_dataset(s, "train") for s in cfg.sources}
-        switch = with_switches(args)
-        for ds in switched.values():
-            ds.plan = switch(ds.plan)
+        switched_sets = {s.key: build_dataset(s, "train") for s in cfg.sources}
+        for ds in switched_sets.values():
+            ds.plan = switched(ds.plan, args)
         calls = recorded_examples(sets, new)
 
         def on(frames: Any, plan: Any, rng: random.Random) -> Any:
-            return new(frames, switch(plan), rng)
+            return new(frames, switched(plan, args), rng)
 
         times = transform_times({"before": old, "after": new, "on": on}, calls, args.rounds)
         batch = cfg.optim.batch_size
         rates = loader_rates(
-            {"before": (sets, old), "after": (sets, new), "on": (switched, new)}, batch, args.batches, args.rounds
+            {"before": (sets, old), "after": (sets, new), "on": (switched_sets, new)}, batch, args.batches, args.rounds
         )
         use_apply_plan(new)
     on_switches = {"randaugment": args.randaugment, "scale": args.scale, "color_jitter": args.color_jitter}
