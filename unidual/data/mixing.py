@@ -8,13 +8,19 @@ round-robin so the long-run proportions are exact. An epoch is a number of examp
 that are consumed in order and renewed when exhausted, so every example of a source
 is seen once before any is repeated. Rank ``r`` of ``w`` takes the ``r``-th slice of
 every step's draw, so ranks never overlap.
+
+Class-balanced sampling inside a source (``balance: b`` in [0, 1], off at 0): each draw first
+picks a class with probability ∝ ``count^(1 - b)`` and then that class's next example (seeded
+permutations per class, as above). ``b = 1`` draws every class equally often, ``b = 0`` is
+the plain per-source permutation above. This is OmniSource's / mmaction2's ``power`` with
+``power = 1 - b`` (class probability ∝ count^power).
 """
 
 from __future__ import annotations
 
 import math
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
 
@@ -70,6 +76,26 @@ class _Stream:
         return out
 
 
+class _BalancedStream:
+    """Class first (probability ∝ count^(1 - balance)), then the next example of that class's own permutations."""
+
+    def __init__(self, labels: Sequence[int], balance: float, seed: int) -> None:
+        members: dict[int, list[int]] = {}
+        for index, label in enumerate(labels):
+            members.setdefault(int(label), []).append(index)
+        self.classes = sorted(members)
+        self.members = [members[c] for c in self.classes]
+        counts = torch.tensor([len(m) for m in self.members], dtype=torch.float64)
+        self.probs = counts ** (1.0 - balance)
+        self.streams = [_Stream(len(m), seed * 8191 + j) for j, m in enumerate(self.members)]
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def take(self, n: int) -> list[int]:
+        picks = torch.multinomial(self.probs, n, replacement=True, generator=self.generator).tolist()
+        drawn = {j: iter(self.streams[j].take(picks.count(j))) for j in sorted(set(picks))}
+        return [self.members[j][next(drawn[j])] for j in picks]
+
+
 class MixedSampler(Sampler[list[tuple[str, int]]]):
     """Per-step lists of ``(key, index)``; deterministic for ``seed``, resumable mid-epoch."""
 
@@ -82,6 +108,8 @@ class MixedSampler(Sampler[list[tuple[str, int]]]):
         seed: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        labels: Mapping[str, Sequence[int]] | None = None,
+        balance: Mapping[str, float] | None = None,
     ) -> None:
         if not sizes:
             raise DataError("MixedSampler needs at least one source")
@@ -100,6 +128,8 @@ class MixedSampler(Sampler[list[tuple[str, int]]]):
         self.weights = {k: float(weights.get(k, 0.0)) for k in sizes}
         self.batch_size, self.epoch_size, self.seed = batch_size, epoch_size, seed
         self.rank, self.world_size = rank, world_size
+        self.balance = _check_balance(sizes, labels, balance)  # only the sources with balance > 0
+        self.labels = {k: list((labels or {})[k]) for k in self.balance}
         self.epoch = 0
         self.start_step = 0  # first step the next iteration yields (mid-epoch resume)
         self.steps_done = 0  # steps yielded so far in the current epoch
@@ -115,9 +145,13 @@ class MixedSampler(Sampler[list[tuple[str, int]]]):
     def _batches(self) -> Iterator[list[tuple[str, int]]]:
         plan = batch_shares({k: w for k, w in self.weights.items() if w > 0}, self.batch_size, len(self))
         keys = list(self.sizes)
-        streams = {
-            k: _Stream(self.sizes[k], (self.seed * 7919 + self.epoch) * 1009 + keys.index(k)) for k in self.sizes
-        }
+        streams: dict[str, _Stream | _BalancedStream] = {}
+        for k in self.sizes:
+            seed = (self.seed * 7919 + self.epoch) * 1009 + keys.index(k)
+            balanced = k in self.balance
+            streams[k] = (
+                _BalancedStream(self.labels[k], self.balance[k], seed) if balanced else _Stream(self.sizes[k], seed)
+            )
         for counts in plan:
             batch: list[tuple[str, int]] = []
             for key, n in counts.items():
@@ -138,7 +172,7 @@ class MixedSampler(Sampler[list[tuple[str, int]]]):
 
     def state_dict(self, steps_done: int | None = None) -> dict[str, Any]:
         """Position to resume from. With DataLoader prefetching, pass the batches actually consumed."""
-        return {
+        state = {
             "epoch": self.epoch,
             "step": self.steps_done if steps_done is None else int(steps_done),
             "seed": self.seed,
@@ -146,15 +180,36 @@ class MixedSampler(Sampler[list[tuple[str, int]]]):
             "batch_size": self.batch_size,
             "world_size": self.world_size,
         }
+        if self.balance:  # absent when off: the state of an unbalanced run is what it always was
+            state["balance"] = dict(self.balance)
+        return state
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        for name in ("seed", "sizes", "batch_size", "world_size"):
+        state = {"balance": {}, **state}  # a state without it was saved with balancing off
+        for name in ("seed", "sizes", "batch_size", "world_size", "balance"):
             if name in state and state[name] != getattr(self, name):
                 raise DataError(
                     f"MixedSampler state was saved with {name}={state[name]!r}, now {getattr(self, name)!r}"
                 )
         self.epoch = int(state["epoch"])
         self.start_step = self.steps_done = int(state["step"])
+
+
+def _check_balance(
+    sizes: Mapping[str, int], labels: Mapping[str, Sequence[int]] | None, balance: Mapping[str, float] | None
+) -> dict[str, float]:
+    """``{source: balance}`` of the sources that balance (> 0), after checking they have one label per example."""
+    balance = {k: float(b) for k, b in (balance or {}).items() if b}
+    unknown = set(balance) - set(sizes)
+    bad = {k: b for k, b in balance.items() if not 0 <= b <= 1}
+    if unknown or bad:
+        raise DataError(f"MixedSampler: balance {dict(balance)} must be in [0, 1], over the sources {sorted(sizes)}")
+    for key in balance:
+        given = (labels or {}).get(key)
+        if given is None or len(given) != sizes[key]:
+            have = "none" if given is None else len(given)
+            raise DataError(f"MixedSampler: balance of source {key!r} needs its {sizes[key]} labels, got {have}")
+    return balance
 
 
 class MixedDataset(Dataset):
