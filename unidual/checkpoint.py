@@ -11,10 +11,16 @@ Layout of the dict (``FORMAT`` version 1)::
     model        state_dict
     model_spec   {"name", "depth", "width", "heads": {key: n}, "options": {...}}
                  -> create_model(name, depth=, width=, heads=, **options)
-    sources      {key: {"modality": "image"|"video", "classes": [name, ...]}}
+    sources      {key: {"modality": "image"|"video", "classes": [name, ...]}}; a source trained
+                 with ``head: KEY`` (shared label space) has no head of its own and adds
+                 "head": KEY (its classes map onto KEY's by name, unidual.data.labelspace)
     config       the resolved run config (plain dict), optional
     train_state  optimiser / scheduler / sampler / RNG / epoch / step, optional
     metrics      last validation metrics, optional
+    ema          with run.ema_decay only: {"decay", "buffers", "updates", "model": state_dict}, the
+                 moving average of the weights (same keys as "model"; unidual.train.ema)
+    weights      with "ema" only: "ema" | "raw", the better at the last validation -- what
+                 load_model(weights=None), and so eval/predict/export without --weights, use
 """
 
 from __future__ import annotations
@@ -164,12 +170,31 @@ def load_weights(model: nn.Module, state: Any, file: str | os.PathLike) -> None:
         raise CheckpointError(f"{file}: its weights do not fit its model_spec ({detail[:300]})") from None
 
 
+WEIGHTS = ("ema", "raw")
+
+
+def chosen_weights(payload: Mapping[str, Any], weights: str | None, file: str | os.PathLike) -> str:
+    """``"raw"`` or ``"ema"``: ``weights``, or (None) the better on validation that the checkpoint records."""
+    if weights is None:
+        return str(payload.get("weights", "raw")) if payload.get("ema") is not None else "raw"
+    if weights not in WEIGHTS:
+        raise CheckpointError(f"weights must be one of {list(WEIGHTS)}, got {weights!r}")
+    if weights == "ema" and payload.get("ema") is None:
+        raise CheckpointError(f"{file}: holds no EMA weights (trained with run.ema_decay 0); use --weights raw")
+    return weights
+
+
 def load_model(
-    path: str | os.PathLike, *, deploy: bool = True, map_location: str | torch.device = "cpu"
+    path: str | os.PathLike,
+    *,
+    deploy: bool = True,
+    map_location: str | torch.device = "cpu",
+    weights: str | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
     """Model in eval mode plus the checkpoint dict (for its label maps and config).
 
-    ``deploy=True`` drops auxiliary heads, as the paper does at inference.
+    ``deploy=True`` drops auxiliary heads, as the paper does at inference. ``weights``: ``"raw"``,
+    ``"ema"`` (the moving average, runs with ``run.ema_decay``), or None: the better on validation.
     """
     payload = load_checkpoint(path, map_location=map_location)
     file = resolve_checkpoint(path)
@@ -177,7 +202,8 @@ def load_model(
         model = build_model(payload["model_spec"])
     except CheckpointError as exc:
         raise CheckpointError(f"{file}: {exc}") from None
-    load_weights(model, payload["model"], file)
+    chosen = chosen_weights(payload, weights, file)
+    load_weights(model, payload["ema"]["model"] if chosen == "ema" else payload["model"], file)
     if deploy and hasattr(model, "deploy"):
         model.deploy()
     model.eval()

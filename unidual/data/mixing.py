@@ -61,7 +61,8 @@ class _Stream:
         self._perm = self._make()
 
     def _make(self) -> list[int]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.pass_no)
+        # modulo 2**63: a balanced class stream's seed (x 8191) would overflow torch's int64 seed otherwise
+        g = torch.Generator().manual_seed((self.seed * 1_000_003 + self.pass_no) % 2**63)
         return torch.randperm(self.size, generator=g).tolist()
 
     def take(self, n: int) -> list[int]:

@@ -1,21 +1,25 @@
 """Source specs: what one dataset source is (``SourceSpec``) and how it is sampled and transformed.
 
-The checks of each field sit beside it (``__post_init__``); the checks that depend on the
-on-disk format (which keys it needs, which modality it reads) come from the format's table
-entry in :mod:`unidual.data.formats`.
+The checks of each field sit beside it (``checked(...)`` or ``__post_init__``); the checks that
+depend on the on-disk format (which keys it needs, which modality it reads) come from the format's
+table entry in :mod:`unidual.data.formats`. The training recipe's per-source switches (mixing,
+augmentation, loss weight, class balance, shared head; docs/training.md "Recipe") are fields here
+too, all off by default; the trainer reads them (:mod:`unidual.train.build`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from unidual.data.augment import LEVEL_MAX
 from unidual.data.errors import DataError
 from unidual.data.formats import FORMATS
+from unidual.data.labelspace import UNMATCHED
 from unidual.data.transforms import IMAGENET_MEAN, IMAGENET_STD, Plan
 from unidual.pathways import MODALITIES
-from unidual.yamlconfig import ConfigError
+from unidual.yamlconfig import Checked, ConfigError, FieldError, at_least, checked, within
 from unidual.yamlconfig import from_dict as build_dataclass
 
 
@@ -50,9 +54,28 @@ class ClipSpec:
         return _from_dict(cls, d, "clip")
 
 
+def _area_range(value: list[float]) -> str | None:
+    ok = len(value) == 2 and 0 < value[0] <= value[1] <= 1
+    return None if ok else f"must be [lo, hi] with 0 < lo <= hi <= 1, got {value!r}"
+
+
 @dataclass
-class TransformSpec:
-    """Protocol ``A`` / ``B`` (the paper's) or ``custom`` (``resize``, ``crop``, ``test_crops``)."""
+class RandAugmentSpec(Checked):
+    """``transform.randaugment: {n, m}``: ``n`` ops drawn per clip, magnitude ``m`` on timm's 0-10 scale."""
+
+    n: int = checked(dataclasses.MISSING, at_least(0))
+    m: float = checked(dataclasses.MISSING, within(0, LEVEL_MAX))
+
+
+@dataclass
+class TransformSpec(Checked):
+    """Protocol ``A`` / ``B`` (the paper's) or ``custom`` (``resize``, ``crop``, ``test_crops``).
+
+    The recipe's training-only switches (off by default; test plans never see them): ``mixup`` /
+    ``cutmix`` (Beta α, applied by the trainer inside this source's sub-batch with probability
+    ``mix_prob``), ``randaugment``, ``scale`` (random-resized crop area range) and ``color_jitter``,
+    each drawn once per clip and applied to every frame alike.
+    """
 
     protocol: str = "A"
     resize: int | list[int] | None = None  # custom: shorter side, or [h, w]; None keeps the size
@@ -62,8 +85,17 @@ class TransformSpec:
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     flip: bool = True  # random horizontal flip in training (turn off for left/right motion labels)
     max_side: int | None = None  # longer side frames are first scaled down to (None: no bound)
+    mixup: float = checked(0.0, at_least(0))  # Beta alpha of mixup (0: off)
+    cutmix: float = checked(0.0, at_least(0))  # Beta alpha of CutMix (0: off)
+    mix_prob: float = checked(1.0, within(0, 1))  # probability that a sub-batch is mixed at all
+    randaugment: RandAugmentSpec | None = None  # {n, m}; null: off
+    scale: list[float] | None = checked(None, _area_range)  # random-resized crop area [lo, hi]; null: off
+    color_jitter: float = checked(0.0, at_least(0))  # brightness / contrast / saturation strength (0: off)
 
     def __post_init__(self) -> None:
+        if isinstance(self.randaugment, dict):
+            self.randaugment = RandAugmentSpec(**self.randaugment)
+        super().__post_init__()
         if self.protocol not in ("A", "B", "custom"):
             raise DataError(f"transform.protocol: must be 'A', 'B' or 'custom', got {self.protocol!r}")
         presets: dict[str, tuple[int | list[int], int]] = {"A": ([128, 171], 112), "B": (256, 224)}
@@ -97,13 +129,22 @@ class TransformSpec:
         return _from_dict(cls, d, "transform")
 
     def plan(self, modality: str, split: str) -> Plan:
-        """The concrete resize/crop recipe for one modality and split."""
+        """The concrete resize/crop recipe for one modality and split (the augmentation switches: train only)."""
         train = split == "train"
         mean, std = tuple(self.mean), tuple(self.std)
         flip = self.flip and train
+        plan = self._plan(modality, split, train, mean, std, flip)
         if self.max_side is not None:
-            return dataclasses.replace(self._plan(modality, split, train, mean, std, flip), max_side=self.max_side)
-        return self._plan(modality, split, train, mean, std, flip)
+            plan = dataclasses.replace(plan, max_side=self.max_side)
+        if train and (self.scale or self.randaugment or self.color_jitter):
+            ra = self.randaugment
+            plan = dataclasses.replace(
+                plan,
+                scale=(float(self.scale[0]), float(self.scale[1])) if self.scale else None,
+                randaugment=(int(ra.n), float(ra.m)) if ra is not None else None,  # type: ignore[arg-type]
+                color_jitter=float(self.color_jitter),
+            )
+        return plan
 
     def _plan(self, modality: str, split: str, train: bool, mean: tuple, std: tuple, flip: bool) -> Plan:
         if self.protocol == "B":
@@ -126,8 +167,15 @@ class TransformSpec:
 
 
 @dataclass
-class SourceSpec:
-    """One dataset source: its key, modality, on-disk format and how to sample/transform it."""
+class SourceSpec(Checked):
+    """One dataset source: its key, modality, on-disk format and how to sample/transform it.
+
+    Recipe switches of the source (docs/training.md "Recipe"): ``loss_weight`` multiplies every
+    loss term of its examples (independent of its sampling share ``data.weights``); ``balance``
+    in [0, 1] draws classes with probability ∝ count^(1 - balance) (1: every class equally often);
+    ``head: KEY`` trains source KEY's head with this source's examples, classes mapped by name
+    (``head_unmatched``: a class KEY lacks is an ``error``, or its examples are dropped, counted).
+    """
 
     key: str
     modality: str
@@ -146,12 +194,21 @@ class SourceSpec:
     splits: str | None = None  # ucf101 / hmdb51: the folder of the benchmark's split files
     split: int | None = None  # ucf101 / hmdb51: which official split (1, 2, 3)
     labels: str | None = None  # ssv2: labels.json (template -> class id)
+    loss_weight: float = checked(1.0, at_least(0))  # multiplies every loss term of this source's examples
+    balance: float = checked(0.0, within(0, 1))  # class-balanced sampling inside the source (0: as drawn)
+    head: str | None = None  # train source KEY's head (shared label space); null: this source's own head
+    head_unmatched: Literal["error", "drop"] = "error"  # a class the head lacks: one-line error, or drop it
 
     def __post_init__(self) -> None:
         if isinstance(self.clip, dict):
             self.clip = ClipSpec.from_dict(self.clip)
         if isinstance(self.transform, dict):
             self.transform = TransformSpec.from_dict(self.transform)
+        super().__post_init__()
+        if self.head_unmatched not in UNMATCHED:
+            raise FieldError("head_unmatched", f"must be one of {list(UNMATCHED)}, got {self.head_unmatched!r}")
+        if self.head_unmatched != "error" and self.head is None:
+            raise FieldError("head_unmatched", "applies to a shared head (head: KEY), which is not set")
         if not isinstance(self.key, str) or not self.key:
             raise DataError(f"source key must be a non-empty string, got {self.key!r}")
         if self.modality not in MODALITIES:

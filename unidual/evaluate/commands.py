@@ -22,12 +22,12 @@ from typing import Any
 
 import torch
 
-from unidual.checkpoint import CheckpointError, load_model
+from unidual.checkpoint import WEIGHTS, CheckpointError, load_model
 from unidual.data import DataError
 from unidual.data.missing import report_missing
 from unidual.data.sourcefile import read_source_file
 from unidual.evaluate import metrics as M
-from unidual.evaluate.datasets import build_test_datasets, source_specs
+from unidual.evaluate.datasets import build_test_datasets, shared_heads, source_specs
 from unidual.evaluate.evaluator import SourceResult, evaluate_sources, format_table
 from unidual.evaluate.export import FORMATS, export
 from unidual.evaluate.predict import (
@@ -42,6 +42,7 @@ from unidual.pathways import MODALITIES
 from unidual.ranks import DEFAULT_TIMEOUT_S, DistEnv, env_from_torchrun, gather_objects, resolve_device, setup, teardown
 
 DEVICE_HELP = "cpu, cuda, cuda:N or auto (default: the GPU if CUDA is available, else the CPU)"
+WEIGHTS_HELP = "raw weights, or their moving average (runs with run.ema_decay); default: the better on validation"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--clips", type=int, default=None, help="clips per test video (default: the source's)")
     parser.add_argument("--three-crop", action="store_true", help="three spatial crops per clip instead of one")
+    parser.add_argument("--weights", choices=WEIGHTS, default=None, help=WEIGHTS_HELP)
     parser.add_argument("--batch-size", type=int, default=32, help="views per forward pass")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--workers", type=int, default=0)
@@ -140,7 +142,7 @@ def main(args: argparse.Namespace) -> int:
 def _evaluate(args: argparse.Namespace, env: DistEnv, device: torch.device) -> int:
     error = None
     try:
-        model, payload = load_model(args.checkpoint, deploy=True, map_location="cpu")
+        model, payload = load_model(args.checkpoint, deploy=True, map_location="cpu", weights=args.weights)
         if args.max_side < 1:
             raise ValueError(f"--max-side must be >= 1, got {args.max_side}")
         specs = source_specs(
@@ -172,6 +174,7 @@ def _evaluate(args: argparse.Namespace, env: DistEnv, device: torch.device) -> i
         num_workers=args.workers,
         progress=sys.stderr.isatty(),
         distributed=True,
+        head_of=shared_heads(payload),
     )
     if not env.is_main:
         return 0  # rank 0 holds the same results and writes them
@@ -188,6 +191,7 @@ def predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run directory")
     parser.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="images, videos or folders of them")
     parser.add_argument("--topk", type=int, default=5)
+    parser.add_argument("--weights", choices=WEIGHTS, default=None, help=WEIGHTS_HELP)
     parser.add_argument("--batch-size", type=int, default=8, help="files read per forward pass")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--json", action="store_true", help="one JSON list on stdout")
@@ -215,7 +219,7 @@ def predict_main(args: argparse.Namespace) -> int:
         return 2
     try:
         device = resolve_device(args.device, DistEnv())
-        model, payload = load_model(args.checkpoint, deploy=True)
+        model, payload = load_model(args.checkpoint, deploy=True, weights=args.weights)
     except (CheckpointError, RuntimeError) as exc:
         print(f"unidual predict: {exc}", file=sys.stderr)
         return 2
@@ -252,11 +256,12 @@ def export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pathway", choices=MODALITIES, required=True)
     parser.add_argument("--format", choices=FORMATS, default="onnx")
     parser.add_argument("--out", type=Path, required=True, help="model file; FILE.json gets the input description")
+    parser.add_argument("--weights", choices=WEIGHTS, default=None, help=WEIGHTS_HELP)
 
 
 def export_main(args: argparse.Namespace) -> int:
     try:
-        meta = export(args.checkpoint, args.pathway, args.format, args.out)
+        meta = export(args.checkpoint, args.pathway, args.format, args.out, weights=args.weights)
     except (CheckpointError, ValueError) as exc:
         print(f"unidual export: {exc}", file=sys.stderr)
         return 2

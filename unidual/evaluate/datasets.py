@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from unidual.data import build_dataset
+from unidual.data.labelspace import Relabelled, map_classes
 
 
 def source_specs(
@@ -61,6 +62,23 @@ def source_specs(
 
 
 def build_test_datasets(payload: Mapping[str, Any], specs: Mapping[str, dict[str, Any]]) -> dict[str, Any]:
-    """Test split of every spec, labelled with the checkpoint's label map."""
+    """Test split of every spec, labelled with the checkpoint's label map.
+
+    A source trained with ``head: KEY`` is labelled with KEY's classes (mapped by name, its classes
+    KEY lacks left out) and scored by KEY's head: :func:`shared_heads`.
+    """
     known = payload.get("sources", {})
-    return {key: build_dataset(spec, "test", classes=known.get(key, {}).get("classes")) for key, spec in specs.items()}
+    out = {}
+    for key, spec in specs.items():
+        dataset = build_dataset(spec, "test", classes=known.get(key, {}).get("classes"))
+        head = known.get(key, {}).get("head")
+        if head is not None:
+            own, theirs = known[key]["classes"], known[head]["classes"]
+            dataset = Relabelled(dataset, map_classes(own, theirs, source=key, head=head, unmatched="drop"))
+        out[key] = dataset
+    return out
+
+
+def shared_heads(payload: Mapping[str, Any]) -> dict[str, str]:
+    """``{source: head}`` of the checkpoint's sources trained with another source's head."""
+    return {k: v["head"] for k, v in payload.get("sources", {}).items() if v.get("head") is not None}

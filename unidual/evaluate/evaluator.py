@@ -158,15 +158,19 @@ def _progress(total: int, desc: str, enabled: bool):
 
 
 def _view_logits(
-    net: nn.Module, x: Tensor, head: str, key: str, modality: str, chunk: int, device: torch.device
+    net: nn.Module, x: Tensor, head: str, key: str, modality: str, chunk: int, device: torch.device, shared: bool
 ) -> Tensor:
-    """``(B, V, classes)`` logits of a batch of examples with V views each, ``chunk`` views per forward."""
+    """``(B, V, classes)`` logits of a batch of examples with V views each, ``chunk`` views per forward.
+
+    ``shared``: ``head`` is another source's (``head:``), maybe on the other pathway: asked for by name.
+    """
     if x.dim() == _BASE_DIMS[modality] + 1:
         x = x.unsqueeze(1)  # one view per example
     b, v = x.shape[:2]
     logits = []
     for part in iterate_views(x.reshape(b * v, *x.shape[2:]), chunk):
-        out = net(part.to(device, non_blocking=True))
+        part = part.to(device, non_blocking=True)
+        out = net(part, heads=[head]) if shared else net(part)
         if head not in out:
             raise KeyError(f"model has no head {head!r} for source {key!r}; heads: {sorted(out)}")
         logits.append(out[head].float().cpu())
@@ -189,6 +193,7 @@ def _run_batches(
     mine: list[tuple[int, list[int]]],
     source: tuple[str, str, str, list[str]],
     *,
+    shared: bool,
     batch_size: int,
     single: int,
     device: torch.device,
@@ -206,7 +211,7 @@ def _run_batches(
             record = BatchRecord(number, skipped=list(batch[SKIPPED]))
             bar.update(batch["size"] + len(batch[SKIPPED]))
             for x, y, idx in batch.get("parts", []):
-                logits_t = _view_logits(net, x, head, key, modality, batch_size, device)
+                logits_t = _view_logits(net, x, head, key, modality, batch_size, device, shared)
                 if classes and logits_t.shape[-1] != len(classes):
                     raise ValueError(
                         f"source {key!r}: head {head!r} has {logits_t.shape[-1]} classes but the label map "
@@ -232,8 +237,12 @@ def evaluate_source(
     num_workers: int = 0,
     progress: bool = False,
     distributed: bool = False,
+    head: str | None = None,
 ) -> SourceResult:
     """Run ``dataset`` (a test split) through the model; ``batch_size`` caps views per forward.
+
+    ``head``: score with that source's head (a source trained with ``head:``; its labels are already
+    that head's), on the pathway of the source's own modality. None: the source's own head.
 
     ``distributed``: every rank of the initialised process group calls this with the same model and
     dataset; each evaluates its shard (:mod:`unidual.evaluate.shards`) and every rank returns the
@@ -241,7 +250,8 @@ def evaluate_source(
     """
     net = getattr(model, "module", model)  # unwrap DDP: validation needs no gradient sync
     device = torch.device(device)
-    head = head_name(net, key, modality)
+    shared = head is not None
+    head = head if head is not None else head_name(net, key, modality)
     classes = list(getattr(dataset, "classes", []))
     views = _views_per_example(dataset, modality)
     clips, crops = view_layout(dataset, views)
@@ -255,6 +265,7 @@ def evaluate_source(
             dataset,
             mine,
             (key, modality, head, classes),
+            shared=shared,
             batch_size=batch_size,
             single=centre_view(clips, crops),
             device=device,
@@ -306,8 +317,11 @@ def evaluate_sources(
     num_workers: int = 0,
     progress: bool = False,
     distributed: bool = False,
+    head_of: Mapping[str, str] | None = None,
 ) -> dict[str, SourceResult]:
     """Full results (scores, labels, confusion, per-class) per source key.
+
+    ``head_of``: ``{source: head}`` for the sources trained with ``head:`` (shared label space).
 
     ``distributed``: each rank of the process group evaluates its shard of every source and every
     rank returns the full results (see :func:`evaluate_source`); all ranks must call it.
@@ -326,6 +340,7 @@ def evaluate_sources(
                 num_workers=num_workers,
                 progress=progress,
                 distributed=distributed,
+                head=(head_of or {}).get(key),
             )
             for key, ds in datasets.items()
         }
@@ -343,6 +358,7 @@ def evaluate(
     num_workers: int = 0,
     progress: bool = False,
     distributed: bool = False,
+    head_of: Mapping[str, str] | None = None,
 ) -> dict[str, dict[str, float]]:
     """``{source key: {metric: value}}``; accuracies in percent. The trainer's validation entry point.
 
@@ -359,6 +375,7 @@ def evaluate(
         num_workers=num_workers,
         progress=progress,
         distributed=distributed,
+        head_of=head_of,
     )
     return {key: r.metrics() for key, r in results.items()}
 

@@ -143,15 +143,20 @@ def to_onnx(module: nn.Module, example: Tensor, out: Path, outputs: list[str]) -
     onnx.checker.check_model(str(out))
 
 
-def export(checkpoint: str | Path, pathway: str, fmt: str, out: str | Path) -> dict[str, Any]:
-    """Python API: write ``out`` and ``out.json``; returns the sidecar dict."""
+def export(
+    checkpoint: str | Path, pathway: str, fmt: str, out: str | Path, *, weights: str | None = None
+) -> dict[str, Any]:
+    """Python API: write ``out`` and ``out.json``; returns the sidecar dict.
+
+    ``weights``: ``"raw"`` / ``"ema"`` (runs with ``run.ema_decay``); None: the better on validation.
+    """
     if fmt in _REMOVED:
         raise ValueError(f"format {fmt!r} is no longer written: {_REMOVED[fmt]}")
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    model, payload = load_model(checkpoint, deploy=True)
+    model, payload = load_model(checkpoint, deploy=True, weights=weights)
     module, example, meta = prepare(cast(ImageVideoNet, model), payload, pathway)
     if fmt == "onnx":
         to_onnx(module, example, out, meta["outputs"])

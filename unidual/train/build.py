@@ -23,8 +23,10 @@ from unidual import checkpoint as ckpt
 from unidual.data import build_dataset
 from unidual.data.errors import DataError
 from unidual.data.formats import index_source
+from unidual.data.labelspace import Relabelled, map_classes
 from unidual.data.listing import Index
 from unidual.data.mixing import MixedDataset, MixedSampler
+from unidual.data.mixup import Mixer
 from unidual.data.utils import Spread
 from unidual.models import ImageVideoNet, create_model, get_model_def
 from unidual.models.surgery import architecture_mismatch, load_backbone
@@ -33,6 +35,7 @@ from unidual.train.compiled import CompiledModel, enable_compile_caches
 from unidual.train.config import ConfigError, TrainConfig
 from unidual.train.errors import TrainingError
 from unidual.train.objectives import LossModule, Objective
+from unidual.train.optim import build_optimizer, head_parameters
 from unidual.train.schedule import WarmupDecay, make_scheduler, scaled_lr
 from unidual.train.schedule import from_config as schedule_from_config
 from unidual.train.skips import SkipBudget
@@ -52,7 +55,8 @@ class DataParts:
     modalities: dict[str, str]
     train_sets: dict[str, Any]
     test_sets: dict[str, Any]
-    classes: dict[str, list[str]]
+    classes: dict[str, list[str]]  # each source's own classes (labels.json, the checkpoint's label maps)
+    heads: dict[str, str]  # source -> the source whose head it trains (``head:``); its labels are that head's
     sampler: MixedSampler
     mixed: MixedDataset
     skips: SkipBudget
@@ -72,17 +76,20 @@ def build_data(cfg: TrainConfig, env: D.DistEnv) -> DataParts:
         probe(k, ds, specs[k].root)
     test_sets: dict[str, Any] = {}
     for k, s in specs.items():
-        test = build_dataset(s, "test", classes=classes[k], index=indices[k]["test"])
-        test_sets[k] = Spread(test, cfg.data.eval_limit) if cfg.data.eval_limit is not None else test
-    sampler = MixedSampler(
-        {k: len(ds) for k, ds in train_sets.items()},
-        batch_size=cfg.optim.batch_size,
-        epoch_size=cfg.data.epoch_size,
-        weights=cfg.data.weights,
-        seed=cfg.run.seed,
-        rank=env.rank,
-        world_size=env.world_size,
-    )
+        test_sets[k] = build_dataset(s, "test", classes=classes[k], index=indices[k]["test"])
+    heads = {k: s.head for k, s in specs.items() if s.head}
+    for k, head in heads.items():  # shared label space: the source seen through the head's classes
+        label_map = map_classes(classes[k], classes[head], source=k, head=head, unmatched=specs[k].head_unmatched)
+        train_sets[k], test_sets[k] = Relabelled(train_sets[k], label_map), Relabelled(test_sets[k], label_map)
+        if label_map.dropped and env.is_main:
+            print(
+                f"unidual train: source {k!r}: {len(label_map.dropped)} classes not in head {head!r} dropped "
+                f"({train_sets[k].dropped_examples} train examples)",
+                file=sys.stderr,
+            )
+    if cfg.data.eval_limit is not None:
+        test_sets = {k: Spread(ds, cfg.data.eval_limit) for k, ds in test_sets.items()}
+    sampler = train_sampler(cfg, train_sets, env, epoch_size=cfg.data.epoch_size, seed=cfg.run.seed)
     micro = len(sampler)
     if micro < 1:
         raise TrainingError(
@@ -95,12 +102,44 @@ def build_data(cfg: TrainConfig, env: D.DistEnv) -> DataParts:
         train_sets=train_sets,
         test_sets=test_sets,
         classes=classes,
+        heads=heads,
         sampler=sampler,
         mixed=MixedDataset(train_sets),
         skips=SkipBudget(list(specs), cfg.data.max_skipped, cfg.data.max_skipped_fraction),
         micro_per_epoch=micro,
         updates_per_epoch=math.ceil(micro / cfg.optim.accumulate),
     )
+
+
+def train_sampler(
+    cfg: TrainConfig, train_sets: dict[str, Any], env: D.DistEnv, *, epoch_size: int, seed: int
+) -> MixedSampler:
+    """The mixing sampler over the train sets (training and precise BN: the same composition and balance)."""
+    balance = {k: s.balance for k, s in zip(cfg.source_keys, cfg.sources) if s.balance}
+    return MixedSampler(
+        {k: len(ds) for k, ds in train_sets.items()},
+        batch_size=cfg.optim.batch_size,
+        epoch_size=epoch_size,
+        weights=cfg.data.weights,
+        seed=seed,
+        rank=env.rank,
+        world_size=env.world_size,
+        labels={k: train_sets[k].labels for k in balance},
+        balance=balance,
+    )
+
+
+def mixers(
+    cfg: TrainConfig, classes: dict[str, list[str]], heads: dict[str, str]
+) -> tuple[dict[str, Mixer], dict[str, int]]:
+    """Per source: its :class:`Mixer` (only the sources that mix) and the class count of the head it trains."""
+    out = {}
+    for s in cfg.sources:
+        t = s.transform
+        mixer = Mixer(mixup=t.mixup, cutmix=t.cutmix, mix_prob=t.mix_prob)
+        if mixer.active:
+            out[s.key] = mixer
+    return out, {k: len(classes[heads.get(k, k)]) for k in classes}
 
 
 def list_files(specs: dict[str, Any]) -> dict[str, dict[str, Index]]:
@@ -146,10 +185,13 @@ class ModelParts:
 
 
 def model_for_config(cfg: TrainConfig, heads: dict[str, int]) -> ImageVideoNet:
-    """The untrained model a training config describes, with ``heads`` {source key: classes}."""
+    """The untrained model a training config describes, with ``heads`` {source key: classes}.
+
+    Sources with ``head:`` get no head of their own: leave them out of ``heads``.
+    """
     options = dict(cfg.model.options)
     if get_model_def(cfg.model.name).heads_by_modality:
-        options["modalities"] = dict(cfg.modalities)
+        options["modalities"] = {k: m for k, m in cfg.modalities.items() if k in heads}
     clips = [s.clip.frames for s in cfg.sources if s.modality == "video"]
     frames = cfg.model.frames or (clips[0] if clips else None)  # static clips as long as the video clips
     if frames is not None:  # else create_model's own default
@@ -160,6 +202,8 @@ def model_for_config(cfg: TrainConfig, heads: dict[str, int]) -> ImageVideoNet:
         width=cfg.model.width,
         heads=heads,
         channels_last=cfg.run.channels_last,
+        dropout=cfg.model.dropout,
+        zero_init_residual=cfg.model.zero_init_residual,
         **options,
     )
 
@@ -167,8 +211,10 @@ def model_for_config(cfg: TrainConfig, heads: dict[str, int]) -> ImageVideoNet:
 def build_model(
     cfg: TrainConfig, classes: dict[str, list[str]], device: torch.device, env: D.DistEnv, *, resume: bool
 ) -> ModelParts:
+    """The model (heads for the sources without ``head:``), its objective and the module a training step calls."""
     try:
-        model = model_for_config(cfg, {k: len(c) for k, c in classes.items()})
+        routed = {s.key for s in cfg.sources if s.head}
+        model = model_for_config(cfg, {k: len(c) for k, c in classes.items() if k not in routed})
     except (TypeError, ValueError) as exc:  # unknown model.options, bad values: the config's fault
         raise ConfigError(f"model: {exc}") from None
     missing = load_pretrained(cfg, model) if cfg.finetune.checkpoint and not resume else []
@@ -226,12 +272,17 @@ class OptimParts:
 def build_optim(cfg: TrainConfig, model: nn.Module, updates_per_epoch: int, global_batch: int) -> OptimParts:
     o = cfg.optim
     lr = scaled_lr(o.lr, global_batch, o.reference_batch)
-    optimizer = torch.optim.SGD(
-        model.parameters(),
+    optimizer = build_optimizer(  # the defaults: exactly torch.optim.SGD(model.parameters(), ...)
+        model,
+        name=o.name,
         lr=lr,
         momentum=o.momentum,
         weight_decay=o.weight_decay,
         nesterov=o.nesterov and o.momentum > 0,
+        betas=o.betas,
+        decay_norm_and_bias=o.decay_norm_and_bias,
+        backbone_lr_mult=o.backbone_lr_mult,
+        new_params=head_parameters(model) if o.backbone_lr_mult != 1 else (),
     )
     schedule = schedule_from_config(cfg.schedule, updates_per_epoch)
     total = schedule.total_steps

@@ -22,6 +22,7 @@ from unidual.run import Run, RunDirError
 from unidual.train import distributed as D
 from unidual.train.config import ConfigError, load_config
 from unidual.train.demo import COMPARE_CONFIG, DEMO_CONFIG, format_results, run_demo
+from unidual.train.recipe import recipe_block
 from unidual.train.trainer import Interrupted, TrainingError, train
 
 
@@ -41,7 +42,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="if --out already holds a checkpoint of this same config, continue it "
         "(on by itself in a job torchrun restarted)",
     )
-    parser.add_argument("--check", action="store_true", help="validate the config, print it resolved, exit")
+    parser.add_argument(
+        "--check", action="store_true", help="validate the config, print it resolved and its recipe switches, exit"
+    )
 
 
 def restarted_by_torchrun() -> bool:
@@ -79,6 +82,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     if args.check:
         print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        print(recipe_block(cfg))
         return 0
 
     auto = bool(args.auto_resume) or restarted_by_torchrun()

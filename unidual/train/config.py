@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -84,6 +84,11 @@ def _sources(sources: list[SourceSpec]) -> str | None:
     return f"source keys must be unique, got {keys}" if len(set(keys)) != len(keys) else None
 
 
+def _betas(betas: list[float]) -> str | None:
+    ok = len(betas) == 2 and all(0 <= b < 1 for b in betas)
+    return None if ok else f"must be two numbers in [0, 1), got {betas!r}"
+
+
 def _weights(weights: Mapping[str, float]) -> str | None:
     if any(w < 0 for w in weights.values()) or not any(weights.values()):
         return "weights must be >= 0 with at least one > 0"
@@ -100,15 +105,21 @@ class ModelConfig(Checked):
     # static-clip length for inflated images; None: the video sources' clip length
     frames: int | None = checked(None, positive)
     options: dict[str, Any] = checked(dataclasses.MISSING, _free_options, default_factory=dict)
+    # recipe (docs/training.md "Recipe"; not in the model spec: eval-mode outputs do not depend on them)
+    dropout: float = checked(0.0, within(0, 1, high_open=True))  # dropout before every head (0: off)
+    zero_init_residual: bool = False  # each residual block's last BN scale starts at 0
 
 
 @dataclass
 class OptimConfig(Checked):
-    """SGD with momentum. ``lr`` is the LR at ``reference_batch`` examples per update.
+    """SGD with momentum (or AdamW). ``lr`` is the LR at ``reference_batch`` examples per update.
 
     The LR actually used is ``lr * global_batch / reference_batch`` (linear scaling,
     global_batch = batch_size x accumulate x world size); ``reference_batch: null``
-    uses ``lr`` unchanged whatever the batch.
+    uses ``lr`` unchanged whatever the batch. ``adamw`` reads ``betas`` and ignores ``momentum`` /
+    ``nesterov``; ``sgd`` refuses ``betas`` other than the default. ``backbone_lr_mult`` scales the
+    LR of every parameter ``finetune.checkpoint`` provides (all but the new heads); without a
+    checkpoint there is no pretrained backbone and a value other than 1 is refused.
     """
 
     lr: float = checked(0.01, positive)
@@ -119,6 +130,17 @@ class OptimConfig(Checked):
     batch_size: int = checked(16, positive)  # examples per process per forward
     accumulate: int = checked(1, positive)  # forwards per optimiser update (gradient accumulation)
     clip_grad_norm: float | None = None
+    # recipe (docs/training.md "Recipe"); the defaults are exactly torch.optim.SGD(model.parameters(), ...)
+    name: Literal["sgd", "adamw"] = "sgd"
+    betas: list[float] = checked(dataclasses.MISSING, _betas, default_factory=lambda: [0.9, 0.999])  # adamw
+    decay_norm_and_bias: bool = True  # false: no weight decay on BN scales/shifts and biases
+    backbone_lr_mult: float = checked(1.0, positive)  # pretrained backbone LR / new heads' LR (finetune only)
+    label_smoothing: float = checked(0.0, within(0, 1, high_open=True))  # every cross-entropy term (0: off)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.name == "sgd" and [float(b) for b in self.betas] != [0.9, 0.999]:
+            raise FieldError("betas", f"are AdamW's (optim.name: adamw); sgd has none, got {self.betas}")
 
 
 @dataclass
@@ -216,6 +238,8 @@ class RunConfig(Checked):
     dist_timeout_s: float = checked(1800.0, positive)  # how long a collective waits for the slowest rank
     cudnn_benchmark: bool = True  # CUDA: let cuDNN time its convolution algorithms per input shape
     tf32: bool = True  # CUDA (Ampere+): TF32 for convolutions and matmuls in fp32 (off: full fp32)
+    # exponential moving average of the weights after every update, validated beside them (0: off)
+    ema_decay: float = checked(0.0, within(0, 1, high_open=True))
 
 
 @dataclass
@@ -311,6 +335,28 @@ def _check_sections(cfg: TrainConfig, where: str) -> None:
     extra = sorted(set(cfg.data.weights or {}) - set(cfg.source_keys))
     if extra:
         fail("data.weights", f"no source named {extra} (sources: {cfg.source_keys})")
+    if cfg.optim.backbone_lr_mult != 1 and not cfg.finetune.checkpoint:
+        fail("optim.backbone_lr_mult", "scales a pretrained backbone's LR, and finetune.checkpoint is not set")
+    if cfg.model.zero_init_residual and cfg.finetune.checkpoint:
+        fail("model.zero_init_residual", "finetune.checkpoint's BN scales replace the zeros (it would do nothing)")
+    _check_heads(cfg, fail)
+
+
+def _check_heads(cfg: TrainConfig, fail: Callable[[str, str], None]) -> None:
+    """``sources.i.head``: another source of this run that keeps its own head (no chains)."""
+    owners = {s.key: s for s in cfg.sources}
+    for i, s in enumerate(cfg.sources):
+        if s.head is None:
+            continue
+        key = f"sources.{i}.head"
+        if get_regime(cfg.regime).one_source:
+            fail(key, f"regime {cfg.regime!r} trains one source; a shared head needs its owner in the run")
+        if s.head == s.key:
+            fail(key, f"source {s.key!r} names its own head; remove head or name another source")
+        if s.head not in owners:
+            fail(key, f"no source named {s.head!r} (sources: {cfg.source_keys})")
+        if owners[s.head].head is not None:
+            fail(key, f"source {s.head!r} trains head {owners[s.head].head!r} itself; shared heads do not chain")
 
 
 def dump_config(cfg: TrainConfig, path: str | Path) -> None:

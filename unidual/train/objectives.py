@@ -152,6 +152,9 @@ class Objective:
             routing=a.routing,
             p=a.p,
             frame=a.frame,
+            label_smoothing=cfg.optim.label_smoothing,
+            loss_weights={s.key: s.loss_weight for s in cfg.sources},
+            heads={s.key: s.head for s in cfg.sources if s.head},
         )
 
     # -- planning --------------------------------------------------------

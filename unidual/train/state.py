@@ -3,7 +3,10 @@
 Exact resume means the continued run computes what the uninterrupted one would have: weights,
 optimiser and LR-schedule state, the sampler's position inside the epoch, the loss scaler, and
 every random stream the loop draws from (torch, numpy, Python, the routing generator; CUDA when
-in use) -- per rank, since every rank draws its own augmentations.
+in use) -- per rank, since every rank draws its own augmentations -- and, with ``run.ema_decay``,
+the moving average of the weights (a top-level ``"ema"`` entry, so ``eval/predict/export
+--weights ema`` read it without the training state) with ``"weights"``: which of the two scored
+better at the last validation.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch
 from unidual import checkpoint as ckpt
 from unidual.train import distributed as D
 from unidual.train.config import ConfigError
+from unidual.train.ema import ModelEma
 from unidual.train.errors import TrainingError
 
 
@@ -32,6 +36,7 @@ class LoopState:
     global_step: int = 0  # optimiser updates
     best_score: float | None = None
     last_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # last validation
+    weights: str = "raw"  # with EMA: the weights ("raw" | "ema") that scored better at the last validation
 
 
 def rng_state() -> dict[str, Any]:
@@ -87,6 +92,7 @@ def training_state(
         "rng": rngs,
         "world_size": world_size,
         "best_score": loop.best_score,
+        "weights": loop.weights,
     }
 
 
@@ -96,9 +102,10 @@ def checkpoint_payload(
     config: Mapping[str, Any],
     loop: LoopState,
     train_state: Mapping[str, Any],
+    ema: ModelEma | None = None,
 ) -> dict[str, Any]:
-    """The whole checkpoint (layout: unidual/checkpoint.py); ``sources``: {key: {"modality", "classes"}}."""
-    return {
+    """The whole checkpoint (layout: unidual/checkpoint.py); ``sources``: {key: {"modality", "classes"[, "head"]}}."""
+    payload = {
         "model": model.state_dict(),
         "model_spec": model.spec,  # type: ignore[attr-defined]
         "sources": {k: dict(v) for k, v in sources.items()},
@@ -106,6 +113,10 @@ def checkpoint_payload(
         "metrics": loop.last_metrics,
         "train_state": dict(train_state),
     }
+    if ema is not None:  # absent without EMA: such a checkpoint is what it always was
+        payload["ema"] = ema.state_dict()
+        payload["weights"] = loop.weights
+    return payload
 
 
 def restore(
@@ -118,6 +129,7 @@ def restore(
     scaler: torch.amp.GradScaler | None,
     generator: torch.Generator,
     env: D.DistEnv,
+    ema: ModelEma | None = None,
 ) -> tuple[LoopState, dict[str, Any] | None]:
     """Put a checkpoint back; returns the loop state and the sampler state to restart mid-epoch from (or None)."""
     state = payload.get("train_state")
@@ -130,6 +142,7 @@ def restore(
             "set the config to the stored values to resume it"
         )
     ckpt.load_weights(model, payload["model"], file)
+    restore_ema(payload, file, ema)
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     if scaler is not None and state.get("scaler"):
@@ -140,6 +153,7 @@ def restore(
         global_step=int(state["global_step"]),
         best_score=state.get("best_score"),
         last_metrics=dict(payload.get("metrics") or {}),
+        weights=str(state.get("weights", "raw")),
     )
     if int(state.get("world_size", 1)) != env.world_size:
         raise TrainingError(
@@ -150,3 +164,17 @@ def restore(
     set_rng_state(mine["rng"])
     generator.set_state(mine["generator"])
     return loop, (dict(state["sampler"]) if loop.step_in_epoch else None)
+
+
+def restore_ema(payload: Mapping[str, Any], file: Path, ema: ModelEma | None) -> None:
+    """The moving average back into ``ema``; a checkpoint with EMA and a config without (or the reverse) is refused."""
+    stored = payload.get("ema")
+    if ema is None and stored is None:
+        return
+    if ema is None or stored is None:
+        had = f"with run.ema_decay={stored['decay']}" if stored is not None else "without EMA (run.ema_decay=0)"
+        raise ConfigError(f"{file}: was trained {had}; resume it with the same run.ema_decay")
+    try:
+        ema.load_state_dict(stored)  # the averaged weights fit: the raw ones, of the same model, just did
+    except ValueError as exc:
+        raise ConfigError(f"{file}: {exc}; resume it with the same run.ema_decay") from None

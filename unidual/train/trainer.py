@@ -23,21 +23,24 @@ from torch import nn
 from unidual import checkpoint as ckpt
 from unidual.data.errors import DataError
 from unidual.data.mixing import MixedBatch, SubBatch
+from unidual.data.mixup import mix_sources
 from unidual.run import Run, RunDirError, RunLock
 from unidual.runtime import tune_allocator
 from unidual.train import distributed as D
 from unidual.train import rundir
 from unidual.train import state as S
-from unidual.train.build import build_data, build_model, build_optim, default_run_dir
+from unidual.train.build import build_data, build_model, build_optim, default_run_dir, mixers
 from unidual.train.compiled import is_compile_error
 from unidual.train.config import TrainConfig
+from unidual.train.ema import ModelEma
 from unidual.train.errors import OOM_HINT, Interrupted, TrainingError, diverged, is_oom
 from unidual.train.inputs import TrainLoader, to_device
 from unidual.train.meters import MetricsLog, TrainMeter, postfix_of, progress
+from unidual.train.optim import reported_lr
 from unidual.train.plots import plot_metrics
 from unidual.train.precision import Precision, configure_cuda
 from unidual.train.signals import StopSignals
-from unidual.train.validation import precise_bn, primary_score, validate
+from unidual.train.validation import better_weights, precise_bn, primary_score, validate
 
 __all__ = ["Interrupted", "RunResult", "Trainer", "TrainingError", "train"]
 
@@ -104,6 +107,10 @@ class Trainer:
         parts = build_model(cfg, self.data.classes, self.device, env, resume=resume)
         self.model, self.objective, self.train_module = parts.model, parts.objective, parts.train_module
         self.compiled, self.finetune_missing = parts.compiled, parts.finetune_missing
+        # recipe: the EMA of the weights (every rank keeps one: the weights agree after the all-reduce)
+        # and the sources that mix (mixup / cutmix) with the class count of the head each trains
+        self.ema = ModelEma(self.model, cfg.run.ema_decay) if cfg.run.ema_decay else None
+        self.mixers, self.mix_classes = mixers(cfg, self.data.classes, self.data.heads)
         self.global_batch = cfg.optim.batch_size * cfg.optim.accumulate * env.world_size
         opt = build_optim(cfg, self.model, self.data.updates_per_epoch, self.global_batch)
         self.optimizer, self.scheduler = opt.optimizer, opt.scheduler
@@ -123,6 +130,7 @@ class Trainer:
             self.loop, self.resume_sampler_state = S.restore(
                 self.run.load_last(), self.run.last, model=self.model, optimizer=self.optimizer,
                 scheduler=self.scheduler, scaler=self.precision.scaler, generator=self.generator, env=env,
+                ema=self.ema,
             )  # fmt: skip
             if self.is_main:
                 rundir.truncate_on_resume(self.run, self.loop.global_step)
@@ -150,11 +158,17 @@ class Trainer:
         train_state = S.training_state(self.loop, optimizer=self.optimizer, scheduler=self.scheduler,
                                        sampler=d.sampler, scaler=self.precision.scaler, generator=self.generator,
                                        world_size=self.env.world_size)  # fmt: skip
-        payload = S.checkpoint_payload(self.model, self._sources(), self.cfg.to_dict(), self.loop, train_state)
+        payload = S.checkpoint_payload(
+            self.model, self._sources(), self.cfg.to_dict(), self.loop, train_state, self.ema
+        )
         D.main_then_agree(lambda: self.run.save(payload, best=best), (ckpt.CheckpointWriteError,))
 
     def _sources(self) -> dict[str, dict[str, Any]]:
-        return {k: {"modality": self.data.modalities[k], "classes": c} for k, c in self.data.classes.items()}
+        heads = self.data.heads  # a source with ``head:`` keeps its own classes, mapped to KEY's by name
+        return {
+            k: {"modality": self.data.modalities[k], "classes": c, **({"head": heads[k]} if k in heads else {})}
+            for k, c in self.data.classes.items()
+        }
 
     def _prepare_run_dir(self) -> None:
         D.main_then_agree(self._write_run_files, (TrainingError,))
@@ -261,7 +275,7 @@ class Trainer:
     def _log_window(self, meter: TrainMeter) -> dict[str, str]:
         loop = self.loop
         record = meter.record(epoch=loop.epoch + loop.step_in_epoch / self.data.micro_per_epoch,
-                              step=loop.global_step, lr=self.optimizer.param_groups[0]["lr"],
+                              step=loop.global_step, lr=reported_lr(self.optimizer),
                               world_size=self.env.world_size)  # fmt: skip
         if self.precision.scaler is not None:  # fp16: updates skipped for overflow since the last record
             record["amp_skipped"], self.amp_skipped = self.amp_skipped, 0
@@ -276,21 +290,24 @@ class Trainer:
                 print(f"warning: skipped {path}: {reason}", file=sys.stderr)
         self.data.skips.add(batch.drawn(), list(zip(batch.skipped_sources, batch.skipped)))
 
-    def _micro_step(self, sub: dict[str, SubBatch], sync: bool, acc: int, meter: TrainMeter) -> None:
+    def _micro_step(
+        self, sub: dict[str, SubBatch], sync: bool, acc: int, meter: TrainMeter, ready: dict[str, Any] | None = None
+    ) -> None:
         sub = {k: v for k, v in sub.items() if len(v["label"])}
         if not sub and not self.env.enabled:
             return  # every example unreadable: nothing to learn from
         ddp = isinstance(self.train_module, nn.parallel.DistributedDataParallel)
         context = self.train_module.no_sync() if (ddp and not sync) else nullcontext()
+        batch = ready if ready is not None else self._device_batch(sub)  # a compile-error retry reuses it
         try:
             with context:
                 with self.precision.autocast():
-                    loss, stats = self.train_module(to_device(sub, self.device), self.generator)
+                    loss, stats = self.train_module(batch, self.generator)
                 self.precision.backward(loss / acc)
         except Exception as exc:
             if self.compiled is not None and self.compiled.active and is_compile_error(exc):
                 self.compiled.disable(exc)  # e.g. the backward graph failed to compile: redo this step eager
-                return self._micro_step(sub, sync, acc, meter)
+                return self._micro_step(sub, sync, acc, meter, batch)
             if is_oom(exc):
                 raise TrainingError(
                     f"out of memory with optim.batch_size={self.cfg.optim.batch_size} on {self.device}: {OOM_HINT}"
@@ -298,6 +315,11 @@ class Trainer:
             raise
         self._losses.append(loss.detach())
         meter.add(stats, loss)
+
+    def _device_batch(self, sub: dict[str, SubBatch]) -> dict[str, Any]:
+        """The micro-batch on the device, mixed per source (mixup / cutmix, the trainer's generator) where asked."""
+        batch = to_device(sub, self.device)
+        return mix_sources(batch, self.mixers, self.mix_classes, self.generator) if self.mixers else batch
 
     def _update(self) -> bool:
         """Agree on the update's flags (one all-reduce, one host read), then step, or stop; True: skipped (fp16)."""
@@ -325,6 +347,8 @@ class Trainer:
         if self.cfg.optim.clip_grad_norm:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.optim.clip_grad_norm)
         self.precision.step(self.optimizer)
+        if self.ema is not None:  # after a real step only (an fp16-skipped update returned above)
+            self.ema.update(self.model)
         self.optimizer.zero_grad(set_to_none=True)
         self.scheduler.step()
         self.loop.global_step += 1
@@ -335,17 +359,27 @@ class Trainer:
         return validate(self.model, self.data, self.cfg, self.device, self.env, self.loader.workers)
 
     def _validate_and_save(self) -> None:
+        ema = self.ema.module if self.ema is not None else None
         if self.cfg.data.precise_bn_batches:
-            precise_bn(self.model, self.data, self.cfg, self.device, self.env, self.loop.epoch, self.loader.workers)
+            precise_bn(self.model, self.data, self.cfg, self.device, self.env, self.loop.epoch, self.loader.workers,
+                       ema=ema)  # fmt: skip
         loop = self.loop
         loop.last_metrics = self.validate()
         score = primary_score(loop.last_metrics, self.data.modalities)
-        best = loop.best_score is None or (not math.isnan(score) and score > loop.best_score)
-        if best:
-            loop.best_score = score
         record = {"type": "val", "epoch": loop.epoch, "step": loop.global_step, "score": score}
         for key, values in loop.last_metrics.items():
             record.update({f"{key}/{m}": v for m, v in values.items()})
+        if ema is not None:  # the EMA weights beside the raw ones; the better of the two picks best.pt
+            ema_metrics = validate(ema, self.data, self.cfg, self.device, self.env, self.loader.workers)
+            ema_score = primary_score(ema_metrics, self.data.modalities)
+            loop.weights = better_weights(score, ema_score)
+            score = ema_score if loop.weights == "ema" else score
+            record.update({"ema/score": ema_score, "weights": loop.weights})
+            for key, values in ema_metrics.items():
+                record.update({f"ema/{key}/{m}": v for m, v in values.items()})
+        best = loop.best_score is None or (not math.isnan(score) and score > loop.best_score)
+        if best:
+            loop.best_score = score
         self.log(record)
         self.save(best=best)
         self._plot()

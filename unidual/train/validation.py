@@ -1,18 +1,26 @@
-"""Validation during training: precise BN statistics, the test sets' metrics, the score that picks best.pt."""
+"""Validation during training: precise BN statistics, the test sets' metrics, the score that picks best.pt.
+
+With ``run.ema_decay`` the moving average of the weights is validated beside the raw weights
+(precise BN recomputes both models' statistics on the same batches); :func:`better_weights`
+names the one whose primary score is higher, which picks ``best.pt`` and is recorded in the
+checkpoint as the default of ``eval/predict/export --weights``.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
 import torch.distributed as dist
+from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from unidual.data.mixing import MixedSampler, collate_mixed
+from unidual.data.mixing import collate_mixed
 from unidual.evaluate.evaluator import PRIMARY_METRIC, evaluate
 from unidual.models import ImageVideoNet
 from unidual.train import distributed as D
-from unidual.train.build import DataParts
+from unidual.train.build import DataParts, train_sampler
 from unidual.train.config import TrainConfig
 from unidual.train.precise_bn import recompute_bn_statistics
 
@@ -21,6 +29,11 @@ def primary_score(metrics: Mapping[str, Mapping[str, float]], modalities: Mappin
     """Mean over sources of each modality's headline accuracy (image top1, video video@1)."""
     values = [m[PRIMARY_METRIC[modalities[k]]] for k, m in metrics.items() if PRIMARY_METRIC[modalities[k]] in m]
     return float(sum(values) / len(values)) if values else float("nan")
+
+
+def better_weights(raw: float, ema: float | None) -> str:
+    """``"ema"`` when the EMA weights scored strictly higher than the raw ones, else ``"raw"`` (NaN never wins)."""
+    return "ema" if ema is not None and not math.isnan(ema) and (math.isnan(raw) or ema > raw) else "raw"
 
 
 def validate(
@@ -42,6 +55,7 @@ def validate(
         num_workers=workers,
         progress=cfg.run.progress,  # shown by rank 0 only
         distributed=True,
+        head_of=data.heads,
     )
 
 
@@ -54,17 +68,28 @@ def _rank0_buffers(model: torch.nn.Module) -> None:
 
 
 def precise_bn(model: ImageVideoNet, data: DataParts, cfg: TrainConfig, device: torch.device, env: D.DistEnv,
-               epoch: int, workers: int = 0) -> None:  # fmt: skip
-    """Recompute BN running statistics from fresh training batches (docs/training.md, precise BN)."""
+               epoch: int, workers: int = 0, ema: nn.Module | None = None) -> None:  # fmt: skip
+    """Recompute BN running statistics from fresh training batches (docs/training.md, precise BN).
+
+    ``ema``: the EMA weights' statistics too, from the same batches (the exact fix for averaged statistics).
+    """
     n = cfg.data.precise_bn_batches
-    sampler = MixedSampler(
-        {k: len(ds) for k, ds in data.train_sets.items()},
-        batch_size=cfg.optim.batch_size,
-        epoch_size=n * cfg.optim.batch_size * env.world_size,
-        weights=cfg.data.weights,
-        seed=cfg.run.seed + 7919 * (epoch + 1),
-        rank=env.rank,
-        world_size=env.world_size,
-    )
+    seed = cfg.run.seed + 7919 * (epoch + 1)
+    sampler = train_sampler(cfg, data.train_sets, env, epoch_size=n * cfg.optim.batch_size * env.world_size, seed=seed)
     loader = DataLoader(data.mixed, batch_sampler=sampler, collate_fn=collate_mixed, num_workers=workers)
-    recompute_bn_statistics(model, (batch.sub for batch in loader), device)
+    target = model if ema is None else _Together(model, ema)
+    recompute_bn_statistics(target, (batch.sub for batch in loader), device)
+    if ema is not None:
+        ema.eval()  # the average is only ever evaluated
+
+
+class _Together(nn.Module):
+    """Several models behind one forward, so precise BN runs every batch through each of them."""
+
+    def __init__(self, *models: nn.Module) -> None:
+        super().__init__()
+        self.models = nn.ModuleList(models)
+
+    def forward(self, x: Tensor) -> None:
+        for m in self.models:
+            m(x)
