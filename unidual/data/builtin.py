@@ -251,6 +251,9 @@ def make_default_dataset(
 
 MOTIONS = ("left", "right", "up", "down", "zoom_in", "zoom_out", "rotate_cw", "rotate_ccw")
 DEFAULT_MOTIONS = ("left", "right", "zoom_in")
+# a video's label: "<class> <motion>" (appearance and motion), or the photo's class alone (the image
+# source's classes: with ``head:`` the photos then teach the video head, docs/training.md "Recipe")
+VIDEO_LABELS = ("class_motion", "class")
 
 
 def _motion_frames(photo: Image.Image, motion: str, frames: int, size: int, rng: random.Random) -> np.ndarray:
@@ -328,19 +331,24 @@ def build_motion_dataset(
     seed: int = 0,
     image_key: str = "cifar",
     video_key: str = "motion",
+    video_labels: str = "class_motion",
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, SourceSpec]:
     """Turn an image class folder (or archive) into image splits + a labelled motion-video dataset.
 
     ``train_videos``/``test_videos`` are totals spread evenly over the ``classes x motions``
-    labels; each video uses its own photo, and the image splits (list files over
-    ``image_root``) hold only photos no video uses. Returns ``{image_key, video_key}`` specs.
+    combinations; each video uses its own photo, and the image splits (list files over
+    ``image_root``) hold only photos no video uses. ``video_labels``: ``class_motion`` labels a
+    video ``"<class> <motion>"``, ``class`` by its photo's class only (the same videos, the image
+    source's classes). Returns ``{image_key, video_key}`` specs.
     """
     out = Path(out)
     motions = tuple(motions)
     bad = [m for m in motions if m not in MOTIONS]
     if bad or not motions or len(set(motions)) != len(motions):
         raise DataError(f"motions {list(motions)}: choose distinct values from {list(MOTIONS)}")
+    if video_labels not in VIDEO_LABELS:
+        raise DataError(f"video_labels must be one of {list(VIDEO_LABELS)}, got {video_labels!r}")
     if size % 2 or size < 8 or frames < 2:
         raise DataError(f"build_motion_dataset: size must be even and >= 8, frames >= 2 (got {size}, {frames})")
     settings = {
@@ -356,24 +364,27 @@ def build_motion_dataset(
         "seed": seed,
         "keys": [image_key, video_key],
     }
+    if video_labels != "class_motion":  # absent by default: data built before the option stays valid
+        settings["video_labels"] = video_labels
     if _marker_ok(out / "unidual-motion.json", settings) and (out / "sources.yaml").is_file():
         return _specs_from_yaml(out / "sources.yaml")
     train_pool, test_pool = _photo_pools(image_root)
     classes = train_pool.classes
     if test_pool.classes != classes:
         raise DataError(f"{image_root}: train and test class folders differ")
-    labels = [f"{c} {m}" for c in classes for m in motions]
+    combos = len(classes) * len(motions)  # videos are spread over (class, motion) whatever their label
+    labels = [f"{c} {m}" for c in classes for m in motions] if video_labels == "class_motion" else list(classes)
     out.mkdir(parents=True, exist_ok=True)
     _clean(out, ("images", "videos", "sources.yaml", "unidual-motion.json"))
     (out / "images").mkdir()
     counts: dict[str, int] = {}
-    total = sum(max(1, math.ceil(n / len(labels))) * len(labels) for n in (train_videos, test_videos))
+    total = sum(max(1, math.ceil(n / combos)) * combos for n in (train_videos, test_videos))
     done = 0
     for split, pool, n_videos, limit in (
         ("train", train_pool, train_videos, image_train),
         ("test", test_pool, test_videos, image_test),
     ):
-        per_label = max(1, math.ceil(n_videos / len(labels)))
+        per_label = max(1, math.ceil(n_videos / combos))
         video_idx, image_idx = _split_pool(pool, per_label * len(motions), limit, seed + (0 if split == "train" else 7))
         root_text = str(Path(image_root))
         lines = []
@@ -399,7 +410,7 @@ def build_motion_dataset(
                     size,
                     rng,
                 )
-                text = f"{classes[label]} {motion}"
+                text = f"{classes[label]} {motion}" if video_labels == "class_motion" else classes[label]
                 write_video(out / "videos" / split / text / f"{name}_{0:06d}_{1:06d}.mp4", clip, fps=frames)
                 rows.append(f"{text},{name},0,1,{split}\n")
                 done += 1

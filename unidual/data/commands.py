@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from unidual.data.builtin import (
     DEFAULT_MOTIONS,
+    VIDEO_LABELS,
     build_motion_dataset,
     make_default_dataset,
 )
@@ -86,6 +87,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     motion.add_argument("--image-train", type=int, default=None, help="cap on image-train examples (default: all left)")
     motion.add_argument("--image-test", type=int, default=None)
     motion.add_argument("--seed", type=int, default=0)
+    motion.add_argument(
+        "--video-labels",
+        choices=VIDEO_LABELS,
+        default="class_motion",
+        help="label a video '<class> <motion>' (default) or by its photo's class only (the image source's classes)",
+    )
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -151,6 +158,7 @@ def _build_motion(args: argparse.Namespace) -> int:
         image_train=args.image_train,
         image_test=args.image_test,
         seed=args.seed,
+        video_labels=args.video_labels,
         progress=progress,
     )
     bar.close()

@@ -27,7 +27,7 @@ import torch
 
 from unidual.checkpoint import load_model
 from unidual.data.utils import Spread
-from unidual.evaluate.datasets import build_test_datasets, source_specs
+from unidual.evaluate.datasets import build_test_datasets, shared_heads, source_specs
 from unidual.evaluate.evaluator import evaluate_sources
 from unidual.run import Run
 from unidual.study.atomic import replacing, write_json
@@ -219,6 +219,7 @@ def evaluate_run_sources(
         device=device_name,
         num_workers=settings.workers,
         progress=progress,
+        head_of=shared_heads(payload),
     )
     return results, payload
 
