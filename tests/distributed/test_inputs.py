@@ -60,21 +60,31 @@ def test_persistent_workers_draw_what_fresh_workers_would(tmp_path):
     assert len(pids) == 2  # the same two worker processes served every epoch
 
 
+_POLICY = [
+    (torch.backends.cudnn, "benchmark"),
+    (torch.backends.cuda.matmul, "fp32_precision"),
+    (torch.backends.cudnn, "fp32_precision"),
+    (torch.backends.cudnn.conv, "fp32_precision"),
+    (torch.backends.cudnn.rnn, "fp32_precision"),
+]
+
+
 def test_configure_cuda_sets_the_kernel_policy():
-    before = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.fp32_precision)
+    before = [getattr(obj, name) for obj, name in _POLICY]
     try:
         configure_cuda(torch.device("cpu"), cudnn_benchmark=True, tf32=False)
-        assert (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.fp32_precision) == before
+        assert [getattr(obj, name) for obj, name in _POLICY] == before  # nothing on the CPU
         configure_cuda(torch.device("cuda", 0), cudnn_benchmark=True, tf32=False)
         assert torch.backends.cudnn.benchmark is True
         assert torch.backends.cuda.matmul.fp32_precision == torch.backends.cudnn.conv.fp32_precision == "ieee"
+        assert torch.backends.cudnn.rnn.fp32_precision == "ieee"
         configure_cuda(torch.device("cuda", 0), cudnn_benchmark=False, tf32=True)
         assert torch.backends.cudnn.benchmark is False
         assert torch.backends.cuda.matmul.fp32_precision == torch.backends.cudnn.conv.fp32_precision == "tf32"
-    finally:
-        torch.backends.cudnn.benchmark = before[0]
-        torch.backends.cuda.matmul.fp32_precision = before[1]
-        torch.backends.cudnn.conv.fp32_precision = "none"
+    finally:  # process-wide flags: put back exactly what was there (torch.export refuses mixed ones)
+        for (obj, name), value in zip(_POLICY, before):
+            setattr(obj, name, value)
+        assert [getattr(obj, name) for obj, name in _POLICY] == before
 
 
 def _build_and_count(rank: int, world_size: int, config: dict, out: str) -> None:

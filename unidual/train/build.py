@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,9 +25,10 @@ from unidual.data import build_dataset
 from unidual.data.errors import DataError
 from unidual.data.formats import index_source
 from unidual.data.listing import Index
-from unidual.data.mixing import MixedDataset, MixedSampler
+from unidual.data.mixing import MixedBatch, MixedDataset, MixedSampler
 from unidual.data.utils import Spread
 from unidual.models import ImageVideoNet, create_model, get_model_def
+from unidual.models.memory import match_gradient_layout
 from unidual.models.surgery import architecture_mismatch, load_backbone
 from unidual.train import distributed as D
 from unidual.train.compiled import CompiledModel, enable_compile_caches
@@ -56,6 +58,7 @@ class DataParts:
     sampler: MixedSampler
     mixed: MixedDataset
     skips: SkipBudget
+    spares: dict[str, dict[str, Any]]  # a readable training example per source (MixedBatch.filled)
     micro_per_epoch: int  # micro-batches per epoch on this process
     updates_per_epoch: int
 
@@ -66,10 +69,11 @@ def build_data(cfg: TrainConfig, env: D.DistEnv) -> DataParts:
     indices = D.main_then_agree(lambda: list_files(specs), (DataError,))  # only rank 0 scans the disk
     train_sets = {k: build_dataset(s, "train", index=indices[k]["train"]) for k, s in specs.items()}
     classes = {k: list(ds.classes) for k, ds in train_sets.items()}
+    spares: dict[str, dict[str, Any]] = {}
     for k, ds in train_sets.items():
         if len(ds) == 0:
             raise TrainingError(f"source {k!r} ({specs[k].root}): the train split has no examples")
-        probe(k, ds, specs[k].root)
+        spares[k] = probe(k, ds, specs[k].root)
     test_sets: dict[str, Any] = {}
     for k, s in specs.items():
         test = build_dataset(s, "test", classes=classes[k], index=indices[k]["test"])
@@ -98,6 +102,7 @@ def build_data(cfg: TrainConfig, env: D.DistEnv) -> DataParts:
         sampler=sampler,
         mixed=MixedDataset(train_sets),
         skips=SkipBudget(list(specs), cfg.data.max_skipped, cfg.data.max_skipped_fraction),
+        spares=spares,
         micro_per_epoch=micro,
         updates_per_epoch=math.ceil(micro / cfg.optim.accumulate),
     )
@@ -116,16 +121,24 @@ def list_files(specs: dict[str, Any]) -> dict[str, dict[str, Index]]:
     return out
 
 
-def probe(key: str, dataset: Any, root: str) -> None:
-    """Refuse a source none of whose files can be read, before any training (up to PROBE_FILES tried)."""
+def example_batch(data: DataParts) -> MixedBatch:
+    """A micro-batch shaped like the first one the sampler draws, made of the sources' spare examples."""
+    counts = data.sampler.step_counts(0)
+    drawn = MixedBatch(sub={}, skipped=[("", "")] * sum(counts.values()),
+                       skipped_sources=[k for k, n in counts.items() for _ in range(n)])  # fmt: skip
+    return drawn.filled(data.spares, list(data.specs))
+
+
+def probe(key: str, dataset: Any, root: str) -> dict[str, Any]:
+    """The first readable example of a source (up to PROBE_FILES tried): a source none of whose files
+    can be read is refused before any training."""
     n = len(dataset)
     tried = sorted({int(i) for i in np.linspace(0, n - 1, num=min(PROBE_FILES, n))})
     failures: list[str] = []
     with torch.random.fork_rng(devices=[]):  # reading draws crops: keep the run's RNG stream untouched
         for i in tried:
             try:
-                dataset[i]
-                return
+                return dict(dataset[i])
             except Exception as exc:  # any unreadable file counts
                 files = getattr(dataset, "files", None)
                 failures.append(f"{files[i] if files is not None else i}: {exc}")
@@ -165,8 +178,16 @@ def model_for_config(cfg: TrainConfig, heads: dict[str, int]) -> ImageVideoNet:
 
 
 def build_model(
-    cfg: TrainConfig, classes: dict[str, list[str]], device: torch.device, env: D.DistEnv, *, resume: bool
+    cfg: TrainConfig,
+    classes: dict[str, list[str]],
+    device: torch.device,
+    env: D.DistEnv,
+    *,
+    resume: bool,
+    example: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
 ) -> ModelParts:
+    """The model, its objective and the training module; ``example`` (a micro-batch on ``device``) lets a
+    multi-process run lay its parameters out like their gradients before DDP builds its buckets."""
     try:
         model = model_for_config(cfg, {k: len(c) for k, c in classes.items()})
     except (TypeError, ValueError) as exc:  # unknown model.options, bad values: the config's fault
@@ -174,6 +195,8 @@ def build_model(
     missing = load_pretrained(cfg, model) if cfg.finetune.checkpoint and not resume else []
     model = model.to(device)
     objective = Objective.from_config(cfg)
+    if env.enabled and example is not None:
+        match_gradient_layout(model, lambda: LossModule(model, objective)(example, torch.Generator())[0])
     train_module = D.wrap(LossModule(model, objective), env, device, sync_bn=cfg.run.sync_bn)
     loss_module = D.unwrap(train_module)
     model = loss_module.model  # SyncBatchNorm conversion may replace modules
