@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -29,15 +28,10 @@ if str(ROOT) not in sys.path:
 
 
 def cpu_model() -> str:
-    """``lscpu``'s model name (falls back to the platform string)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or platform.machine()
+    """``lscpu``'s model name (falls back to /proc/cpuinfo, then the platform string)."""
+    from unidual.machine import cpu_model as model
+
+    return model()
 
 
 def machine_line() -> str:
