@@ -253,16 +253,18 @@ def batch_plan(cfg: Any, classes: dict[str, int] | None = None, size: int | None
     return BatchPlan(shapes, heads, assumed)
 
 
-def step_parts(cfg: Any, plan: BatchPlan) -> StepParts:
-    """The model, optimizer, batch and loss of one training step of ``cfg``, as the trainer builds them."""
+def step_parts(cfg: Any, plan: BatchPlan, device: torch.device | str = "cpu") -> StepParts:
+    """The model, optimizer, batch and loss of one training step of ``cfg`` on ``device``, as the trainer builds them."""
     from unidual.train.build import build_optim, model_for_config
     from unidual.train.objectives import LossModule, Objective
 
     model = model_for_config(cfg, plan.classes)
+    if torch.device(device).type != "cpu":  # (a fake model cannot be "moved" to where it already is)
+        model = model.to(device)
     module = LossModule(model, Objective.from_config(cfg)).train()
     optimizer = build_optim(cfg, model, 1, cfg.optim.batch_size).optimizer
     sub = {
-        k: {"input": torch.zeros(shape), "label": torch.zeros(shape[0], dtype=torch.long)}
+        k: {"input": torch.randn(shape, device=device), "label": torch.zeros(shape[0], dtype=torch.long, device=device)}
         for k, shape in plan.shapes.items()
     }
     generator = torch.Generator().manual_seed(0)
