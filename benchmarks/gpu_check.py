@@ -354,33 +354,20 @@ def check_train_e2e(dry: bool, work: Path) -> dict[str, Any]:
 
 
 def _rank_pids(agent: int, local_rank: str) -> list[int]:
-    """Processes under the torchrun agent whose environment says LOCAL_RANK=``local_rank``."""
+    """The worker the torchrun agent started for ``local_rank`` (its child with LOCAL_RANK set so; not
+    the worker's own DataLoader processes, which inherit the variable)."""
     found = []
     for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == agent:
+        if not entry.isdigit():
             continue
         try:
             env = Path(f"/proc/{entry}/environ").read_bytes().split(b"\0")
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
+            ppid = int(Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if f"LOCAL_RANK={local_rank}".encode() in env and (ppid == agent or _is_descendant(ppid, agent)):
+        if ppid == agent and f"LOCAL_RANK={local_rank}".encode() in env:
             found.append(int(entry))
     return found
-
-
-def _is_descendant(pid: int, ancestor: int) -> bool:
-    for _ in range(8):
-        if pid in (0, 1):
-            return False
-        if pid == ancestor:
-            return True
-        try:
-            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-        except OSError:
-            return False
-    return False
 
 
 def _last_step(run: Path) -> int:
