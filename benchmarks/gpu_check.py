@@ -16,6 +16,8 @@ non-zero if a check failed. Checks, each independent (one failing does not stop 
                        step, peak memory (``torch.cuda.max_memory_allocated``) beside the estimate of
                        unidual/train/footprint.py, host syncs per step (unidual/train/syncs.py);
 * ``cudnn_benchmark`` -- the same step (TF32) with ``torch.backends.cudnn.benchmark`` off and on;
+* ``memory_format`` -- what ``run.channels_last: auto`` chooses on this device: the probe step of
+                       unidual/models/channels_last.py timed in each layout;
 * ``memory_152``    -- UniDual-Aux-152 (configs/paper/unidual_aux-152.yaml) at 8 x 16x224² (4 images
                        + 4 clips, the paper's setting) and 16 x 32x112²: measured forward+backward
                        peak where it fits, the fake-tensor estimate always (which one: ``source``);
@@ -261,6 +263,22 @@ def check_cudnn_benchmark(device: torch.device, rounds: int) -> dict[str, Any]:
     return {"ms_off": round(off * 1e3, 1), "ms_on": round(on * 1e3, 1), "speedup_on": round(off / on, 3)}
 
 
+def check_memory_format(dry: bool, device: torch.device, work: Path) -> dict[str, Any]:
+    """What ``run.channels_last: auto`` would choose here: the probe step timed in each layout (a private cache)."""
+    from unidual.models import channels_last as CL
+
+    if dry:  # a tiny probe: the code path, not the decision
+        CL.PROBE = {"depth": 10, "width": 0.125, "batch": 2, "frames": 2, "size": 16}
+    choice = CL.choose_channels_last("auto", device, cache=work / "memory_format.json")
+    return {
+        "channels_last": choice.channels_last,
+        "source": choice.source,
+        "key": choice.key,
+        "ms": {k: round(v * 1e3, 2) for k, v in choice.seconds.items()},
+        "probe": dict(CL.PROBE),
+    }
+
+
 def settings_152() -> dict[str, tuple[list[str], dict[str, tuple[int, ...]]]]:
     """name -> (config overrides, batch shapes); the model is configs/paper/unidual_aux-152.yaml's."""
     return {
@@ -456,6 +474,12 @@ def markdown(results: dict[str, Any], dry: bool) -> str:
     if bench.get("status") == "ok":
         lines += ["", "## cudnn.benchmark (UniDual-Aux-34, TF32)", "",
                   table(["off ms", "on ms", "speed-up"], [[bench["ms_off"], bench["ms_on"], bench["speedup_on"]]])]  # fmt: skip
+    fmt = results.get("memory_format", {})
+    if fmt.get("status") == "ok":
+        lines += ["", "## Memory format (`run.channels_last: auto`)", "",
+                  f"{fmt['key']}: channels-last {fmt['ms'].get('channels_last')} ms, contiguous "
+                  f"{fmt['ms'].get('contiguous')} ms per probe step -> "
+                  f"{'channels-last' if fmt['channels_last'] else 'contiguous'} ({fmt['source']})"]  # fmt: skip
     mem = results.get("memory_152", {})
     if mem.get("status") == "ok":
         rows = [[n, r["batch"], r.get("measured_peak_gib", "-"), r["estimated_peak_gib"], r["source"]]
@@ -501,6 +525,7 @@ def main() -> int:
             "cudnn_benchmark": (lambda: skipped("CUDA only"))
             if dry
             else (lambda: check_cudnn_benchmark(device, rounds)),
+            "memory_format": lambda: check_memory_format(dry, device, work),
             "memory_152": lambda: check_memory_152(dry, device),
             "train_e2e": lambda: check_train_e2e(dry, work / "e2e"),
             "torchrun_resume": (

@@ -22,7 +22,15 @@ def test_dry_run_writes_the_report_with_sane_numbers(tmp_path):
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     checks = report["checks"]
     assert report["dry_run"] is True
-    assert set(checks) == {"environment", "step", "cudnn_benchmark", "memory_152", "train_e2e", "torchrun_resume"}
+    assert set(checks) == {
+        "environment",
+        "step",
+        "cudnn_benchmark",
+        "memory_format",
+        "memory_152",
+        "train_e2e",
+        "torchrun_resume",
+    }
     assert checks["cudnn_benchmark"]["status"] == checks["torchrun_resume"]["status"] == "skipped"
     assert all(c["status"] == "ok" for n, c in checks.items() if n not in ("cudnn_benchmark", "torchrun_resume"))
 
@@ -37,6 +45,9 @@ def test_dry_run_writes_the_report_with_sane_numbers(tmp_path):
     assert fp32["reference"]["syncs"] == {}  # a plain forward/backward/SGD step reads nothing back
     assert fp32["unidual_aux"]["estimated_step_peak_gib"] > 0
 
+    fmt = checks["memory_format"]
+    assert fmt["source"] == "measured" and set(fmt["ms"]) == {"channels_last", "contiguous"}
+    assert fmt["channels_last"] == (fmt["ms"]["channels_last"] < fmt["ms"]["contiguous"])
     for setting in checks["memory_152"]["settings"].values():
         # parameters, gradients and momentum alone are 3x the parameter bytes; activations come on top
         assert setting["estimated_peak_gib"] > 3 * setting["params_gib"] > 0
