@@ -35,6 +35,7 @@ GPU measurements. GPU-only checks report ``skipped`` there.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -268,14 +269,14 @@ def check_memory_format(dry: bool, device: torch.device, work: Path) -> dict[str
     from unidual.models import channels_last as CL
 
     if dry:  # a tiny probe: the code path, not the decision
-        CL.PROBE = {"depth": 10, "width": 0.125, "batch": 2, "frames": 2, "size": 16}
+        CL.PROBE = CL.Probe(width=0.125, frames=2, size=16)
     choice = CL.choose_channels_last("auto", device, cache=work / "memory_format.json")
     return {
         "channels_last": choice.channels_last,
         "source": choice.source,
         "key": choice.key,
         "ms": {k: round(v * 1e3, 2) for k, v in choice.seconds.items()},
-        "probe": dict(CL.PROBE),
+        "probe": dataclasses.asdict(CL.PROBE),
     }
 
 

@@ -85,7 +85,7 @@ def test_unreadable_cache_is_measured_again_and_a_failed_measurement_keeps_the_d
 
 
 def test_the_real_timer_runs_a_step_in_each_layout(monkeypatch):
-    monkeypatch.setattr(CL, "PROBE", {"depth": 10, "width": 0.125, "batch": 2, "frames": 2, "size": 16})
+    monkeypatch.setattr(CL, "PROBE", CL.Probe(width=0.125, frames=2, size=16))
     before = torch.get_rng_state()
     seconds = CL.measure(torch.device("cpu"), repeats=1)
     assert set(seconds) == {"channels_last", "contiguous"} and all(0 < s < 60 for s in seconds.values())
