@@ -47,7 +47,9 @@ def test_dry_run_writes_the_report_with_sane_numbers(tmp_path):
 
     fmt = checks["memory_format"]
     assert fmt["source"] == "measured" and set(fmt["ms"]) == {"channels_last", "contiguous"}
-    assert fmt["channels_last"] == (fmt["ms"]["channels_last"] < fmt["ms"]["contiguous"])
+    ratio = fmt["ms"]["channels_last"] / fmt["ms"]["contiguous"]
+    if abs(ratio - 1.03) > 0.01:  # (the report rounds to 0.01 ms)
+        assert fmt["channels_last"] == (ratio <= 1.03)
     for setting in checks["memory_152"]["settings"].values():
         # parameters, gradients and momentum alone are 3x the parameter bytes; activations come on top
         assert setting["estimated_peak_gib"] > 3 * setting["params_gib"] > 0

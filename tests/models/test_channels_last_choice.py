@@ -33,7 +33,10 @@ def _no_env(monkeypatch):
     monkeypatch.delenv(ENV_SWITCH, raising=False)
 
 
-@pytest.mark.parametrize("cl_s, contig_s, expected", [(0.8, 1.0, True), (1.0, 0.8, False)])
+@pytest.mark.parametrize(
+    "cl_s, contig_s, expected",
+    [(0.8, 1.0, True), (1.0, 0.8, False), (1.02, 1.0, True), (1.05, 1.0, False)],  # within 3 %: the default
+)
 def test_auto_measures_picks_the_faster_layout_and_caches_it(tmp_path, cl_s, contig_s, expected):
     cache = tmp_path / "memory_format.json"
     timer = StubTimer(cl_s, contig_s)

@@ -5,7 +5,8 @@ Which layout is faster depends on the machine, not only on the device type: on o
 PyTorch's contiguous one, on another (~68 GFLOP/s) 0.94x -- there PyTorch's own channels-last
 lost to its contiguous layout too (docs/performance.md). So ``run.channels_last: auto`` times a
 few training steps of a slim R(2+1)D (depth 10, half width, 2 clips of 4x56²) in each
-layout and keeps the faster one, once per machine: the answer is cached under
+layout and keeps the faster one (channels-last, the default, unless contiguous is more than 3 %
+faster: closer than that the order flips with the load), once per machine: the answer is cached under
 :func:`unidual.machine.cache_dir` (``memory_format.json``), keyed by the device (CPU model and
 thread count, or GPU and cuDNN version) and the torch version. ``true`` / ``false`` skip the
 measurement; so does ``$UNIDUAL_CHANNELS_LAST`` (0/1) when set. On a GPU the layout is measured
@@ -31,6 +32,7 @@ from unidual.machine import cache_dir, device_name
 from unidual.models.memory import ENV_SWITCH, default_channels_last, set_memory_format
 
 CACHE_FILE = "memory_format.json"
+TIE = 0.03  # contiguous must be this much faster to replace the default channels-last (timing noise)
 
 
 @dataclass(frozen=True)
@@ -161,7 +163,8 @@ def choose_channels_last(
     except (RuntimeError, ValueError) as exc:  # e.g. out of memory beside another job: keep the default
         print(f"warning: memory-format measurement failed ({exc}); using channels-last", file=sys.stderr)
         return LayoutChoice(True, "default", key)
-    choice = LayoutChoice(seconds["channels_last"] < seconds["contiguous"], "measured", key, seconds)
+    channels_last = seconds["channels_last"] <= seconds["contiguous"] * (1 + TIE)
+    choice = LayoutChoice(channels_last, "measured", key, seconds)
     _write_cache(path, key, choice)
     return choice
 
