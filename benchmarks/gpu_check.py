@@ -57,7 +57,7 @@ from reference import VideoResNetR2Plus1d, r2plus1d_34
 
 from unidual.train.config import load_config
 from unidual.train.footprint import BatchPlan, batch_plan, estimate_config, step_parts
-from unidual.train.precision import Precision
+from unidual.train.precision import Precision, configure_cuda
 from unidual.train.syncs import SyncCounter
 
 PAPER = ROOT / "configs" / "paper"
@@ -72,9 +72,9 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def set_tf32(on: bool) -> None:
-    torch.backends.cuda.matmul.allow_tf32 = on
-    torch.backends.cudnn.allow_tf32 = on
+def set_tf32(on: bool, device: torch.device, cudnn_benchmark: bool = True) -> None:
+    """The trainer's kernel policy (run.tf32, run.cudnn_benchmark; a no-op off CUDA)."""
+    configure_cuda(device, cudnn_benchmark=cudnn_benchmark, tf32=on)
 
 
 def amp_of(precision: str) -> str:
@@ -100,7 +100,7 @@ def skipped(reason: str) -> dict[str, Any]:
 
 
 def gpu_matmul_tflops(device: torch.device, dtype: torch.dtype, tf32: bool = False, size: int = 8192) -> float:
-    set_tf32(tf32)
+    set_tf32(tf32, device)
     a, b = torch.randn(size, size, device=device, dtype=dtype), torch.randn(size, size, device=device, dtype=dtype)
     torch.mm(a, b)
     best = float("inf")
@@ -136,7 +136,7 @@ def check_environment(device: torch.device) -> dict[str, Any]:
             "bf16": round(gpu_matmul_tflops(device, torch.bfloat16), 1),
             "fp16": round(gpu_matmul_tflops(device, torch.float16), 1),
         }
-        set_tf32(False)
+        set_tf32(False, device)
     return out
 
 
@@ -148,11 +148,16 @@ class Step:
         self.loss, self.optimizer, self.precision, self.device = loss, optimizer, precision, device
 
     def __call__(self) -> None:
+        """As the trainer's update: backward (scaled in fp16), unscale, then step -- or skip on overflow."""
         self.optimizer.zero_grad(set_to_none=True)
         with self.precision.autocast():
             loss = self.loss()
         self.precision.backward(loss)
-        self.precision.step(self.optimizer)
+        overflow = self.precision.unscale(self.optimizer)
+        if overflow is not None and bool(overflow):  # fp16 only; the trainer reads this flag once per update too
+            self.precision.skip()
+        else:
+            self.precision.step(self.optimizer)
         sync(self.device)
 
 
@@ -203,7 +208,7 @@ def check_step(dry: bool, device: torch.device, rounds: int) -> dict[str, Any]:
     with SyncCounter() as counter:  # the counter itself: a step that reads one value counts one sync
         probe.sum().item()
     for precision in precisions:
-        set_tf32(precision != "fp32")
+        set_tf32(precision != "fp32", device)
         cfg, plan, parts = unidual_aux_parts(dry, device, precision)
         clip = plan.shapes["kinetics"]
         clips = sum(s[0] for s in plan.shapes.values())  # the reference gets as many clips as UniDual-Aux examples
@@ -229,7 +234,7 @@ def check_step(dry: bool, device: torch.device, rounds: int) -> dict[str, Any]:
         del parts, steps
         if device.type == "cuda":
             torch.cuda.empty_cache()
-    set_tf32(False)
+    set_tf32(False, device)
     return {
         "model": "slim UniDual-Aux depth 10 width 0.25 (dry run)"
         if dry
@@ -244,7 +249,7 @@ def check_step(dry: bool, device: torch.device, rounds: int) -> dict[str, Any]:
 
 
 def check_cudnn_benchmark(device: torch.device, rounds: int) -> dict[str, Any]:
-    set_tf32(True)
+    set_tf32(True, device)
     _, _, parts = unidual_aux_parts(False, device, "tf32")
     step = Step(parts.loss, parts.optimizer, Precision("off", device), device)
 
@@ -258,8 +263,7 @@ def check_cudnn_benchmark(device: torch.device, rounds: int) -> dict[str, Any]:
     times = interleaved(
         {"off": with_benchmark(False), "on": with_benchmark(True)}, rounds=rounds, warmup=3, verbose=False
     )
-    torch.backends.cudnn.benchmark = False
-    set_tf32(False)
+    set_tf32(False, device)
     off, on = median(times["off"]), median(times["on"])
     return {"ms_off": round(off * 1e3, 1), "ms_on": round(on * 1e3, 1), "speedup_on": round(off / on, 3)}
 
@@ -304,7 +308,7 @@ def check_memory_152(dry: bool, device: torch.device) -> dict[str, Any]:
             "source": "estimate (dry run)" if dry else "estimate",
         }
         if not dry:
-            set_tf32(True)
+            set_tf32(True, device)
             try:
                 parts = step_parts(cfg, plan, device)
                 step = Step(parts.loss, parts.optimizer, Precision(cfg.run.amp, device), device)
@@ -319,7 +323,7 @@ def check_memory_152(dry: bool, device: torch.device) -> dict[str, Any]:
             finally:
                 parts = step = None  # type: ignore[assignment]
                 torch.cuda.empty_cache()
-                set_tf32(False)
+                set_tf32(False, device)
         rows[name] = row
     return {"model": "UniDual-Aux-152 (configs/paper/unidual_aux-152.yaml)", "settings": rows}
 

@@ -1,7 +1,8 @@
 """Facts about the machine a process runs on, and where unidual keeps per-machine caches.
 
 Measured choices (the memory format, unidual/models/channels_last.py) are cached per machine
-under :func:`cache_dir`: ``$UNIDUAL_CACHE`` if set, else ``$XDG_CACHE_HOME/unidual`` (``~/.cache/unidual``).
+under :func:`cache_dir`: ``$UNIDUAL_CACHE`` if set, else ``~/.cache/unidual`` (the folder the
+published weights go to as well, ``unidual/weights.py``).
 """
 
 from __future__ import annotations
@@ -18,10 +19,8 @@ CACHE_ENV = "UNIDUAL_CACHE"
 
 
 def cache_dir() -> Path:
-    """``$UNIDUAL_CACHE``, else ``$XDG_CACHE_HOME/unidual`` (``~/.cache/unidual``); not created here."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "unidual"
+    """``$UNIDUAL_CACHE``, else ``~/.cache/unidual``; not created here."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "unidual")
 
 
 @lru_cache(maxsize=1)

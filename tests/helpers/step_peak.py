@@ -3,7 +3,7 @@
 Run in its own process started with ``MALLOC_MMAP_THRESHOLD_=65536 MALLOC_TRIM_THRESHOLD_=0``: glibc
 then serves every block of 64 KiB or more (every tensor that matters) with its own mapping and
 unmaps it when freed, so resident memory follows the live tensor bytes instead of keeping freed
-heap (the project's allocator tuning, unidual/allocator.py, keeps it on purpose -- which would hide
+heap (the project's allocator tuning, unidual/runtime.py, keeps it on purpose -- which would hide
 a step's peak after the first step). The step is built from the config exactly as the estimate
 builds it (``footprint.step_parts``), run once to warm up (optimizer state, oneDNN primitives,
 thread pools), then the kernel's peak-RSS mark is reset (``/proc/self/clear_refs``: 5) and the

@@ -228,8 +228,8 @@ class BatchPlan:
 
 def batch_plan(cfg: Any, classes: dict[str, int] | None = None, size: int | None = None) -> BatchPlan:
     """Examples per source (the sampler's first batch), their input shapes, and each head's classes."""
+    from unidual.data.labels import read_class_names
     from unidual.data.mixing import batch_shares
-    from unidual.data.sources import discover_classes
 
     weights = cfg.data.weights or {k: 1.0 for k in cfg.source_keys}
     counts = batch_shares({k: w for k, w in weights.items() if w > 0}, cfg.optim.batch_size, 1)[0]
@@ -246,7 +246,7 @@ def batch_plan(cfg: Any, classes: dict[str, int] | None = None, size: int | None
         if classes and spec.key in classes:
             heads[spec.key] = classes[spec.key]
         elif spec.classes is not None:
-            heads[spec.key] = len(discover_classes(spec))
+            heads[spec.key] = len(read_class_names(spec.classes))
         else:
             heads[spec.key] = DEFAULT_CLASSES
             assumed.append(spec.key)
@@ -314,7 +314,7 @@ def format_footprint(fp: Footprint, title: str = "") -> str:
     lines += [f"  {name:<18} {human(n):>10}  {note}".rstrip() for name, n, note in rows]
     lines.append(
         f"  not included: the CUDA context (a few hundred MiB), cuDNN workspaces, allocator fragmentation; "
-        f"with several processes DDP adds its gradient buckets (+{human(fp.grads)})"
+        f"with several processes the gradients live in DDP's buckets the whole run: up to +{human(fp.grads)} at the peak"
     )
     if s.get("assumed_classes"):
         lines.append(
