@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -28,12 +27,14 @@ from unidual.data.listing import Index
 from unidual.data.mixing import MixedBatch, MixedDataset, MixedSampler
 from unidual.data.utils import Spread
 from unidual.models import ImageVideoNet, create_model, get_model_def
+from unidual.models.channels_last import choose_channels_last
 from unidual.models.memory import match_gradient_layout
 from unidual.models.surgery import architecture_mismatch, load_backbone
 from unidual.train import distributed as D
 from unidual.train.compiled import CompiledModel, enable_compile_caches
 from unidual.train.config import ConfigError, TrainConfig
 from unidual.train.errors import TrainingError
+from unidual.train.inputs import to_device
 from unidual.train.objectives import LossModule, Objective
 from unidual.train.schedule import WarmupDecay, make_scheduler, scaled_lr
 from unidual.train.schedule import from_config as schedule_from_config
@@ -158,8 +159,12 @@ class ModelParts:
     finetune_missing: list[str]  # head keys left at init when finetuning
 
 
-def model_for_config(cfg: TrainConfig, heads: dict[str, int]) -> ImageVideoNet:
-    """The untrained model a training config describes, with ``heads`` {source key: classes}."""
+def model_for_config(cfg: TrainConfig, heads: dict[str, int], channels_last: bool | None = None) -> ImageVideoNet:
+    """The untrained model a training config describes, with ``heads`` {source key: classes}.
+
+    ``channels_last``: the layout chosen for ``run.channels_last`` (None: the setting itself, with
+    ``auto`` left to the process default).
+    """
     options = dict(cfg.model.options)
     if get_model_def(cfg.model.name).heads_by_modality:
         options["modalities"] = dict(cfg.modalities)
@@ -172,30 +177,31 @@ def model_for_config(cfg: TrainConfig, heads: dict[str, int]) -> ImageVideoNet:
         depth=cfg.model.depth,
         width=cfg.model.width,
         heads=heads,
-        channels_last=cfg.run.channels_last,
+        channels_last=channels_last if channels_last is not None else _fixed(cfg.run.channels_last),
         **options,
     )
 
 
-def build_model(
-    cfg: TrainConfig,
-    classes: dict[str, list[str]],
-    device: torch.device,
-    env: D.DistEnv,
-    *,
-    resume: bool,
-    example: Mapping[str, Mapping[str, torch.Tensor]] | None = None,
-) -> ModelParts:
-    """The model, its objective and the training module; ``example`` (a micro-batch on ``device``) lets a
-    multi-process run lay its parameters out like their gradients before DDP builds its buckets."""
+def _fixed(setting: bool | str) -> bool | None:
+    return setting if isinstance(setting, bool) else None
+
+
+def build_model(cfg: TrainConfig, data: DataParts, device: torch.device, env: D.DistEnv, *, resume: bool) -> ModelParts:
+    """The model (in the memory format ``run.channels_last`` picks: rank 0 measures, all ranks take its
+    answer), its objective and the training module; under DDP the parameters are first laid out like
+    their gradients (one dry step on the sources' spare examples) so DDP's buckets match them."""
+    layout = D.main_then_agree(lambda: choose_channels_last(cfg.run.channels_last, device), (RuntimeError,))
+    if env.is_main and layout.source == "measured":
+        print(f"unidual train: {layout.describe()}", file=sys.stderr)
     try:
-        model = model_for_config(cfg, {k: len(c) for k, c in classes.items()})
+        model = model_for_config(cfg, {k: len(c) for k, c in data.classes.items()}, layout.channels_last)
     except (TypeError, ValueError) as exc:  # unknown model.options, bad values: the config's fault
         raise ConfigError(f"model: {exc}") from None
     missing = load_pretrained(cfg, model) if cfg.finetune.checkpoint and not resume else []
     model = model.to(device)
     objective = Objective.from_config(cfg)
-    if env.enabled and example is not None:
+    if env.enabled:
+        example = to_device(example_batch(data).sub, device)
         match_gradient_layout(model, lambda: LossModule(model, objective)(example, torch.Generator())[0])
     train_module = D.wrap(LossModule(model, objective), env, device, sync_bn=cfg.run.sync_bn)
     loss_module = D.unwrap(train_module)

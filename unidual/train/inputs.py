@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader
 
 from unidual.data.mixing import EpochSeeded, MixedBatch, SubBatch, collate_mixed
-from unidual.train.build import DataParts
 from unidual.train.config import TrainConfig
+
+if TYPE_CHECKING:  # build imports this module
+    from unidual.train.build import DataParts
 
 MAX_AUTO_WORKERS = 8
 

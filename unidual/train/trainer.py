@@ -28,7 +28,7 @@ from unidual.runtime import tune_allocator
 from unidual.train import distributed as D
 from unidual.train import rundir
 from unidual.train import state as S
-from unidual.train.build import build_data, build_model, build_optim, default_run_dir, example_batch
+from unidual.train.build import build_data, build_model, build_optim, default_run_dir
 from unidual.train.compiled import is_compile_error
 from unidual.train.config import TrainConfig
 from unidual.train.errors import OOM_HINT, Interrupted, TrainingError, diverged, is_oom
@@ -101,8 +101,7 @@ class Trainer:
         S.seed_everything(cfg.run.seed)  # same on every rank: identical initial weights
         self.data = build_data(cfg, env)
         self.loader = TrainLoader(self.data, cfg, rank=env.rank, device=self.device)
-        example = to_device(example_batch(self.data).sub, self.device) if env.enabled else None
-        parts = build_model(cfg, self.data.classes, self.device, env, resume=resume, example=example)
+        parts = build_model(cfg, self.data, self.device, env, resume=resume)
         self.model, self.objective, self.train_module = parts.model, parts.objective, parts.train_module
         self.compiled, self.finetune_missing = parts.compiled, parts.finetune_missing
         self.global_batch = cfg.optim.batch_size * cfg.optim.accumulate * env.world_size
