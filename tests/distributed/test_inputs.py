@@ -128,3 +128,23 @@ def test_dist_timeout_must_be_positive(tiny_sources, value):
 
     with pytest.raises(ConfigError, match="run.dist_timeout_s"):
         load_config(data=tiny_config(tiny_sources), overrides=[f"run.dist_timeout_s={value}"])
+
+
+def test_training_inputs_travel_as_uint8_and_are_normalised_on_the_device(tiny_sources):
+    from unidual.data import build_dataset
+    from unidual.data.transforms import normalise_batch
+
+    cfg = load_config(data=tiny_config(tiny_sources))
+    data = build.build_data(cfg, DistEnv())
+    for key, ds in data.train_sets.items():
+        torch.manual_seed(5)
+        raw = ds[1]["input"]
+        assert raw.dtype == torch.uint8  # a quarter of float32's bytes through pinned memory and PCIe
+        reference = build_dataset(ds.spec, "train", normalise=True)
+        torch.manual_seed(5)
+        expected = reference[1]["input"]
+        got = inputs.to_device({key: {"input": raw[None], "label": torch.tensor([0])}}, torch.device("cpu"), data.norms)
+        assert torch.equal(got[key]["input"][0], expected)  # bit-identical to normalising in the loader
+        assert torch.equal(normalise_batch(raw[None], *data.norms[key])[0], expected)
+    with pytest.raises(ValueError, match="mean/std"):
+        inputs.to_device({"img": {"input": raw[None], "label": torch.tensor([0])}}, torch.device("cpu"))

@@ -60,6 +60,7 @@ class DataParts:
     mixed: MixedDataset
     skips: SkipBudget
     spares: dict[str, dict[str, Any]]  # a readable training example per source (MixedBatch.filled)
+    norms: dict[str, tuple[tuple[float, ...], tuple[float, ...]]]  # (mean, std) per source, for uint8 inputs
     micro_per_epoch: int  # micro-batches per epoch on this process
     updates_per_epoch: int
 
@@ -68,7 +69,8 @@ def build_data(cfg: TrainConfig, env: D.DistEnv) -> DataParts:
     """Train and test sets of every source, each source probed, and the mixing sampler of this rank."""
     specs = {s.key: s for s in cfg.sources}
     indices = D.main_then_agree(lambda: list_files(specs), (DataError,))  # only rank 0 scans the disk
-    train_sets = {k: build_dataset(s, "train", index=indices[k]["train"]) for k, s in specs.items()}
+    # uint8 training inputs, normalised on the training device (unidual.train.inputs.to_device)
+    train_sets = {k: build_dataset(s, "train", index=indices[k]["train"], normalise=False) for k, s in specs.items()}
     classes = {k: list(ds.classes) for k, ds in train_sets.items()}
     spares: dict[str, dict[str, Any]] = {}
     for k, ds in train_sets.items():
@@ -104,6 +106,7 @@ def build_data(cfg: TrainConfig, env: D.DistEnv) -> DataParts:
         mixed=MixedDataset(train_sets),
         skips=SkipBudget(list(specs), cfg.data.max_skipped, cfg.data.max_skipped_fraction),
         spares=spares,
+        norms={k: (tuple(ds.plan.mean), tuple(ds.plan.std)) for k, ds in train_sets.items()},
         micro_per_epoch=micro,
         updates_per_epoch=math.ceil(micro / cfg.optim.accumulate),
     )
@@ -201,7 +204,7 @@ def build_model(cfg: TrainConfig, data: DataParts, device: torch.device, env: D.
     model = model.to(device)
     objective = Objective.from_config(cfg)
     if env.enabled:
-        example = to_device(example_batch(data).sub, device)
+        example = to_device(example_batch(data).sub, device, data.norms)
         match_gradient_layout(model, lambda: LossModule(model, objective)(example, torch.Generator())[0])
     train_module = D.wrap(LossModule(model, objective), env, device, sync_bn=cfg.run.sync_bn)
     loss_module = D.unwrap(train_module)

@@ -287,7 +287,7 @@ class Trainer:
         try:
             with context:
                 with self.precision.autocast():
-                    loss, stats = self.train_module(to_device(sub, self.device), self.generator)
+                    loss, stats = self.train_module(to_device(sub, self.device, self.data.norms), self.generator)
                 self.precision.backward(loss / acc)
         except Exception as exc:
             if self.compiled is not None and self.compiled.active and is_compile_error(exc):

@@ -14,6 +14,7 @@ from unidual.models import ImageVideoNet
 from unidual.train import distributed as D
 from unidual.train.build import DataParts
 from unidual.train.config import TrainConfig
+from unidual.train.inputs import to_device
 from unidual.train.precise_bn import recompute_bn_statistics
 
 
@@ -67,4 +68,4 @@ def precise_bn(model: ImageVideoNet, data: DataParts, cfg: TrainConfig, device: 
         world_size=env.world_size,
     )
     loader = DataLoader(data.mixed, batch_sampler=sampler, collate_fn=collate_mixed, num_workers=workers)
-    recompute_bn_statistics(model, (batch.sub for batch in loader), device)
+    recompute_bn_statistics(model, (to_device(batch.sub, device, data.norms) for batch in loader), device)
