@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from unidual.compat import require_torch
+
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 MAX_CONSECUTIVE_SKIPS = 25  # fp16 steps skipped in a row before the run counts as diverged (2^-25 of the scale)
 
@@ -34,6 +36,8 @@ class Precision:
         self.amp = amp
         self.device = device
         self.dtype = DTYPES.get(amp)
+        if amp == "fp16":
+            require_torch("2.3", "run.amp=fp16")  # torch.amp.GradScaler(device)
         self.scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
         self.skipped_in_a_row = 0
         if self.dtype is not None and device.type == "cpu" and warn:
