@@ -1,7 +1,7 @@
 """The trainer with every recipe switch off, before and after the recipe was wired in: loader and step.
 
     .venv/bin/python benchmarks/recipe_wiring.py                  # updates docs/performance.md
-    .venv/bin/python benchmarks/recipe_wiring.py --baseline 8cde2c6 --rounds 40 --no-write
+    .venv/bin/python benchmarks/recipe_wiring.py --baseline ce11d02 --rounds 40 --no-write
 
 The study config (configs/cpu/study/base.yaml on a reduced CIFAR-motion set, benchmarks/study_setup.py)
 trained by ``unidual.train.trainer.Trainer`` of two trees: git revision ``--baseline`` (checked out
@@ -81,7 +81,7 @@ def main() -> int:
     from common import add_run_args, matmul_peak, median, provenance, save_summary, start_run, table, write_section
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", default="8cde2c6", metavar="REV", help="the revision before the wiring")
+    parser.add_argument("--baseline", default="ce11d02", metavar="REV", help="the revision before the wiring")
     parser.add_argument("--updates", type=int, default=16, help="updates per epoch (the loader restarts after each)")
     parser.add_argument("--rounds", type=int, default=80, help="interleaved rounds of one update each, after 3 warm-up")
     add_run_args(parser)

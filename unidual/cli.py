@@ -18,7 +18,7 @@ from unidual.runtime import tune_allocator
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("unidual.models.commands", "list the registered model names"),
-    "info": ("unidual.models.commands:info", "parameter count and compute of a model"),
+    "info": ("unidual.train.info", "parameters and compute of a model; --memory: a training config's memory"),
     "data": ("unidual.data.commands", "check datasets, build the built-in datasets"),
     "train": ("unidual.train.commands", "train from a YAML config"),
     "demo": ("unidual.train.commands:demo", "train UniDual-Aux on the embedded dataset and compare"),

@@ -337,6 +337,8 @@ def _convert(tp: Any, value: Any, where: str, key: str) -> Any:
         raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {key}: {value!r} fits none of {tp}")
     if origin is Literal:
         choices = typing.get_args(tp)
+        if isinstance(value, bool) and ("off" if value is False else "on") in choices:
+            value = "off" if value is False else "on"  # YAML 1.1 reads a bare off / on as a boolean
         if value not in choices:
             raise ConfigError(f"{where}: {key} must be one of {list(choices)}, got {value!r}")
         return value

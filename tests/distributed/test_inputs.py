@@ -60,21 +60,31 @@ def test_persistent_workers_draw_what_fresh_workers_would(tmp_path):
     assert len(pids) == 2  # the same two worker processes served every epoch
 
 
+_POLICY = [
+    (torch.backends.cudnn, "benchmark"),
+    (torch.backends.cuda.matmul, "fp32_precision"),
+    (torch.backends.cudnn, "fp32_precision"),
+    (torch.backends.cudnn.conv, "fp32_precision"),
+    (torch.backends.cudnn.rnn, "fp32_precision"),
+]
+
+
 def test_configure_cuda_sets_the_kernel_policy():
-    before = (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.fp32_precision)
+    before = [getattr(obj, name) for obj, name in _POLICY]
     try:
         configure_cuda(torch.device("cpu"), cudnn_benchmark=True, tf32=False)
-        assert (torch.backends.cudnn.benchmark, torch.backends.cuda.matmul.fp32_precision) == before
+        assert [getattr(obj, name) for obj, name in _POLICY] == before  # nothing on the CPU
         configure_cuda(torch.device("cuda", 0), cudnn_benchmark=True, tf32=False)
         assert torch.backends.cudnn.benchmark is True
         assert torch.backends.cuda.matmul.fp32_precision == torch.backends.cudnn.conv.fp32_precision == "ieee"
+        assert torch.backends.cudnn.rnn.fp32_precision == "ieee"
         configure_cuda(torch.device("cuda", 0), cudnn_benchmark=False, tf32=True)
         assert torch.backends.cudnn.benchmark is False
         assert torch.backends.cuda.matmul.fp32_precision == torch.backends.cudnn.conv.fp32_precision == "tf32"
-    finally:
-        torch.backends.cudnn.benchmark = before[0]
-        torch.backends.cuda.matmul.fp32_precision = before[1]
-        torch.backends.cudnn.conv.fp32_precision = "none"
+    finally:  # process-wide flags: put back exactly what was there (torch.export refuses mixed ones)
+        for (obj, name), value in zip(_POLICY, before):
+            setattr(obj, name, value)
+        assert [getattr(obj, name) for obj, name in _POLICY] == before
 
 
 def _build_and_count(rank: int, world_size: int, config: dict, out: str) -> None:
@@ -118,3 +128,23 @@ def test_dist_timeout_must_be_positive(tiny_sources, value):
 
     with pytest.raises(ConfigError, match="run.dist_timeout_s"):
         load_config(data=tiny_config(tiny_sources), overrides=[f"run.dist_timeout_s={value}"])
+
+
+def test_training_inputs_travel_as_uint8_and_are_normalised_on_the_device(tiny_sources):
+    from unidual.data import build_dataset
+    from unidual.data.transforms import normalise_batch
+
+    cfg = load_config(data=tiny_config(tiny_sources))
+    data = build.build_data(cfg, DistEnv())
+    for key, ds in data.train_sets.items():
+        torch.manual_seed(5)
+        raw = ds[1]["input"]
+        assert raw.dtype == torch.uint8  # a quarter of float32's bytes through pinned memory and PCIe
+        reference = build_dataset(ds.spec, "train", normalise=True)
+        torch.manual_seed(5)
+        expected = reference[1]["input"]
+        got = inputs.to_device({key: {"input": raw[None], "label": torch.tensor([0])}}, torch.device("cpu"), data.norms)
+        assert torch.equal(got[key]["input"][0], expected)  # bit-identical to normalising in the loader
+        assert torch.equal(normalise_batch(raw[None], *data.norms[key])[0], expected)
+    with pytest.raises(ValueError, match="mean/std"):
+        inputs.to_device({"img": {"input": raw[None], "label": torch.tensor([0])}}, torch.device("cpu"))

@@ -228,3 +228,17 @@ def test_each_bad_value_is_one_line_naming_the_key(tmp_path, override, message):
     with pytest.raises(ConfigError) as err:
         load_config(path, [override])
     assert str(err.value).startswith(f"{path}: {message}") and "\n" not in str(err.value)
+
+
+def test_a_bare_off_in_yaml_is_the_choice_off(tmp_path):
+    """YAML 1.1 reads ``amp: off`` as the boolean false; a choice that includes "off" takes it as that."""
+    from helpers.tinydata import tiny_config
+
+    src = [{"key": "v", "modality": "video", "format": "folder", "root": str(tmp_path)}]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(src, regime="separate", model="r2plus1d")) + "")
+    text = path.read_text().replace("run:\n", "run:\n  amp: off\n", 1)
+    path.write_text(text)
+    assert load_config(path).run.amp == "off"
+    assert load_config(path, ["run.amp=off"]).run.amp == "off"
+    assert load_config(path, ["run.amp=bf16"]).run.amp == "bf16"

@@ -19,6 +19,7 @@ from unidual.data.labelspace import Relabelled
 from unidual.train import distributed as D
 from unidual.train.build import build_data, build_model, build_optim, mixers, model_for_config
 from unidual.train.config import ConfigError, load_config
+from unidual.train.inputs import to_device
 from unidual.train.objectives import Objective
 from unidual.train.optim import reported_lr
 from unidual.train.recipe import RUN_SWITCHES, SOURCE_SWITCHES, recipe_block
@@ -190,11 +191,12 @@ def test_balance_and_shared_head_reach_the_data_and_the_model(routed_sources, ca
         assert isinstance(split["photos"], Relabelled) and split["photos"].classes == ["left", "right"]
     assert data.classes["photos"] == ["Left", "RIGHT"]  # its own names stay in labels.json / the checkpoint
     assert sorted(set(data.train_sets["photos"].labels)) == [0, 1]
-    parts = build_model(cfg, data.classes, torch.device("cpu"), D.DistEnv(), resume=False)
+    parts = build_model(cfg, data, torch.device("cpu"), D.DistEnv(), resume=False)
     assert "photos" not in parts.model.spec["heads"] and set(parts.model.spec["heads"]) == {"img", "vid"}
     # a routed source's examples feed the other pathway's head, which gets gradients from both sources
     batch = {k: data.train_sets[k][0] for k in ("vid", "photos")}
-    sub = {k: {"input": v["input"][None], "label": torch.tensor([v["label"]])} for k, v in batch.items()}
+    raw = {k: {"input": v["input"][None], "label": torch.tensor([v["label"]])} for k, v in batch.items()}
+    sub = to_device(raw, torch.device("cpu"), data.norms)  # uint8 from the loader, normalised as in training
     for key in sub:
         parts.model.zero_grad()
         loss, _ = parts.train_module({key: sub[key]})

@@ -188,12 +188,6 @@ def test_existing_run_is_not_overwritten(tiny_sources, tmp_path):
         train(cfg, run_dir=tmp_path / "run")
 
 
-def test_amp_refused_on_cpu(tiny_sources, tmp_path):
-    cfg = load_config(data=tiny_config(tiny_sources, run={"amp": "bf16"}))
-    with pytest.raises(TrainingError, match="CUDA only"):
-        Trainer(cfg, run_dir=tmp_path / "run")
-
-
 def test_tensorboard_logs_the_same_scalars(tiny_sources, tmp_path):
     pytest.importorskip("tensorboard", reason="tensorboard not installed (pip install 'unidual[tensorboard]')")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

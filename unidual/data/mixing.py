@@ -143,6 +143,11 @@ class MixedSampler(Sampler[list[tuple[str, int]]]):
         if epoch != self.epoch:
             self.epoch, self.start_step, self.steps_done = epoch, 0, 0
 
+    def step_counts(self, step: int = 0) -> dict[str, int]:
+        """Examples per source in micro-batch ``step`` of an epoch (this rank's; the same on every rank)."""
+        plan = batch_shares({k: w for k, w in self.weights.items() if w > 0}, self.batch_size, step + 1)
+        return {k: n for k, n in plan[step].items() if n}
+
     def _batches(self) -> Iterator[list[tuple[str, int]]]:
         plan = batch_shares({k: w for k, w in self.weights.items() if w > 0}, self.batch_size, len(self))
         keys = list(self.sizes)
@@ -295,6 +300,41 @@ class MixedBatch:
         for key in self.skipped_sources:
             counts[key] = counts.get(key, 0) + 1
         return counts
+
+    def filled(self, spares: Mapping[str, Mapping[str, Any]], order: Sequence[str]) -> MixedBatch:
+        """Every source at the size the sampler drew, in ``order``: for multi-process training.
+
+        Each unreadable example's place is taken by a copy of a readable one of the same source
+        (from this batch, else ``spares[key]``, an example read before training), so every rank
+        runs the same sources with the same batch shapes in the same order -- the pathway sequence,
+        and with it every per-layer collective of SyncBatchNorm, cannot diverge between ranks. The
+        skips stay listed (they are counted and logged as before).
+        """
+        drawn = self.drawn()
+        sub: dict[str, SubBatch] = {}
+        for key in order:
+            want = drawn.get(key, 0)
+            have = self.sub.get(key)
+            n = len(have["label"]) if have is not None else 0
+            if want == 0 or (have is not None and n == want):
+                if have is not None:
+                    sub[key] = have
+                continue
+            if have is not None and n:
+                rows = torch.arange(want - n) % n
+                sub[key] = SubBatch(
+                    input=torch.cat([have["input"], have["input"][rows]]),
+                    label=torch.cat([have["label"], have["label"][rows]]),
+                    index=torch.cat([have["index"], have["index"][rows]]),
+                )
+            else:
+                spare = spares[key]
+                sub[key] = SubBatch(
+                    input=spare["input"].unsqueeze(0).expand(want, *spare["input"].shape).contiguous(),
+                    label=torch.full((want,), int(spare["label"]), dtype=torch.long),
+                    index=torch.full((want,), int(spare["index"]), dtype=torch.long),
+                )
+        return MixedBatch(sub, self.skipped, self.skipped_sources)
 
     def pin_memory(self) -> MixedBatch:
         """Called by DataLoader(pin_memory=True) in its pinning thread: page-locked inputs copy asynchronously."""

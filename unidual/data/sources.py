@@ -8,6 +8,7 @@ the split (``from unidual.data.sources import SourceSpec, build_dataset``).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,7 +55,12 @@ class SourceDataset(Dataset):
     """Examples of one source and split as ``{"input", "label", "source", "index"}`` dicts."""
 
     def __init__(
-        self, spec: SourceSpec, split: str, classes: Sequence[str] | None = None, index: Index | None = None
+        self,
+        spec: SourceSpec,
+        split: str,
+        classes: Sequence[str] | None = None,
+        index: Index | None = None,
+        normalise: bool = True,
     ) -> None:
         self.spec = spec
         self.split = split
@@ -66,7 +72,7 @@ class SourceDataset(Dataset):
         self.missing: list[str] = missing  # 'file:line: path' of listed files dropped (skip_missing)
         self.files: list[str] = [e.path for e in entries]
         self.labels: list[int] = [e.label for e in entries]
-        self.plan = spec.transform.plan(spec.modality, split)
+        self.plan = dataclasses.replace(spec.transform.plan(spec.modality, split), normalise=normalise)
         self._info: dict[int, VideoInfo] = {}
 
     def __len__(self) -> int:
@@ -154,10 +160,15 @@ class SourceDataset(Dataset):
 
 
 def build_dataset(
-    spec: SourceSpec | dict[str, Any], split: str, classes: Sequence[str] | None = None, index: Index | None = None
+    spec: SourceSpec | dict[str, Any],
+    split: str,
+    classes: Sequence[str] | None = None,
+    index: Index | None = None,
+    normalise: bool = True,
 ) -> SourceDataset:
     """The dataset of one source and split; ``classes`` pins the label map (evaluation reuses the run's);
-    ``index`` (from :func:`index_source`) skips listing the files again."""
+    ``index`` (from :func:`index_source`) skips listing the files again; ``normalise=False``: uint8 inputs
+    (normalise with :func:`unidual.data.transforms.normalise_batch` where they are used)."""
     if isinstance(spec, dict):
         spec = SourceSpec.from_dict(spec)
-    return SourceDataset(spec, split, classes, index)
+    return SourceDataset(spec, split, classes, index, normalise)

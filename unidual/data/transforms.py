@@ -49,6 +49,9 @@ class Plan:
     scale: tuple[float, float] | None = None  # random-resized crop: area fraction range (replaces resize + crop)
     randaugment: tuple[int, int] | None = None  # (n ops, magnitude 0-10), drawn once per clip
     color_jitter: float = 0.0  # brightness / contrast / saturation strength, drawn once per clip
+    # False: views stay uint8 and are normalised where they are used (the trainer does it on the GPU:
+    # a quarter of the bytes through pinned memory and PCIe, and no float work in the loader)
+    normalise: bool = True
 
 
 def to_tensor(frames: np.ndarray) -> Tensor:
@@ -175,7 +178,8 @@ def keeps_native_size(plan: Plan) -> bool:
 
 
 def apply_plan(frames: np.ndarray, plan: Plan, rng: random.Random) -> list[Tensor]:
-    """uint8 frames of one clip -> list of views, each ``(T, 3, h, w)`` normalised float.
+    """uint8 frames of one clip -> list of views, each ``(T, 3, h, w)`` normalised float (uint8 when
+    ``plan.normalise`` is off).
 
     Pixels stay uint8 through resize, crop and flip; only the final views become float.
     """
@@ -187,7 +191,20 @@ def apply_plan(frames: np.ndarray, plan: Plan, rng: random.Random) -> list[Tenso
         views = [v.flip(-1) for v in views]
     if plan.randaugment is not None or plan.color_jitter:
         views = [_augmented(v, plan, rng) for v in views]
+    if not plan.normalise:
+        return [v.contiguous() for v in views]
     return [normalise(v, plan.mean, plan.std) for v in views]
+
+
+def normalise_batch(x: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """A uint8 batch ``(N, 3, H, W)`` / ``(N, 3, T, H, W)`` -> float ``(x / 255 - mean) / std`` where it lies.
+
+    The same float32 operations in the same order as :func:`normalise`: equal values, bit for bit.
+    """
+    shape = (1, 3) + (1,) * (x.dim() - 2)
+    m = torch.tensor(mean, dtype=torch.float32).view(shape).to(x.device, non_blocking=True)
+    s = torch.tensor(std, dtype=torch.float32).view(shape).to(x.device, non_blocking=True)
+    return (x.to(torch.float32).div_(255.0) - m) / s
 
 
 def _views(x: Tensor, plan: Plan, rng: random.Random) -> list[Tensor]:

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from unidual.machine import cpu_model
 from unidual.study.atomic import write_text
 from unidual.study.config import StudyError
 
@@ -41,16 +42,6 @@ def update_markdown(path: Path, name: str, body: str) -> None:
         text = text[:b] + section + text[e + len(end) :]
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, text)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
 
 
 def machine() -> dict[str, Any]:

@@ -25,15 +25,18 @@ from unidual.data.errors import DataError
 from unidual.data.formats import index_source
 from unidual.data.labelspace import Relabelled, map_classes
 from unidual.data.listing import Index
-from unidual.data.mixing import MixedDataset, MixedSampler
+from unidual.data.mixing import MixedBatch, MixedDataset, MixedSampler
 from unidual.data.mixup import Mixer
 from unidual.data.utils import Spread
 from unidual.models import ImageVideoNet, create_model, get_model_def
+from unidual.models.channels_last import choose_channels_last
+from unidual.models.memory import match_gradient_layout
 from unidual.models.surgery import architecture_mismatch, load_backbone
 from unidual.train import distributed as D
 from unidual.train.compiled import CompiledModel, enable_compile_caches
 from unidual.train.config import ConfigError, TrainConfig
 from unidual.train.errors import TrainingError
+from unidual.train.inputs import to_device
 from unidual.train.objectives import LossModule, Objective
 from unidual.train.optim import build_optimizer, head_parameters
 from unidual.train.schedule import WarmupDecay, make_scheduler, scaled_lr
@@ -60,6 +63,8 @@ class DataParts:
     sampler: MixedSampler
     mixed: MixedDataset
     skips: SkipBudget
+    spares: dict[str, dict[str, Any]]  # a readable training example per source (MixedBatch.filled)
+    norms: dict[str, tuple[tuple[float, ...], tuple[float, ...]]]  # (mean, std) per source, for uint8 inputs
     micro_per_epoch: int  # micro-batches per epoch on this process
     updates_per_epoch: int
 
@@ -68,12 +73,14 @@ def build_data(cfg: TrainConfig, env: D.DistEnv) -> DataParts:
     """Train and test sets of every source, each source probed, and the mixing sampler of this rank."""
     specs = {s.key: s for s in cfg.sources}
     indices = D.main_then_agree(lambda: list_files(specs), (DataError,))  # only rank 0 scans the disk
-    train_sets = {k: build_dataset(s, "train", index=indices[k]["train"]) for k, s in specs.items()}
+    # uint8 training inputs, normalised on the training device (unidual.train.inputs.to_device)
+    train_sets = {k: build_dataset(s, "train", index=indices[k]["train"], normalise=False) for k, s in specs.items()}
     classes = {k: list(ds.classes) for k, ds in train_sets.items()}
+    spares: dict[str, dict[str, Any]] = {}
     for k, ds in train_sets.items():
         if len(ds) == 0:
             raise TrainingError(f"source {k!r} ({specs[k].root}): the train split has no examples")
-        probe(k, ds, specs[k].root)
+        spares[k] = probe(k, ds, specs[k].root)
     test_sets: dict[str, Any] = {}
     for k, s in specs.items():
         test_sets[k] = build_dataset(s, "test", classes=classes[k], index=indices[k]["test"])
@@ -81,6 +88,9 @@ def build_data(cfg: TrainConfig, env: D.DistEnv) -> DataParts:
     for k, head in heads.items():  # shared label space: the source seen through the head's classes
         label_map = map_classes(classes[k], classes[head], source=k, head=head, unmatched=specs[k].head_unmatched)
         train_sets[k], test_sets[k] = Relabelled(train_sets[k], label_map), Relabelled(test_sets[k], label_map)
+        if len(train_sets[k]) == 0:
+            raise TrainingError(f"source {k!r}: no train example of a class head {head!r} has")
+        spares[k] = probe(k, train_sets[k], specs[k].root)  # labelled in the head's classes
         if label_map.dropped and env.is_main:
             print(
                 f"unidual train: source {k!r}: {len(label_map.dropped)} classes not in head {head!r} dropped "
@@ -106,6 +116,8 @@ def build_data(cfg: TrainConfig, env: D.DistEnv) -> DataParts:
         sampler=sampler,
         mixed=MixedDataset(train_sets),
         skips=SkipBudget(list(specs), cfg.data.max_skipped, cfg.data.max_skipped_fraction),
+        spares=spares,
+        norms={k: (tuple(ds.plan.mean), tuple(ds.plan.std)) for k, ds in train_sets.items()},
         micro_per_epoch=micro,
         updates_per_epoch=math.ceil(micro / cfg.optim.accumulate),
     )
@@ -155,16 +167,24 @@ def list_files(specs: dict[str, Any]) -> dict[str, dict[str, Index]]:
     return out
 
 
-def probe(key: str, dataset: Any, root: str) -> None:
-    """Refuse a source none of whose files can be read, before any training (up to PROBE_FILES tried)."""
+def example_batch(data: DataParts) -> MixedBatch:
+    """A micro-batch shaped like the first one the sampler draws, made of the sources' spare examples."""
+    counts = data.sampler.step_counts(0)
+    drawn = MixedBatch(sub={}, skipped=[("", "")] * sum(counts.values()),
+                       skipped_sources=[k for k, n in counts.items() for _ in range(n)])  # fmt: skip
+    return drawn.filled(data.spares, list(data.specs))
+
+
+def probe(key: str, dataset: Any, root: str) -> dict[str, Any]:
+    """The first readable example of a source (up to PROBE_FILES tried): a source none of whose files
+    can be read is refused before any training."""
     n = len(dataset)
     tried = sorted({int(i) for i in np.linspace(0, n - 1, num=min(PROBE_FILES, n))})
     failures: list[str] = []
     with torch.random.fork_rng(devices=[]):  # reading draws crops: keep the run's RNG stream untouched
         for i in tried:
             try:
-                dataset[i]
-                return
+                return dict(dataset[i])
             except Exception as exc:  # any unreadable file counts
                 files = getattr(dataset, "files", None)
                 failures.append(f"{files[i] if files is not None else i}: {exc}")
@@ -184,10 +204,12 @@ class ModelParts:
     finetune_missing: list[str]  # head keys left at init when finetuning
 
 
-def model_for_config(cfg: TrainConfig, heads: dict[str, int]) -> ImageVideoNet:
+def model_for_config(cfg: TrainConfig, heads: dict[str, int], channels_last: bool | None = None) -> ImageVideoNet:
     """The untrained model a training config describes, with ``heads`` {source key: classes}.
 
-    Sources with ``head:`` get no head of their own: leave them out of ``heads``.
+    Sources with ``head:`` get no head of their own: leave them out of ``heads``. ``channels_last``:
+    the layout chosen for ``run.channels_last`` (None: the setting itself, with ``auto`` left to the
+    process default).
     """
     options = dict(cfg.model.options)
     if get_model_def(cfg.model.name).heads_by_modality:
@@ -201,25 +223,36 @@ def model_for_config(cfg: TrainConfig, heads: dict[str, int]) -> ImageVideoNet:
         depth=cfg.model.depth,
         width=cfg.model.width,
         heads=heads,
-        channels_last=cfg.run.channels_last,
+        channels_last=channels_last if channels_last is not None else _fixed(cfg.run.channels_last),
         dropout=cfg.model.dropout,
         zero_init_residual=cfg.model.zero_init_residual,
         **options,
     )
 
 
-def build_model(
-    cfg: TrainConfig, classes: dict[str, list[str]], device: torch.device, env: D.DistEnv, *, resume: bool
-) -> ModelParts:
-    """The model (heads for the sources without ``head:``), its objective and the module a training step calls."""
+def _fixed(setting: bool | str) -> bool | None:
+    return setting if isinstance(setting, bool) else None
+
+
+def build_model(cfg: TrainConfig, data: DataParts, device: torch.device, env: D.DistEnv, *, resume: bool) -> ModelParts:
+    """The model (in the memory format ``run.channels_last`` picks: rank 0 measures, all ranks take its
+    answer; heads for the sources without ``head:``), its objective and the training module; under DDP
+    the parameters are first laid out like their gradients (one dry step on the sources' spare
+    examples) so DDP's buckets match them."""
+    layout = D.main_then_agree(lambda: choose_channels_last(cfg.run.channels_last, device), (RuntimeError,))
+    if env.is_main and layout.source == "measured":
+        print(f"unidual train: {layout.describe()}", file=sys.stderr)
     try:
-        routed = {s.key for s in cfg.sources if s.head}
-        model = model_for_config(cfg, {k: len(c) for k, c in classes.items() if k not in routed})
+        heads = {k: len(c) for k, c in data.classes.items() if k not in data.heads}
+        model = model_for_config(cfg, heads, layout.channels_last)
     except (TypeError, ValueError) as exc:  # unknown model.options, bad values: the config's fault
         raise ConfigError(f"model: {exc}") from None
     missing = load_pretrained(cfg, model) if cfg.finetune.checkpoint and not resume else []
     model = model.to(device)
     objective = Objective.from_config(cfg)
+    if env.enabled:
+        example = to_device(example_batch(data).sub, device, data.norms)
+        match_gradient_layout(model, lambda: LossModule(model, objective)(example, torch.Generator())[0])
     train_module = D.wrap(LossModule(model, objective), env, device, sync_bn=cfg.run.sync_bn)
     loss_module = D.unwrap(train_module)
     model = loss_module.model  # SyncBatchNorm conversion may replace modules

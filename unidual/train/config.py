@@ -232,7 +232,9 @@ class RunConfig(Checked):
     plots: bool = True
     progress: bool = True
     max_steps: int | None = checked(None, positive)  # stop after N updates (smoke tests); None: the full schedule
-    channels_last: bool = True  # conv weights/activations channels-last (NTHWC): faster, values to rounding
+    # conv weights/activations channels-last (NTHWC), contiguous, or "auto": the faster on this machine,
+    # measured once and cached (unidual/models/channels_last.py); values agree to rounding
+    channels_last: bool | Literal["auto"] = "auto"
     compile: bool = False  # torch.compile the training step (cached kernels, eager fallback; docs/performance.md)
     compile_backend: str = "inductor"  # torch.compile backend ("inductor"; "eager"/"aot_eager" to debug)
     dist_timeout_s: float = checked(1800.0, positive)  # how long a collective waits for the slowest rank

@@ -14,7 +14,6 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from unidual.models.memory import match_gradient_layout
 from unidual.ranks import (
     DistEnv,
     barrier,
@@ -48,10 +47,9 @@ def wrap(model: nn.Module, env: DistEnv, device: torch.device, *, sync_bn: bool 
 
     ``find_unused_parameters`` is on because a step may not touch every head
     (a batch without one source, or random aux routing). DDP lays its gradient buckets out like
-    the parameters, which :func:`match_gradient_layout` first gives the strides the convolutions'
-    gradients come back with, so no gradient is copied at every step ("Grad strides do not match
-    bucket view strides"); with ``gradient_as_bucket_view`` each gradient *is* its bucket view,
-    so no second copy of the gradients is held either.
+    the parameters (which the trainer first gives their gradients' strides,
+    :func:`unidual.models.memory.match_gradient_layout`); with ``gradient_as_bucket_view`` each
+    gradient *is* its bucket view, so no second copy of the gradients is held.
     """
     if sync_bn:
         if device.type != "cuda":
@@ -61,7 +59,6 @@ def wrap(model: nn.Module, env: DistEnv, device: torch.device, *, sync_bn: bool 
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
     if not env.enabled:
         return model
-    match_gradient_layout(model)  # buckets laid out like the gradients the convolutions produce
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(
         model, device_ids=ids, find_unused_parameters=True, gradient_as_bucket_view=True

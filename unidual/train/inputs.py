@@ -4,7 +4,7 @@ The loader is built once (``persistent_workers``: worker processes and their ope
 from one epoch to the next); each epoch the mixing sampler moves to its epoch and the workers are
 reseeded as fresh ones would be (:class:`~unidual.data.mixing.EpochSeeded`), so augmentations are
 the same with or without persistence. Batches are pinned on CUDA (asynchronous host-to-device
-copies). ``data.num_workers: auto`` (:func:`resolve_workers`): none on the CPU, where the training
+copies) of uint8 inputs, normalised on the device (:func:`to_device`). ``data.num_workers: auto`` (:func:`resolve_workers`): none on the CPU, where the training
 step's threads use every core and an extra process would take cores from it; on a GPU, up to 8
 per rank, leaving one core per rank for the training process.
 """
@@ -12,15 +12,18 @@ per rank, leaving one core per rank for the training process.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader
 
 from unidual.data.mixing import EpochSeeded, MixedBatch, SubBatch, collate_mixed
-from unidual.train.build import DataParts
+from unidual.data.transforms import normalise_batch
 from unidual.train.config import TrainConfig
+
+if TYPE_CHECKING:  # build imports this module
+    from unidual.train.build import DataParts
 
 MAX_AUTO_WORKERS = 8
 
@@ -69,10 +72,20 @@ class TrainLoader:
         return iter(self.loader)
 
 
-def to_device(sub: Mapping[str, SubBatch], device: torch.device) -> dict[str, dict[str, torch.Tensor]]:
-    """Inputs and labels of every source on ``device`` (asynchronous copies from pinned memory on CUDA)."""
+def to_device(
+    sub: Mapping[str, SubBatch],
+    device: torch.device,
+    norms: Mapping[str, tuple[Sequence[float], Sequence[float]]] | None = None,
+) -> dict[str, dict[str, torch.Tensor]]:
+    """Inputs and labels of every source on ``device`` (asynchronous copies from pinned memory on CUDA);
+    uint8 inputs are normalised there with their source's ``norms[key] = (mean, std)``."""
     nb = device.type == "cuda"
-    return {
-        k: {"input": v["input"].to(device, non_blocking=nb), "label": v["label"].to(device, non_blocking=nb)}
-        for k, v in sub.items()
-    }
+    out = {}
+    for k, v in sub.items():
+        x = v["input"].to(device, non_blocking=nb)
+        if x.dtype == torch.uint8:
+            if norms is None:
+                raise ValueError(f"source {k!r}: uint8 inputs need their mean/std to be normalised")
+            x = normalise_batch(x, *norms[k])
+        out[k] = {"input": x, "label": v["label"].to(device, non_blocking=nb)}
+    return out

@@ -75,9 +75,9 @@ class Segment:
 class LossOutput:
     loss: Tensor  # scalar to backpropagate
     examples: int  # distinct examples in the batch
-    loss_sum: dict[str, float] = field(default_factory=dict)  # term -> Σ CE (unweighted)
+    loss_sum: dict[str, Tensor] = field(default_factory=dict)  # term -> Σ CE (unweighted), on the device
     count: dict[str, int] = field(default_factory=dict)  # term -> examples scored
-    correct: dict[str, int] = field(default_factory=dict)  # term -> top-1 hits
+    correct: dict[str, Tensor] = field(default_factory=dict)  # term -> top-1 hits, on the device
 
 
 def pathway_for(model: nn.Module, modality: str) -> str:
@@ -183,8 +183,9 @@ class Objective:
             task_rows: Tensor | None = None
             aux_rows: Tensor | None = None
             if self.routing == "random":
-                aux_mask = torch.rand(len(y), generator=generator) < self.p
-                task_rows, aux_rows = (~aux_mask).nonzero().squeeze(1), aux_mask.nonzero().squeeze(1)
+                to_aux = (torch.rand(len(y), generator=generator) < self.p).tolist()  # host values, no device op
+                task_rows = torch.tensor([i for i, a in enumerate(to_aux) if not a], dtype=torch.long)
+                aux_rows = torch.tensor([i for i, a in enumerate(to_aux) if a], dtype=torch.long)
             if task_rows is None or len(task_rows):
                 xt, yt, tt = _take(x, task_rows), _take(y, task_rows), _take_target(target, task_rows)
                 out.append(self._segment(model, key, own, xt, yt, tt, key, scale))
@@ -239,10 +240,10 @@ class Objective:
                 term = ce * s.weight
                 total = term if total is None else total + term
                 scored += s.weight * n
-                stats.loss_sum[s.term] = stats.loss_sum.get(s.term, 0.0) + float(ce.detach())
+                # statistics stay on the device (read when a record is written, unidual/train/meters.py)
+                stats.loss_sum[s.term] = _plus(stats.loss_sum.get(s.term), ce.detach())
                 stats.count[s.term] = stats.count.get(s.term, 0) + n
-                hits = int((logits.detach().argmax(1) == s.label).sum())
-                stats.correct[s.term] = stats.correct.get(s.term, 0) + hits
+                stats.correct[s.term] = _plus(stats.correct.get(s.term), (logits.detach().argmax(1) == s.label).sum())
         assert total is not None
         stats.loss = total / (scored if self.normalize == "terms" and scored > 0 else examples)
         return stats
@@ -256,7 +257,8 @@ class Objective:
 class LossModule(nn.Module):
     """``model`` + objective behind one ``forward``, so DDP sees exactly one forward per step.
 
-    Returns ``(loss, stats)`` with ``stats`` made of plain numbers only.
+    Returns ``(loss, stats)``; the per-term sums in ``stats`` are device tensors (reading them is a
+    host sync, left to the metrics log), the counts plain numbers.
     """
 
     def __init__(self, model: nn.Module, objective: Objective) -> None:
@@ -295,6 +297,11 @@ def group_segments(segments: list[Segment]) -> list[list[Segment]]:
 
 def _inflated(s: Segment, frames: int) -> Segment:
     return dataclasses.replace(s, input=image_to_clip(s.input, frames))
+
+
+def _plus(total: Tensor | None, value: Tensor) -> Tensor:
+    """Accumulate a device statistic in float64 (as the Python floats it replaced: same logged values)."""
+    return value.double() if total is None else total + value.double()
 
 
 def _take(t: Tensor, rows: Tensor | None) -> Tensor:

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from unidual.compat import require_torch
+
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 MAX_CONSECUTIVE_SKIPS = 25  # fp16 steps skipped in a row before the run counts as diverged (2^-25 of the scale)
 
@@ -34,6 +36,8 @@ class Precision:
         self.amp = amp
         self.device = device
         self.dtype = DTYPES.get(amp)
+        if amp == "fp16":
+            require_torch("2.3", "run.amp=fp16")  # torch.amp.GradScaler(device)
         self.scaler = torch.amp.GradScaler(device.type) if amp == "fp16" else None
         self.skipped_in_a_row = 0
         if self.dtype is not None and device.type == "cpu" and warn:
@@ -100,7 +104,7 @@ def configure_cuda(device: torch.device, *, cudnn_benchmark: bool, tf32: bool) -
     precision = "tf32" if tf32 else "ieee"
     if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9
         torch.backends.cuda.matmul.fp32_precision = precision
-        torch.backends.cudnn.conv.fp32_precision = precision  # type: ignore[attr-defined]
+        torch.backends.cudnn.fp32_precision = precision  # type: ignore[attr-defined]  # convolutions and RNNs
     else:
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32

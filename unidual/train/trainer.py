@@ -104,7 +104,7 @@ class Trainer:
         S.seed_everything(cfg.run.seed)  # same on every rank: identical initial weights
         self.data = build_data(cfg, env)
         self.loader = TrainLoader(self.data, cfg, rank=env.rank, device=self.device)
-        parts = build_model(cfg, self.data.classes, self.device, env, resume=resume)
+        parts = build_model(cfg, self.data, self.device, env, resume=resume)
         self.model, self.objective, self.train_module = parts.model, parts.objective, parts.train_module
         self.compiled, self.finetune_missing = parts.compiled, parts.finetune_missing
         # recipe: the EMA of the weights (every rank keeps one: the weights agree after the all-reduce)
@@ -244,6 +244,8 @@ class Trainer:
             self.resume_sampler_state = None
             for batch in batches:
                 self._note_skips(batch, meter)
+                if self.env.enabled:  # every rank the same sources, shapes and order (no divergent collectives)
+                    batch = batch.filled(self.data.spares, list(self.data.specs))
                 last = micro_in_update + 1 == acc or loop.step_in_epoch + 1 == self.data.micro_per_epoch
                 self._micro_step(batch.sub, last, acc, meter)
                 loop.step_in_epoch += 1
@@ -318,7 +320,7 @@ class Trainer:
 
     def _device_batch(self, sub: dict[str, SubBatch]) -> dict[str, Any]:
         """The micro-batch on the device, mixed per source (mixup / cutmix, the trainer's generator) where asked."""
-        batch = to_device(sub, self.device)
+        batch = to_device(sub, self.device, self.data.norms)
         return mix_sources(batch, self.mixers, self.mix_classes, self.generator) if self.mixers else batch
 
     def _update(self) -> bool:

@@ -22,6 +22,7 @@ from unidual.models import ImageVideoNet
 from unidual.train import distributed as D
 from unidual.train.build import DataParts, train_sampler
 from unidual.train.config import TrainConfig
+from unidual.train.inputs import to_device
 from unidual.train.precise_bn import recompute_bn_statistics
 
 
@@ -78,7 +79,7 @@ def precise_bn(model: ImageVideoNet, data: DataParts, cfg: TrainConfig, device: 
     sampler = train_sampler(cfg, data.train_sets, env, epoch_size=n * cfg.optim.batch_size * env.world_size, seed=seed)
     loader = DataLoader(data.mixed, batch_sampler=sampler, collate_fn=collate_mixed, num_workers=workers)
     target = model if ema is None else _Together(model, ema)
-    recompute_bn_statistics(target, (batch.sub for batch in loader), device)
+    recompute_bn_statistics(target, (to_device(batch.sub, device, data.norms) for batch in loader), device)
     if ema is not None:
         ema.eval()  # the average is only ever evaluated
 
