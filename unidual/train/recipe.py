@@ -52,7 +52,9 @@ def default_of(cls: type, dotted: str) -> Any:
     f = next(f for f in dataclasses.fields(cls) if f.name == head)
     if rest:
         return default_of(typing.get_type_hints(cls)[head], rest)
-    return f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+    if f.default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
 
 
 def _flow(value: Any) -> str:

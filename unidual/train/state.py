@@ -105,7 +105,7 @@ def checkpoint_payload(
     ema: ModelEma | None = None,
 ) -> dict[str, Any]:
     """The whole checkpoint (layout: unidual/checkpoint.py); ``sources``: {key: {"modality", "classes"[, "head"]}}."""
-    payload = {
+    payload: dict[str, Any] = {
         "model": model.state_dict(),
         "model_spec": model.spec,  # type: ignore[attr-defined]
         "sources": {k: dict(v) for k, v in sources.items()},

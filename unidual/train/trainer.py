@@ -15,7 +15,7 @@ import sys
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -24,6 +24,7 @@ from unidual import checkpoint as ckpt
 from unidual.data.errors import DataError
 from unidual.data.mixing import MixedBatch, SubBatch
 from unidual.data.mixup import mix_sources
+from unidual.models import ImageVideoNet
 from unidual.run import Run, RunDirError, RunLock
 from unidual.runtime import tune_allocator
 from unidual.train import distributed as D
@@ -361,7 +362,7 @@ class Trainer:
         return validate(self.model, self.data, self.cfg, self.device, self.env, self.loader.workers)
 
     def _validate_and_save(self) -> None:
-        ema = self.ema.module if self.ema is not None else None
+        ema = cast(ImageVideoNet, self.ema.module) if self.ema is not None else None
         if self.cfg.data.precise_bn_batches:
             precise_bn(self.model, self.data, self.cfg, self.device, self.env, self.loop.epoch, self.loader.workers,
                        ema=ema)  # fmt: skip
