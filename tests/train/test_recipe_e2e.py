@@ -5,17 +5,15 @@ from it takes ``optim.backbone_lr_mult`` (``model.zero_init_residual`` refuses a
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers.killable import killable_train
 from helpers.tinydata import tiny_config
 
-from tests.train.test_resume_cli import PROJECT, RUNNER, write_config
+from tests.train.test_resume_cli import write_config
 from unidual import checkpoint as ckpt
 from unidual.cli import main as cli
 from unidual.run import read_metrics
@@ -51,18 +49,7 @@ def every_switch_on(tiny_sources: list[dict], root: Path) -> dict:
 @pytest.mark.slow
 def test_every_switch_on_trains_resumes_bit_exactly_evaluates_and_exports_ema(tiny_sources, tmp_path, capsys):
     config = write_config(tmp_path / "c.yaml", every_switch_on(tiny_sources, tmp_path))
-    runner = tmp_path / "runner.py"
-    runner.write_text(RUNNER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(PROJECT)}
-
-    def run(*args: str, kill_at: int = 0) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, str(runner), "train", *args],
-            env={**env, "KILL_AT": str(kill_at)},
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+    run = killable_train(tmp_path, timeout=600)
 
     full = run(str(config), "--out", str(tmp_path / "full"))
     assert full.returncode == 0, full.stderr

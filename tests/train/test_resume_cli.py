@@ -2,35 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 import yaml
+from helpers.killable import killable_train
 from helpers.tinydata import tiny_config
 
 from unidual import checkpoint as ckpt
 from unidual.cli import main as cli
-
-PROJECT = Path(__file__).resolve().parents[2]
-
-# Runs the CLI; with KILL_AT=n the process SIGKILLs itself right after update n (no chance to save).
-RUNNER = """
-import os, signal, sys
-from unidual.train import trainer as T
-kill_at = int(os.environ.get("KILL_AT", "0"))
-update = T.Trainer._update
-def _update(self):
-    update(self)
-    if self.global_step == kill_at:
-        os.kill(os.getpid(), signal.SIGKILL)
-T.Trainer._update = _update
-from unidual.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 def write_config(path: Path, data: dict) -> Path:
@@ -63,18 +44,7 @@ def test_sigkill_mid_epoch_then_resume_gives_identical_weights(tiny_sources, tmp
         run={"save_every": 2, "log_every": 1},
     )
     config = write_config(tmp_path / "c.yaml", data)
-    runner = tmp_path / "runner.py"
-    runner.write_text(RUNNER)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(PROJECT)}
-
-    def run(*args: str, kill_at: int = 0) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, str(runner), "train", *args],
-            env={**env, "KILL_AT": str(kill_at)},
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+    run = killable_train(tmp_path)
 
     full = run(str(config), "--out", str(tmp_path / "full"))
     assert full.returncode == 0, full.stderr

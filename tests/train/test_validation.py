@@ -22,7 +22,7 @@ def _validate_on_rank(rank: int, world_size: int, state: str, out: str) -> None:
     if rank == 1:  # as after its own last training forward, or precise BN from its own batches
         torch.manual_seed(1)
         randomise_bn(model, affine=False)
-    data = SimpleNamespace(test_sets=datasets(), modalities=MODALITIES)
+    data = SimpleNamespace(test_sets=datasets(), modalities=MODALITIES, heads={})
     cfg = SimpleNamespace(
         data=SimpleNamespace(eval_batch_size=BATCH, num_workers=0), run=SimpleNamespace(progress=False)
     )
