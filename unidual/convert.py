@@ -19,9 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 
+from unidual import checkpoint
 from unidual.checkpoint import save_checkpoint
 from unidual.models.surgery import from_torchvision
 
@@ -42,7 +42,9 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     if not path.is_file():
         raise ConvertError(f"{path}: no such weights file")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        data = checkpoint.safe_torch_load(path)  # weights_only, zip members' inflation bounded
+    except checkpoint.CheckpointError as exc:
+        raise ConvertError(str(exc)) from None
     except Exception as exc:  # truncated files, pickles that would execute code
         raise ConvertError(f"{path}: cannot be loaded as plain tensors ({exc})") from exc
     if isinstance(data, Mapping) and not any(isinstance(v, Tensor) for v in data.values()):
