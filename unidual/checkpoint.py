@@ -129,12 +129,6 @@ def check_inflation(file: str | os.PathLike) -> None:
         )
 
 
-def safe_torch_load(file: str | os.PathLike, map_location: str | torch.device = "cpu") -> Any:
-    """``torch.load(weights_only=True)`` after :func:`check_inflation`: no code runs, memory bounded by the file."""
-    check_inflation(file)
-    return torch.load(file, map_location=map_location, weights_only=True)
-
-
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load safely (weights_only=True, bounded inflation); errors name the file and the problem."""
     file = resolve_checkpoint(path)
