@@ -76,7 +76,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse(_command_parser(name), argv[1:])
     tune_allocator()  # every command: reuse freed tensor memory (unidual/allocator.py)
     args.command = name
-    return int(_entry(name, "main")(args) or 0)
+    label = f"{name} {getattr(args, 'data_command', None) or ''}".strip()
+    try:
+        return int(_entry(name, "main")(args) or 0)
+    except KeyboardInterrupt:  # Ctrl-C: one line, the shell's status for SIGINT (train saves first itself)
+        print(f"\nunidual {label}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -17,7 +17,8 @@ from unidual.data.builtin import (
 )
 from unidual.data.check import check_dataset, format_report
 from unidual.data.errors import DataError
-from unidual.data.prepare import UNREADABLE, PrepareOptions, prepare_dataset
+from unidual.data.mirror import shown
+from unidual.data.prepare import UNREADABLE, OutputError, PrepareOptions, prepare_dataset
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +101,10 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if report["usable"] else 1
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
 def _prepare(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print(f"error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
@@ -107,13 +112,22 @@ def _prepare(args: argparse.Namespace) -> int:
     opts = PrepareOptions(short_side=args.short_side, keyframe_interval=args.keyframe_interval, images=args.images)
     result = prepare_dataset(args.src, args.dst, opts, workers=args.workers, progress=sys.stderr.isatty())
     print(
-        f"{result['dst']}: {result['written']} written, {result['already_done']} already done, "
+        f"{shown(result['dst'])}: {result['written']} written, {result['already_done']} already done, "
         f"{result['lists']} list/CSV files rewritten, {len(result['unreadable'])} unreadable"
     )
     for bad in result["unreadable"][:20]:
-        print(f"  unreadable (skipped): {bad['path']}: {bad['reason']}")
-    if result["unreadable"]:
-        print(f"  full list: {Path(result['dst']) / UNREADABLE}")
+        print(f"  unreadable (skipped): {shown(bad['path'])}: {bad['reason']}")
+    if result["dropped_lines"]:
+        print(f"  {_plural(len(result['dropped_lines']), 'list line')} dropped: the video named was not written")
+    if result["unknown_lines"]:
+        print(
+            f"  {_plural(result['unknown_lines'], 'list line')} names a video not in {shown(result['src'])} "
+            "(left as it was; `unidual data check` lists missing files)"
+        )
+    if result["unreadable"] or result["dropped_lines"]:
+        print(f"  full list: {shown(Path(result['dst']) / UNREADABLE)}")
+    for note in result["notes"]:
+        print(f"  {note}")
     return 0
 
 
@@ -173,3 +187,10 @@ def main(args: argparse.Namespace) -> int:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if args.data_command == "prepare" else 1
+    except OutputError as exc:
+        print(
+            f"unidual data {args.data_command}: {exc}: every file with its final name is complete; "
+            "free some space and run the same command again",
+            file=sys.stderr,
+        )
+        return 1
