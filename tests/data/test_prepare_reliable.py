@@ -280,3 +280,27 @@ def test_a_second_prepare_into_the_same_folder_is_refused_in_one_line(tmp_path, 
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "another `unidual data prepare`" in err[0] and f"pid {os.getpid()}" in err[0]
     assert main(["data", "prepare", str(src), str(dst), "--short-side", "16", "--workers", "1"]) == 0  # freed
+
+
+def test_data_check_and_dataloader_workers_after_a_threaded_parent_do_not_hang(tmp_path):
+    """The same for ``data check``'s pool (spawn) and DataLoader workers (fork by default on Linux:
+    safe because the readers they run use single-threaded swscale contexts and decoders)."""
+    src = tmp_path / "src"
+    _noise_videos(src, 4, frames=10, side=64)
+    code = textwrap.dedent(
+        f"""
+        import av, torch
+        from unidual.data.check import check_dataset
+        from unidual.data.decode import read_frames
+        with av.open({str(src / "c0" / "v0.avi")!r}) as c:
+            for frame in c.decode(video=0):
+                frame.reformat(width=300, height=200, format="rgb24")
+        report = check_dataset({str(src)!r}, workers=2)
+        files = sorted(__import__("pathlib").Path({str(src)!r}).rglob("*.avi"))
+        loader = torch.utils.data.DataLoader(files, batch_size=None, num_workers=2, timeout=120,
+                                             collate_fn=lambda p: read_frames(p, [0, 5]).shape)
+        print(report["usable"], len(list(loader)))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.split() == ["True", "4"], done.stderr

@@ -9,7 +9,6 @@ sub-folders) is checked file by file.
 
 from __future__ import annotations
 
-import multiprocessing
 import statistics
 import sys
 from collections.abc import Iterable, Sequence
@@ -24,6 +23,7 @@ from unidual.data.errors import DataError
 from unidual.data.filecheck import inspect
 from unidual.data.sourcefile import read_source_file
 from unidual.data.sources import SourceDataset, SourceSpec
+from unidual.data.workers import media_pool
 
 
 def specs_for_path(path: str | Path) -> list[SourceSpec]:
@@ -108,7 +108,7 @@ def run_checks(
                 results.append(inspect(task))
                 bar.update()
             return results
-        with multiprocessing.get_context("fork").Pool(min(workers, len(tasks))) as pool:
+        with media_pool(min(workers, len(tasks))) as pool:
             results = []
             for result in pool.imap(inspect, tasks, chunksize=max(1, min(16, len(tasks) // (workers * 8)))):
                 results.append(result)

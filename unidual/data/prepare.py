@@ -19,20 +19,17 @@ complete file and a rerun redoes everything else. A full disk stops the run with
 :class:`OutputError` (lists are only rewritten after every file was tried). A rewritten list
 never names a video whose output could not be written: such lines are dropped and listed,
 with the unreadable files, in ``DST/prepare_unreadable.txt``. Worker processes are started
-with ``spawn`` (a forked child of a process that ran swscale's threads can deadlock).
+with ``spawn`` (:mod:`unidual.data.workers`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import multiprocessing
 import os
 import re
 import shutil
-import signal
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -49,6 +46,7 @@ from unidual.data.budget import decode_budget
 from unidual.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, load_image
 from unidual.data.errors import DataError
 from unidual.data.mirror import NameIndex, locked, shown, walk
+from unidual.data.workers import media_pool
 
 LIST_EXTENSIONS = (".txt", ".csv")
 UNREADABLE = "prepare_unreadable.txt"
@@ -241,25 +239,6 @@ def _job(task: Job) -> tuple[str, str, str | None]:
     return "done", src, None
 
 
-def _quiet_worker() -> None:
-    """Pool workers leave Ctrl-C to the main process, which stops them and removes their temporary files."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _spawn_pool(size: int) -> Any:
-    """A ``spawn`` pool whose workers ignore Ctrl-C from the start (even while importing); the main
-    process stops them. ``spawn``: a forked child of a process that already ran swscale's slice
-    threads can deadlock in them (Python 3.12+ with PyAV 19)."""
-    context = multiprocessing.get_context("spawn")
-    if threading.current_thread() is not threading.main_thread():
-        return context.Pool(size, initializer=_quiet_worker)
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # inherited through exec: ignored from birth
-    try:
-        return context.Pool(size, initializer=_quiet_worker)
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
 def run_jobs(jobs: list[Job], workers: int = 1, progress: bool = False) -> list[tuple[str, str]]:
     """Do every job (in ``workers`` spawned processes); returns the unreadable ``(source, reason)``.
 
@@ -272,7 +251,7 @@ def run_jobs(jobs: list[Job], workers: int = 1, progress: bool = False) -> list[
     try:
         with bar:
             if workers > 1 and len(jobs) > 1:
-                pool = _spawn_pool(min(workers, len(jobs)))
+                pool = media_pool(min(workers, len(jobs)))
                 results = pool.imap_unordered(_job, jobs)
             else:
                 results = map(_job, jobs)
