@@ -265,7 +265,7 @@ def test_pool_after_the_parent_decoded_does_not_hang(tmp_path):
         print(prepare_dataset({str(src)!r}, {str(tmp_path / "dst")!r}, PrepareOptions(short_side=16), workers=2)["written"])
         """
     )
-    done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=240)
+    done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "3", done.stderr
 
 
