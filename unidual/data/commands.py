@@ -19,6 +19,7 @@ from unidual.data.check import check_dataset, format_report
 from unidual.data.errors import DataError
 from unidual.data.mirror import shown
 from unidual.data.prepare import UNREADABLE, OutputError, PrepareOptions, prepare_dataset
+from unidual.data.prepare_sources import prepare_sources
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,8 +41,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="processes checking files in parallel (default: the CPU count, at most 8)",
     )
 
-    prep = sub.add_parser("prepare", help="re-encode a video dataset small, with frequent keyframes (mirror tree)")
-    prep.add_argument("src", help="dataset folder (class folders, lists, CSVs: the tree is mirrored)")
+    prep = sub.add_parser(
+        "prepare", help="re-encode a video dataset small, with frequent keyframes (a mirror tree, or a sources file)"
+    )
+    prep.add_argument(
+        "src",
+        help="dataset folder (class folders, lists, CSVs: the tree is mirrored), or a sources.yaml "
+        "(every file its sources name; DST gets the matching sources.yaml)",
+    )
     prep.add_argument("dst", help="output folder; files already there are skipped (resumable)")
     prep.add_argument("--short-side", type=int, required=True, help="shorter side in pixels (never upscaled)")
     prep.add_argument("--keyframe-interval", type=int, default=16, help="frames between keyframes (default 16)")
@@ -110,7 +117,8 @@ def _prepare(args: argparse.Namespace) -> int:
         print(f"error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
         return 2
     opts = PrepareOptions(short_side=args.short_side, keyframe_interval=args.keyframe_interval, images=args.images)
-    result = prepare_dataset(args.src, args.dst, opts, workers=args.workers, progress=sys.stderr.isatty())
+    run = prepare_sources if Path(args.src).suffix.lower() in (".yaml", ".yml") else prepare_dataset
+    result = run(args.src, args.dst, opts, workers=args.workers, progress=sys.stderr.isatty())
     print(
         f"{shown(result['dst'])}: {result['written']} written, {result['already_done']} already done, "
         f"{result['lists']} list/CSV files rewritten, {len(result['unreadable'])} unreadable"

@@ -275,7 +275,7 @@ def run_jobs(jobs: list[Job], workers: int = 1, progress: bool = False) -> list[
     return sorted(bad)
 
 
-def _clashes(rels: list[Path]) -> set[str]:
+def mp4_clashes(rels: list[Path]) -> set[str]:
     """Non-mp4 videos whose ``.mp4`` name another source video already has (``x.avi`` beside ``x.mp4``)."""
     names = {r.as_posix().lower() for r in rels}
     return {
@@ -295,7 +295,7 @@ def plan(src: Path, dst: Path, opts: PrepareOptions) -> dict[str, Any]:
     """The mirror of ``src`` in ``dst``: jobs still to do, lists to rewrite, outputs already done, notes."""
     files, notes = walk(src, skip=dst)
     is_video = [p.suffix.lower() in VIDEO_EXTENSIONS and p.suffix.lower() != ".gif" for p in files]
-    clashes = _clashes([p.relative_to(src) for p, v in zip(files, is_video) if v])
+    clashes = mp4_clashes([p.relative_to(src) for p, v in zip(files, is_video) if v])
     jobs: list[Job] = []
     lists, done, too_long = [], 0, []
     limit = os.pathconf(dst if dst.is_dir() else dst.parent, "PC_NAME_MAX") if dst.parent.exists() else 255
