@@ -140,6 +140,9 @@ def _prepare(args: argparse.Namespace) -> int:
 
 
 def _make_default(args: argparse.Namespace) -> int:
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        print(f"error: {args.out}: exists and is not a folder", file=sys.stderr)
+        return 2
     if min(args.images_per_class + args.videos_per_class) < 1:
         print("error: --images-per-class and --videos-per-class need two counts >= 1", file=sys.stderr)
         return 2

@@ -113,6 +113,12 @@ def write_reports(results: Mapping[str, SourceResult], out: Path) -> dict[str, d
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        print(
+            f"unidual eval: --out {args.out}: exists and is not a folder (reports are written into a folder)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         model, payload = load_model(args.checkpoint, deploy=True, map_location="cpu")
         if args.max_side < 1:
@@ -219,6 +225,9 @@ def export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def export_main(args: argparse.Namespace) -> int:
+    if args.out.is_dir():
+        print(f"unidual export: --out {args.out}: is a folder; give the model file's name", file=sys.stderr)
+        return 2
     try:
         meta = export(args.checkpoint, args.pathway, args.format, args.out)
     except (CheckpointError, ValueError) as exc:
@@ -241,10 +250,13 @@ def visualize_arguments(parser: argparse.ArgumentParser) -> None:
         default=-1,
         help="residual block (0-based; -1 = last as in Figure 2, -3 = third-to-last as in Figure 3)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+    parser.add_argument("--out", type=Path, required=True, help="PNG to write (.png is added to a name without one)")
 
 
 def visualize_main(args: argparse.Namespace) -> int:
+    if args.out.is_dir():
+        print(f"unidual visualize: --out {args.out}: is a folder; give the figure's file name", file=sys.stderr)
+        return 2
     try:
         info = visualize(args.checkpoint, args.video, args.out, block=args.block)
     except (CheckpointError, DataError, ValueError) as exc:

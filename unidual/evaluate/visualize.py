@@ -112,8 +112,9 @@ def _upsample(m: Tensor, size: tuple[int, int]) -> Tensor:
 def plot_figure(
     clip: Tensor, acts: DualActivations, out: str | Path, *, mean: list[float], std: list[float], title: str = ""
 ) -> Path:
-    """Write the Figure-2/3 style PNG; returns its path."""
+    """Write the Figure-2/3 style PNG; returns its path (``.png`` added to a name without a suffix)."""
     out = Path(out)
+    out = out if out.suffix else out.with_name(out.name + ".png")  # what savefig would write: say so
     out.parent.mkdir(parents=True, exist_ok=True)
     t = clip.shape[1]
     frames = [_display(clip[:, i], mean, std) for i in (0, t // 2, t - 1)]
@@ -168,7 +169,7 @@ def visualize(checkpoint: str | Path, video: str | Path, out: str | Path, *, blo
     model, payload = load_model(checkpoint, deploy=True)
     clip, spec = centre_clip(video, payload)
     acts = dual_activations(model, clip, block)
-    plot_figure(
+    out = plot_figure(
         clip,
         acts,
         out,
