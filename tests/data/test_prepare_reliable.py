@@ -251,22 +251,30 @@ def test_ctrl_c_exits_in_one_line_and_leaves_nothing_indexable(tmp_path):
     assert left == []
 
 
+def _after_threaded_swscale(video: Path, then: str) -> list[str]:
+    """Run ``then`` in a fresh interpreter whose main thread first ran swscale with its default threads."""
+    code = textwrap.dedent(
+        f"""
+        import av
+        with av.open({str(video)!r}) as c:
+            for frame in c.decode(video=0):
+                frame.reformat(width=300, height=200, format="rgb24")
+        """
+    ) + textwrap.dedent(then)
+    done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
 def test_pool_after_the_parent_decoded_does_not_hang(tmp_path):
     """Issue 28 item 17: forked workers deadlocked in swscale's slice threads (Python 3.12+, PyAV 19)."""
     src = tmp_path / "src"
     _noise_videos(src, 3, frames=10, side=64)
-    code = textwrap.dedent(
-        f"""
-        import av
+    then = f"""
         from unidual.data.prepare import PrepareOptions, prepare_dataset
-        with av.open({str(src / "c0" / "v0.avi")!r}) as c:
-            for frame in c.decode(video=0):
-                frame.reformat(width=300, height=200, format="rgb24")  # swscale with its default threads
         print(prepare_dataset({str(src)!r}, {str(tmp_path / "dst")!r}, PrepareOptions(short_side=16), workers=2)["written"])
         """
-    )
-    done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0 and done.stdout.strip() == "3", done.stderr
+    assert _after_threaded_swscale(src / "c0" / "v0.avi", then) == ["3"]
 
 
 def test_a_second_prepare_into_the_same_folder_is_refused_in_one_line(tmp_path, capsys):
@@ -287,20 +295,14 @@ def test_data_check_and_dataloader_workers_after_a_threaded_parent_do_not_hang(t
     safe because the readers they run use single-threaded swscale contexts and decoders)."""
     src = tmp_path / "src"
     _noise_videos(src, 4, frames=10, side=64)
-    code = textwrap.dedent(
-        f"""
-        import av, torch
+    then = f"""
+        import pathlib, torch
         from unidual.data.check import check_dataset
         from unidual.data.decode import read_frames
-        with av.open({str(src / "c0" / "v0.avi")!r}) as c:
-            for frame in c.decode(video=0):
-                frame.reformat(width=300, height=200, format="rgb24")
         report = check_dataset({str(src)!r}, workers=2)
-        files = sorted(__import__("pathlib").Path({str(src)!r}).rglob("*.avi"))
+        files = sorted(pathlib.Path({str(src)!r}).rglob("*.avi"))
         loader = torch.utils.data.DataLoader(files, batch_size=None, num_workers=2, timeout=120,
                                              collate_fn=lambda p: read_frames(p, [0, 5]).shape)
         print(report["usable"], len(list(loader)))
         """
-    )
-    done = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0 and done.stdout.split() == ["True", "4"], done.stderr
+    assert _after_threaded_swscale(src / "c0" / "v0.avi", then) == ["True", "4"]

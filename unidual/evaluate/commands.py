@@ -154,6 +154,17 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
+def max_side_argument(parser: argparse.ArgumentParser) -> None:
+    """``--max-side`` of ``predict`` and ``visualize``: the bound on native-size frames."""
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        default=MAX_SIDE,
+        help="longer side a frame is scaled down to when the run's test transform keeps "
+        f"the native size (default {MAX_SIDE})",
+    )
+
+
 # -- `unidual predict CHECKPOINT FILE_OR_DIR...`: top-k classes per file ---------------------------------
 def predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run directory")
@@ -162,13 +173,7 @@ def predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="files read per forward pass")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--json", action="store_true", help="one JSON list on stdout")
-    parser.add_argument(
-        "--max-side",
-        type=int,
-        default=MAX_SIDE,
-        help="longer side a frame is scaled down to when the run's test transform keeps "
-        f"the native size (default {MAX_SIDE})",
-    )
+    max_side_argument(parser)
 
 
 def _predict_print_text(results: Sequence[Prediction]) -> None:
@@ -251,6 +256,7 @@ def visualize_arguments(parser: argparse.ArgumentParser) -> None:
         help="residual block (0-based; -1 = last as in Figure 2, -3 = third-to-last as in Figure 3)",
     )
     parser.add_argument("--out", type=Path, required=True, help="PNG to write (.png is added to a name without one)")
+    max_side_argument(parser)
 
 
 def visualize_main(args: argparse.Namespace) -> int:
@@ -258,7 +264,9 @@ def visualize_main(args: argparse.Namespace) -> int:
         print(f"unidual visualize: --out {args.out}: is a folder; give the figure's file name", file=sys.stderr)
         return 2
     try:
-        info = visualize(args.checkpoint, args.video, args.out, block=args.block)
+        if args.max_side < 1:
+            raise ValueError(f"--max-side must be >= 1, got {args.max_side}")
+        info = visualize(args.checkpoint, args.video, args.out, block=args.block, max_side=args.max_side)
     except (CheckpointError, DataError, ValueError) as exc:
         print(f"unidual visualize: {exc}", file=sys.stderr)
         return 2
