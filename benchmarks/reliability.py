@@ -44,7 +44,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # the tests' data helpers (tests/helper
 
 from helpers.tinydata import make_tiny_sources, tiny_config  # noqa: E402
 
-from benchmarks.common import write_section  # noqa: E402
+import benchmarks.reliability_hostile as hostile  # noqa: E402
+from benchmarks.common import load_average, machine_line, matmul_peak, table, write_section  # noqa: E402
 from unidual import checkpoint as ckpt  # noqa: E402
 from unidual.cli import main as cli  # noqa: E402
 
@@ -323,17 +324,20 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=8)
     parser.add_argument("--concurrent", type=int, default=3)
     parser.add_argument("--fuzz", type=int, default=150)
+    parser.add_argument("--prepare-kills", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     torch.set_num_threads(1)
+    load = load_average()
     with tempfile.TemporaryDirectory(prefix="unidual-reliability-") as tmp:
         work = Path(tmp)
         sources = make_tiny_sources(work / "data")
         data = tiny_config(sources, schedule={"epochs": 2}, run={"save_every": 1, "log_every": 1})
         config = work / "c.yaml"
         config.write_text(yaml.safe_dump(data))
+        first_video = next((work / "data" / "vid").rglob("*.mp4"))
         rows = ["| what was tried | times | what happened |", "|---|---|---|"]
         for name, fn in [
             ("kills", lambda: kills(work, config, args.kills, rng)),
@@ -342,14 +346,29 @@ def main() -> int:
             ("checkpoints", lambda: checkpoints(work, work / "ref" / "last.pt")),
             ("fuzz", lambda: fuzz(work, work / "data", args.fuzz, rng)),
             ("config", lambda: config_abuse(work, config)),
+            ("prepare kills", lambda: hostile.prepare_kills(work, args.prepare_kills, rng)),
+            ("prepare disk full", lambda: hostile.prepare_disk_full(work)),
+            ("prepare odd trees", lambda: hostile.prepare_odd_trees(work)),
+            ("commands", lambda: hostile.commands_out_and_ctrl_c(work, work / "ref" / "last.pt", first_video)),
+            ("paths", lambda: hostile.paths_anywhere(work)),
         ]:
             t0 = time.perf_counter()
             rows += fn()
             print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        memory = hostile.hostile_media(work, work / "ref" / "last.pt")
+        memory += hostile.weights_bomb(work, first_video)
+    memory_table = table(["file", "command", "exit", "peak RSS (MB)", "wall (s)", "what happened"], memory)
     body = "\n".join(rows) + (
-        f"\n\nCommand: `python benchmarks/reliability.py --kills {args.kills} --concurrent "
-        f"{args.concurrent} --fuzz {args.fuzz} --seed {args.seed}` "
-        f"({time.strftime('%Y-%m-%d', time.gmtime())}, torch {torch.__version__}).\n"
+        "\n\n### Hostile media and weights: peak memory and time\n\n"
+        "Each case is the real command under `/usr/bin/time -v` (peak RSS includes Python, torch and the "
+        "model: about 290 MB before any file is read). The *resize+crop* run is the benchmark's run with "
+        "protocol A (resize to 128x171, crop 112); the *native size* run keeps each file's size, so its "
+        "frames are bounded by `--max-side` (default 1024) and the model runs at that size.\n\n"
+        + memory_table
+        + f"\n\nCommand: `python benchmarks/reliability.py --kills {args.kills} --concurrent "
+        f"{args.concurrent} --fuzz {args.fuzz} --prepare-kills {args.prepare_kills} --seed {args.seed}` "
+        f"({time.strftime('%Y-%m-%d', time.gmtime())}; {machine_line()}; fp32 matmul peak "
+        f"{matmul_peak():.0f} GFLOP/s; load average before: {load}).\n"
     )
     print(body)
     if not args.no_write:
