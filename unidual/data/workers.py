@@ -4,6 +4,10 @@
 slice threads, a threaded decoder; in a notebook, a test, a pipeline) can deadlock in them, as
 Python 3.12+ with PyAV 19 does. The workers ignore Ctrl-C from birth (even while importing), so an
 interrupt reaches only the main process, which ends them and reports in one line.
+
+As with any ``spawn`` pool (and torch's DataLoader with ``spawn``), a *script* that calls
+``prepare_dataset`` or ``check_dataset`` with ``workers > 1`` needs the ``if __name__ == "__main__":``
+guard, since each worker imports the script's main module; notebooks and the ``unidual`` command need nothing.
 """
 
 from __future__ import annotations
