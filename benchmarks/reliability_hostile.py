@@ -81,7 +81,7 @@ def hostile_media(work: Path, good: Path) -> list[list[str]]:
                     ["--out", str(work / "fig.png")] if command == "visualize" else []
                 )
                 r = timed(argv)
-                outcome = "read" if r["rc"] == 0 else f"refused: {r['message'].split(': ', 2)[-1][:90]}"
+                outcome = "read" if r["rc"] == 0 else f"refused: {r['message'].split(': ', 2)[-1][:130]}"
                 rows.append(
                     [
                         f"{what} ({path.stat().st_size:,} bytes)",
@@ -108,7 +108,7 @@ def weights_bomb(work: Path, payload_file: Path) -> list[list[str]]:
                 f"{r['rc']}{' TRACEBACK' if r['traceback'] else ''}",
                 f"{r['rss']:.0f}",
                 f"{r['wall']:.1f}",
-                f"refused: {r['message'].split(': ', 2)[-1][:90]}",
+                f"refused: {r['message'].split(': ', 2)[-1][:130]}",
             ]
         )
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Union
+from typing import BinaryIO, Union, cast
 
 import av
 import numpy as np
@@ -252,7 +252,7 @@ def read_frames(path: str | Path, indices: Sequence[int], info: VideoInfo | None
     variable frame rate repeat the previous frame and an index past the decodable end
     repeats the last one (header frame counts are sometimes slightly too high).
     """
-    return _collect(path, indices, info or probe_video(path))
+    return cast(np.ndarray, _collect(path, indices, info or probe_video(path)))  # stacked by default
 
 
 def read_clip(
@@ -269,9 +269,10 @@ def read_clip(
     ``stacked=False`` returns the frames as a list: a caller that regroups them into clips
     (the ten test clips of a 720p video are 220 MB) saves a copy that cost more than decoding.
     """
-    container = _open(path)
+    container: av.container.InputContainer | None = _open(path)
     try:
         if info is None:
+            assert container is not None
             info, counted = _probe_open(container, path)
             if counted:  # the demuxer is at the end: decode from a fresh open
                 container.close()
@@ -407,7 +408,7 @@ def load_image(
 
 
 def open_image(
-    fp: BinaryIO, label: object, max_pixels: int = MAX_IMAGE_PIXELS, formats: Sequence[str] | None = None
+    fp: BinaryIO, label: object, max_pixels: int = MAX_IMAGE_PIXELS, formats: tuple[str, ...] | None = None
 ) -> Image.Image:
     """``Image.open`` (header only) of an image within the decode budget's declared size, else DataError."""
     limit = min(max_pixels, decode_budget().max_declared_pixels)

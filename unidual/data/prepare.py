@@ -30,7 +30,8 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -189,7 +190,7 @@ def video_target(rel: Path, clashes: set[str]) -> Path:
 
 
 def rewrite_list(
-    src: Path, dst: Path, clashes: set[str] = frozenset(), names: NameIndex | None = None
+    src: Path, dst: Path, clashes: AbstractSet[str] = frozenset(), names: NameIndex | None = None
 ) -> tuple[list[tuple[str, str]], int]:
     """A list/CSV file with every video name's extension changed to ``.mp4`` (as ``video_target`` names them).
 
@@ -252,7 +253,7 @@ def run_jobs(jobs: list[Job], workers: int = 1, progress: bool = False) -> list[
         with bar:
             if workers > 1 and len(jobs) > 1:
                 pool = media_pool(min(workers, len(jobs)))
-                results = pool.imap_unordered(_job, jobs)
+                results: Iterable[tuple[str, str, str | None]] = pool.imap_unordered(_job, jobs)
             else:
                 results = map(_job, jobs)
             for status, path, reason in results:
