@@ -87,11 +87,16 @@ def _source(src: str) -> str | BinaryIO:
     return src
 
 
+def output_failure(dst: Path, exc: BaseException) -> OutputError:
+    """The one-line OutputError of a write to ``dst`` that failed."""
+    number = output_errno(exc)
+    return OutputError(f"{shown(dst)}: {os.strerror(number).lower() if number else exc}")
+
+
 def _failure(src: object, dst: Path, exc: BaseException, what: str) -> Exception:
     """OutputError when the destination is full or read-only, else DataError naming the source."""
-    number = output_errno(exc)
-    if number is not None:
-        return OutputError(f"{shown(dst)}: {os.strerror(number).lower()}")
+    if output_errno(exc) is not None:
+        return output_failure(dst, exc)
     return DataError(f"{shown(src)}: {what} ({exc})")
 
 
@@ -104,8 +109,7 @@ def _output(dst: Path) -> Iterator[Path]:
         with atomic_path(dst) as tmp:
             yield tmp
     except OSError as exc:
-        number = output_errno(exc)
-        raise OutputError(f"{shown(dst)}: {os.strerror(number).lower() if number else exc}") from exc
+        raise output_failure(dst, exc) from exc
 
 
 def encode_video(src: str | Path, dst: Path, opts: PrepareOptions, window: tuple[float, float] | None = None) -> None:

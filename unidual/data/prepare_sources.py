@@ -33,6 +33,7 @@ from unidual.data.prepare import (
     check_destination,
     is_done,
     mp4_clashes,
+    output_failure,
     run_jobs,
     video_target,
     write_unreadable,
@@ -118,21 +119,12 @@ def prepare_sources(
         todo = [j for t, j in every.items() if not is_done(j[0], j[1], Path(t))]
         bad = run_jobs(todo, workers, progress)
         failed = {src for src, _ in bad}
-        dropped: list[tuple[str, str]] = []
-        written = []
-        for spec in specs:
-            plan = plans[spec.key]
-            label = _label_writer(plan["classes"])
-            new = {k: v for k, v in spec.to_dict().items() if k in KEPT}
-            new.update(format="list", root=spec.key, classes=plan["classes"])
-            for split, rows in plan["rows"].items():
-                lines = [f"{t} {label(i)}\n" for t, i, src in rows if src not in failed]
-                dropped += [(f"{spec.key} {split}", shown(src)) for _, _, src in rows if src in failed]
-                write_atomic(dst / spec.key / f"{split}.txt", "".join(lines))
-                new[split] = f"{split}.txt"
-            written.append(new)
-        write_unreadable(dst, bad, dropped)
-        write_atomic(dst / "sources.yaml", yaml.safe_dump(written, sort_keys=False, allow_unicode=True))
+        try:
+            written, dropped = _write_lists(specs, plans, dst, failed)
+            write_unreadable(dst, bad, dropped)
+            write_atomic(dst / "sources.yaml", yaml.safe_dump(written, sort_keys=False, allow_unicode=True))
+        except OSError as exc:  # the destination filled up while the lists were written
+            raise output_failure(dst / "sources.yaml", exc) from exc
     return {
         "src": str(sources),
         "dst": str(dst),
@@ -144,3 +136,23 @@ def prepare_sources(
         "unknown_lines": 0,
         "notes": [f"sources file: {shown(dst / 'sources.yaml')}"],
     }
+
+
+def _write_lists(
+    specs: list[SourceSpec], plans: dict[str, dict[str, Any]], dst: Path, failed: set[str]
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """``DST/<key>/<split>.txt`` of every source: the new source mappings and the examples left out."""
+    dropped: list[tuple[str, str]] = []
+    written = []
+    for spec in specs:
+        plan = plans[spec.key]
+        label = _label_writer(plan["classes"])
+        new = {k: v for k, v in spec.to_dict().items() if k in KEPT}
+        new.update(format="list", root=spec.key, classes=plan["classes"])
+        for split, rows in plan["rows"].items():
+            lines = [f"{t} {label(i)}\n" for t, i, src in rows if src not in failed]
+            dropped += [(f"{spec.key} {split}", shown(src)) for _, _, src in rows if src in failed]
+            write_atomic(dst / spec.key / f"{split}.txt", "".join(lines))
+            new[split] = f"{split}.txt"
+        written.append(new)
+    return written, dropped
