@@ -122,20 +122,10 @@ def disk_full(work: Path, config: Path) -> list[str]:
     for size in sizes:
         disk = work / f"disk{size}"
         disk.mkdir()
-        script = (
-            f"mount -t tmpfs -o size={size} tmpfs {disk} || exit 9; "
-            f"{sys.executable} -m unidual train {config} --out {disk}/run run.log_every=1 run.save_every=1 "
-            f"2>{disk}.err; echo first=$?; ls -a {disk}/run | grep -c '\\.tmp$'; "
-            f"mount -o remount,size=64m {disk}; "
-            f"{sys.executable} -m unidual train {config} --out {disk}/run --auto-resume run.log_every=1 "
-            f"run.save_every=1 >/dev/null 2>&1; echo second=$?"
+        train = f"{sys.executable} -m unidual train {config} --out {disk}/run run.log_every=1 run.save_every=1"
+        first, temps, second, _, err = hostile.on_small_tmpfs(
+            disk, size, train, f"ls -a {disk}/run | grep -c '\\.tmp$'", f"{train} --auto-resume", "true"
         )
-        done = subprocess.run(["unshare", "-rm", "sh", "-c", script], env=ENV, capture_output=True, text=True)
-        err = Path(f"{disk}.err").read_text() if Path(f"{disk}.err").exists() else ""
-        lines = done.stdout.split()
-        first = next((x.split("=")[1] for x in lines if x.startswith("first=")), "?")
-        second = next((x.split("=")[1] for x in lines if x.startswith("second=")), "?")
-        temps = lines[1] if len(lines) > 2 else "?"
         final = [line for line in err.splitlines() if line.startswith("unidual train:")]
         what = final[-1].split(":", 2)[-1].strip()[:70] if final else "(no message)"
         tb = "Traceback" in err

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from helpers.hostile import huge_gif, huge_h264, huge_png, zip_bomb_checkpoint
+from helpers.hostile import ctrl_c_after, huge_gif, huge_h264, huge_png, many_links, zip_bomb_checkpoint
 
 from unidual import checkpoint as ckpt
 from unidual.cli import main as cli
@@ -169,6 +169,21 @@ def prepare_kills(work: Path, count: int, rng: random.Random) -> list[str]:
     ]
 
 
+def on_small_tmpfs(mnt: Path, size: str, first: str, look: str, second: str, after: str) -> tuple[str, ...]:
+    """In a user namespace: mount a ``size`` tmpfs on ``mnt``, run ``first`` (its stderr kept), ``look``,
+    enlarge the tmpfs to 600 MB, run ``second``, then ``after``. Returns (first's exit, look's output,
+    second's exit, after's output, first's stderr)."""
+    script = (
+        f'mount -t tmpfs -o size={size} tmpfs {mnt} || exit 9; {first} >/dev/null 2>{mnt}.err; echo "$?"; '
+        f'echo "$({look})"; mount -o remount,size=600m {mnt}; {second} >/dev/null 2>&1; echo "$?"; '
+        f'echo "$({after})"'
+    )
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], env=ENV, capture_output=True, text=True)
+    out = (done.stdout.splitlines() + ["?"] * 4)[:4]
+    err = Path(f"{mnt}.err").read_text() if Path(f"{mnt}.err").exists() else ""
+    return out[0], out[1], out[2], out[3], err
+
+
 def prepare_disk_full(work: Path) -> list[str]:
     """``data prepare`` into small tmpfs mounts (``unshare -rm``): one line, exit 1, nothing broken counted."""
     if shutil.which("unshare") is None or subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode:
@@ -178,26 +193,16 @@ def prepare_disk_full(work: Path) -> list[str]:
     for size in ("300k", "2m", "6m"):
         mnt = work / f"prep-mnt{size}"
         mnt.mkdir()
-        script = (
-            f"mount -t tmpfs -o size={size} tmpfs {mnt} || exit 9; "
-            f"{sys.executable} -m unidual data prepare {src} {mnt}/out --short-side 32 --workers 2 "
-            f">/dev/null 2>{mnt}.err; echo first=$?; "
-            f"ls -a {mnt}/out | grep -c 'part$'; "
-            f"mount -o remount,size=600m {mnt}; "
-            f"{sys.executable} -m unidual data prepare {src} {mnt}/out --short-side 32 --workers 2 >/dev/null 2>&1; "
-            f"echo second=$?; ls -l {mnt}/out/big.png | awk '{{print $5}}'"
+        prepare = f"{sys.executable} -m unidual data prepare {src} {mnt}/out --short-side 32 --workers 2"
+        first, temps, second, size_after, err = on_small_tmpfs(
+            mnt, size, prepare, f"ls -a {mnt}/out | grep -c 'part$'", prepare, f"stat -c %s {mnt}/out/big.png"
         )
-        done = subprocess.run(["unshare", "-rm", "sh", "-c", script], env=ENV, capture_output=True, text=True)
-        err = Path(f"{mnt}.err").read_text() if Path(f"{mnt}.err").exists() else ""
-        words = done.stdout.split()
-        first = next((w.split("=")[1] for w in words if w.startswith("first=")), "?")
-        second = next((w.split("=")[1] for w in words if w.startswith("second=")), "?")
         lines = [line for line in err.splitlines() if line.strip()]
         one = len(lines) == 1 and "Traceback" not in err
         outcomes.append(
             f"{size}: exit {first}, {'one line' if one else f'{len(lines)} lines'} "
-            f"({lines[-1].split(': ', 2)[-1][:40] if lines else ''}...), temp files left {words[1] if len(words) > 2 else '?'}, "
-            f"after enlarging exit {second}, big.png {words[-1]} bytes"
+            f"({lines[-1].split(': ', 2)[-1][:40] if lines else ''}...), temp files left {temps}, "
+            f"after enlarging exit {second}, big.png {size_after} bytes"
         )
     return [
         "| `data prepare --workers 2` into a tmpfs of 300k, 2m, 6m; then enlarged and run again | 3 | "
@@ -266,13 +271,10 @@ def commands_out_and_ctrl_c(work: Path, good: Path, video: Path) -> list[str]:
             code = -1
         lines = [line for line in err.getvalue().splitlines() if line.startswith(("unidual", "error"))]
         clean += code == 2 and len(lines) == 1 and "Traceback" not in err.getvalue()
-    many = work / "many" / "test" / "right"
-    many.mkdir(parents=True)
-    for i in range(300):
-        (many / f"v{i}.mp4").symlink_to(video)
+    many = many_links(video, work / "many", 300)
     ctrl = {
         "eval": ["eval", str(good), "--data", f"vid={work / 'many'}"],
-        "predict": ["predict", str(good), str(many)],
+        "predict": ["predict", str(good), str(many / "test")],
         "data prepare": ["data", "prepare", str(work / "prep-src"), str(work / "ctrl-prep"), "--short-side", "16"],
         "data make-default": ["data", "make-default", str(work / "ctrl-made")],
         "visualize": ["visualize", str(good), str(video), "--out", str(work / "ctrl.png")],
@@ -281,20 +283,9 @@ def commands_out_and_ctrl_c(work: Path, good: Path, video: Path) -> list[str]:
     rng = random.Random(1)
     one_line = finished = 0
     for argv in ctrl.values():
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "unidual", *argv],
-            env=ENV,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        time.sleep(rng.uniform(0.5, 5.0))
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=300)
-        finished += proc.returncode == 0
-        one_line += proc.returncode == 130 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        code, err = ctrl_c_after(argv, rng.uniform(0.5, 5.0), ENV)
+        finished += code == 0
+        one_line += code == 130 and len(err.strip().splitlines()) == 1 and "Traceback" not in err
     return [
         f"| an `--out` that is an existing file or folder ({', '.join(outs)}) | {len(outs)} | one line and exit 2: {clean} |",
         f"| Ctrl-C (SIGINT to the process group) at a random moment of {', '.join(ctrl)} | {len(ctrl)} | "

@@ -4,13 +4,10 @@ used and on Ctrl-C -- never a traceback (issue 28, item 16)."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
+from helpers.hostile import ctrl_c_after, many_links
 from helpers.tinystudy import make_photos, write_tiny_study
 
 from unidual.cli import main
@@ -55,13 +52,7 @@ def test_visualize_reports_the_file_it_wrote(tiny_run, tmp_path, capsys):
 
 
 def _many(tiny_run, tmp: Path, count: int = 400) -> Path:
-    """``count`` links to one test video in two class folders: a long run made of one small file."""
-    video = Path(_video(tiny_run))
-    for i in range(count):
-        folder = tmp / "many" / "test" / ("left" if i % 2 else "right")
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / f"v{i:04d}.mp4").symlink_to(video)
-    return tmp / "many"
+    return many_links(Path(_video(tiny_run)), tmp / "many", count)
 
 
 SIGINT_CASES = {
@@ -77,21 +68,10 @@ SIGINT_CASES = {
 @pytest.mark.parametrize("case", list(SIGINT_CASES))
 def test_ctrl_c_gives_one_line_and_status_130(case, tiny_run, tmp_path):
     argv = SIGINT_CASES[case](tiny_run, tmp_path)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "unidual", *argv],
-        env=ENV,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,  # its own process group: Ctrl-C reaches every process of the command
-    )
     # long commands: well inside their work; short ones: while they import torch (inside the catch too)
-    time.sleep(4.0 if case in ("eval", "predict", "data prepare") else 1.0)
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGINT)
-    _, err = proc.communicate(timeout=120)
-    if proc.returncode == 0:
+    code, err = ctrl_c_after(argv, 4.0 if case in ("eval", "predict", "data prepare") else 1.0, ENV)
+    if code == 0:
         pytest.skip(f"{case} finished on this machine before the signal")
-    assert proc.returncode == 130, err
+    assert code == 130, err
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "interrupted" in lines[0] and "Traceback" not in err, err

@@ -6,7 +6,12 @@ few hundred kilobytes, but a reader that trusts its header allocates gigabytes.
 
 from __future__ import annotations
 
+import os
+import signal
 import struct
+import subprocess
+import sys
+import time
 import zipfile
 import zlib
 from fractions import Fraction
@@ -75,3 +80,30 @@ def zip_bomb_checkpoint(path: Path, inflated: int = 2_000_000_000) -> Path:
                 member.write(block)
         z.writestr(f"{name}/version", b"3\n")
     return path
+
+
+def many_links(video: Path, root: Path, count: int) -> Path:
+    """``root/test/<left|right>/vNNNN.mp4``: ``count`` symlinks to one small video, a long run made cheaply."""
+    for i in range(count):
+        folder = root / "test" / ("left" if i % 2 else "right")
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"v{i:04d}.mp4").symlink_to(video)
+    return root
+
+
+def ctrl_c_after(argv: list[str], seconds: float, env: dict[str, str]) -> tuple[int, str]:
+    """``python -m unidual ARGV`` in its own process group, SIGINT to the group after ``seconds`` (as
+    Ctrl-C reaches every process of a command) unless it ended first: ``(exit status, stderr)``."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "unidual", *argv],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    time.sleep(seconds)
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    return proc.returncode, err
