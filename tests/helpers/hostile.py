@@ -93,7 +93,8 @@ def many_links(video: Path, root: Path, count: int) -> Path:
 
 def ctrl_c_after(argv: list[str], seconds: float, env: dict[str, str]) -> tuple[int, str]:
     """``python -m unidual ARGV`` in its own process group, SIGINT to the group after ``seconds`` (as
-    Ctrl-C reaches every process of a command) unless it ended first: ``(exit status, stderr)``."""
+    Ctrl-C reaches every process of a command) unless it ended first: ``(exit status as the shell
+    reports it, stderr)``."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "unidual", *argv],
         env=env,
@@ -106,4 +107,5 @@ def ctrl_c_after(argv: list[str], seconds: float, env: dict[str, str]) -> tuple[
     if proc.poll() is None:
         os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=300)
-    return proc.returncode, err
+    # ended by the signal itself (it landed while Python was shutting down): the shell's status 130 too
+    return 130 if proc.returncode == -signal.SIGINT else proc.returncode, err
