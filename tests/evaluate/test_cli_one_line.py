@@ -51,7 +51,7 @@ def test_visualize_reports_the_file_it_wrote(tiny_run, tmp_path, capsys):
     assert (tmp_path / "fig.png").is_file() and capsys.readouterr().out.rstrip().endswith(f"-> {tmp_path}/fig.png")
 
 
-def _many(tiny_run, tmp: Path, count: int = 400) -> Path:
+def _many(tiny_run, tmp: Path, count: int = 2000) -> Path:
     return many_links(Path(_video(tiny_run)), tmp / "many", count)
 
 
