@@ -58,7 +58,7 @@ def _many(tiny_run, tmp: Path, count: int = 2000) -> Path:
 SIGINT_CASES = {
     "eval": lambda r, t: ["eval", str(r["checkpoint"]), "--data", f"moves={_many(r, t)}"],
     "predict": lambda r, t: ["predict", str(r["checkpoint"]), str(_many(r, t))],
-    "data prepare": lambda r, t: ["data", "prepare", str(_many(r, t, 400)), str(t / "out"), "--short-side", "16"],
+    "data prepare": lambda r, t: ["data", "prepare", str(_many(r, t)), str(t / "out"), "--short-side", "16"],
     "data make-default": lambda r, t: ["data", "make-default", str(t / "made")],
     "visualize": lambda r, t: ["visualize", str(r["checkpoint"]), _video(r), "--out", str(t / "fig.png")],
     "export": lambda r, t: ["export", str(r["checkpoint"]), "--pathway", "video", "--out", str(t / "m.onnx")],
