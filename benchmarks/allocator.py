@@ -1,4 +1,4 @@
-"""Allocator tuning (unidual/allocator.py) on vs off: time, page faults and peak RSS of the same work.
+"""Allocator tuning (unidual/runtime.py) on vs off: time, page faults and peak RSS of the same work.
 
     .venv/bin/python benchmarks/allocator.py                 # all workloads; updates the docs
     .venv/bin/python benchmarks/allocator.py --workloads aux_slim --no-write
@@ -69,7 +69,7 @@ def workload(name: str) -> Callable[[], None]:
 
 def child(name: str, threads: int | None) -> None:
     """Runs in the child process: time one workload and print one JSON line."""
-    from unidual.allocator import tune_allocator
+    from unidual.runtime import tune_allocator
 
     applied = tune_allocator()  # what the CLI and the trainer do first; honours UNIDUAL_MALLOC_TUNING
     if threads:

@@ -12,7 +12,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -29,20 +28,15 @@ if str(ROOT) not in sys.path:
 
 
 def cpu_model() -> str:
-    """``lscpu``'s model name (falls back to the platform string)."""
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name:"):
-                return line.split(":", 1)[1].strip()
-    except (OSError, subprocess.CalledProcessError):
-        pass
-    return platform.processor() or platform.machine()
+    """``lscpu``'s model name (falls back to /proc/cpuinfo, then the platform string)."""
+    from unidual.machine import cpu_model as model
+
+    return model()
 
 
 def machine_line() -> str:
     """One line naming CPU, core count, torch version and intra-op threads, for the docs."""
-    from unidual.allocator import tune_allocator
+    from unidual.runtime import tune_allocator
 
     omp = f", OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}" if "OMP_WAIT_POLICY" in os.environ else ""
     malloc = "" if tune_allocator() else ", glibc allocator defaults"
@@ -65,25 +59,42 @@ def add_run_args(parser) -> None:
     parser.add_argument("--no-write", action="store_true", help="print only; leave docs/performance.md alone")
 
 
+_matmul_before: float | None = None  # fp32 matmul GFLOP/s when the benchmark started (start_run)
+
+
 def start_run(args) -> str:
-    """Tune the allocator as every ``unidual`` command does, apply ``--threads``, seed torch; the load before.
+    """Tune the allocator as every ``unidual`` command does, apply ``--threads``, seed torch, probe the
+    fp32 matmul rate; returns the load before.
 
     Every variant in a benchmark process shares the allocator setting (the reference too), so the
     ratios compare models, not allocators; benchmarks/allocator.py measures the allocator itself.
     """
-    from unidual.allocator import tune_allocator
+    global _matmul_before
+    from unidual.runtime import tune_allocator
 
     tune_allocator()
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
+    _matmul_before = matmul_peak()
+    print(f"fp32 matmul: {_matmul_before:.0f} GFLOP/s", file=sys.stderr)
     return load_average()
 
 
+def matmul_line() -> str:
+    """The machine's fp32 matmul rate now (and at :func:`start_run`): the yardstick beside every ratio."""
+    after = matmul_peak()
+    before = f"{_matmul_before:.0f} GFLOP/s before, " if _matmul_before is not None else ""
+    return f"fp32 matmul (best `torch.mm` of 1024-3072²) {before}{after:.0f} GFLOP/s after"
+
+
 def provenance(load_before: str) -> str:
-    """The first line of a section: the exact command, the machine, and the load around the run."""
+    """The first line of a section: the exact command, the machine, its matmul rate, the load around the run."""
     command = f"python benchmarks/{Path(sys.argv[0]).name} " + " ".join(sys.argv[1:])
-    return f"`{command.strip()}` on {machine_line()}; load average {load_before} before, {load_average()} after."
+    return (
+        f"`{command.strip()}` on {machine_line()}; {matmul_line()}; "
+        f"load average {load_before} before, {load_average()} after."
+    )
 
 
 def interleaved(

@@ -33,7 +33,7 @@ def child(setting: str, steps: int) -> None:
     from aux_step import SETTINGS, batch, step_fn
     from torch._dynamo.utils import counters
 
-    from unidual.allocator import tune_allocator
+    from unidual.runtime import tune_allocator
     from unidual.train.compiled import enable_compile_caches
 
     tune_allocator()

@@ -47,7 +47,7 @@ def loader_rate(datasets: dict, batch_size: int, batches: int, workers: int) -> 
         d[0]
     start, n = time.perf_counter(), 0
     for batch in loader:
-        n += sum(s["input"].shape[0] for s in batch["sub"].values())
+        n += sum(s["input"].shape[0] for s in batch.sub.values())
     return n / (time.perf_counter() - start)
 
 

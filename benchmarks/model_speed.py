@@ -20,7 +20,7 @@ A training step is forward + cross-entropy + backward + SGD (momentum 0.9) step;
 ``meta`` device (the exact conv FLOPs of forward and backward: backward ~2x forward, minus the
 input gradient of the first conv), cross-checked against unidual's own MAC counter
 (``unidual info``); the fp32 peak is the best ``torch.mm`` GFLOP/s, probed in every round.
-Before timing, the reference weights are copied into unidual (``surgery.from_torchvision``) and
+Before timing, the reference weights are copied into unidual (``torchvision_keys.from_torchvision``) and
 the outputs (eval and train mode) and gradients are asserted equal within float tolerance.
 """
 
@@ -50,7 +50,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from unidual.models import create_model, set_memory_format
 from unidual.models.report import count_macs
-from unidual.models.surgery import from_torchvision
+from unidual.models.torchvision_keys import from_torchvision
 from unidual.train.compiled import CompiledModel
 
 SECTION = "Model speed: R(2+1)D-18 vs plain PyTorch"

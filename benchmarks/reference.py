@@ -2,7 +2,7 @@
 
 Written out here so the benchmarks and the default test suite need no torchvision (it is not
 installed in the project environment); torchvision's own model is used instead when it is
-importable. The module names mirror torchvision's, so ``unidual.models.surgery.from_torchvision``
+importable. The module names mirror torchvision's, so ``unidual.models.torchvision_keys.from_torchvision``
 loads its ``state_dict`` strictly. ``R2Plus1d18``: torchvision's ``r2plus1d_18`` (31,505,325
 parameters with 400 classes). ``r2plus1d_34(caffe2=True)``: the ig65m-pytorch project's R(2+1)D-34
 -- torchvision's topology with blocks (3, 4, 6, 3), the Caffe2/VMZ mid-channel width in the second

@@ -9,6 +9,8 @@ $PY benchmarks/pathways.py
 $PY benchmarks/aux_step.py --compile
 $PY benchmarks/compile_cache.py
 $PY benchmarks/loader_vs_model.py
+$PY benchmarks/loader_vs_model.py --randaugment 2 9 --scale 0.08 1 --color-jitter 0.4 --mixup 0.8 --cutmix 1.0
+$PY benchmarks/recipe_transforms.py
 $PY benchmarks/memory.py
 $PY benchmarks/allocator.py
 $PY benchmarks/loader.py

@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
 from unidual.data.paths import shared_data_dir
+
+# run.channels_last: auto measures the machine once (~16 s) and caches the answer in the user's cache;
+# the suite pins the layout instead (tests of the measurement itself unset this), as the docs allow
+os.environ.setdefault("UNIDUAL_CHANNELS_LAST", "1")
 
 
 @pytest.fixture(autouse=True)

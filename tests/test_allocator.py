@@ -10,11 +10,11 @@ import sys
 
 import pytest
 
-from unidual import allocator
+from unidual import runtime
 
 PROBE = r"""
 import json, resource, torch
-from unidual.allocator import tune_allocator
+from unidual.runtime import tune_allocator
 from unidual.models import create_model
 applied = tune_allocator()
 torch.set_num_threads(1)
@@ -48,6 +48,6 @@ def test_tuning_removes_page_faults_of_reallocation():
 
 
 def test_bad_switch_value_is_an_error(monkeypatch):
-    monkeypatch.setenv(allocator.ENV_SWITCH, "maybe")
+    monkeypatch.setenv(runtime.ENV_SWITCH, "maybe")
     with pytest.raises(ValueError, match="UNIDUAL_MALLOC_TUNING must be 1 or 0"):
-        allocator.enabled_by_env()
+        runtime.enabled_by_env()

@@ -60,6 +60,7 @@ def test_wheel_installs_and_runs_the_demo_from_another_folder(tmp_path):
         "unidual/configs/cpu/demo_r2plus1d.yaml",
         "unidual/configs/paper/base-34.yaml",
         "unidual/configs/cpu/study/study.yaml",
+        "unidual/serve/page.html",  # `unidual serve`'s page is package data too
     } <= names
 
     venv = tmp_path / "venv"

@@ -16,23 +16,26 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from unidual.allocator import tune_allocator
 from unidual.atomicfile import output_errno
+from unidual.runtime import tune_allocator
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "models": ("unidual.models.commands", "list the registered model names"),
-    "info": ("unidual.models.commands:info", "parameter count and compute of a model"),
+    "info": ("unidual.train.info", "parameters and compute of a model; --memory: a training config's memory"),
     "data": ("unidual.data.commands", "check datasets, build the built-in datasets"),
     "train": ("unidual.train.commands", "train from a YAML config"),
     "demo": ("unidual.train.commands:demo", "train UniDual-Aux on the embedded dataset and compare"),
     "eval": ("unidual.evaluate.commands", "evaluate a run or checkpoint"),
     "predict": ("unidual.evaluate.commands:predict", "top-k classes for image/video files"),
+    "weights": ("unidual.evaluate.pretrained_commands:weights", "published R(2+1)D weights unidual can fetch"),
     "convert": (
-        "unidual.evaluate.commands:convert",
-        "published R(2+1)D weights (torchvision layout) -> a unidual checkpoint",
+        "unidual.evaluate.pretrained_commands:convert",
+        "published R(2+1)D weights (name, URL or file) -> a unidual checkpoint",
     ),
-    "export": ("unidual.evaluate.commands:export", "export one pathway to ONNX or TorchScript"),
+    "export": ("unidual.evaluate.commands:export", "export one pathway to ONNX or a torch.export .pt2"),
+    "features": ("unidual.evaluate.features", "pooled embeddings of image/video files -> .npz"),
+    "serve": ("unidual.serve.commands", "a local web page and JSON API to try a checkpoint on a file"),
     "visualize": ("unidual.evaluate.commands:visualize", "feature maps of the dual point-wise layers"),
     "study": ("unidual.study.commands", "the paper's comparative study (Tables 2 and 3)"),
     "study-parts": ("unidual.study.commands:parts", "which half of '<class> <motion>' labels a study's runs get right"),
@@ -81,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     interrupted = _InterruptFlag()
     try:
         args = _parse(_command_parser(name), argv[1:])  # imports the command's module (torch): seconds
-        tune_allocator()  # every command: reuse freed tensor memory (unidual/allocator.py)
+        tune_allocator()  # every command: reuse freed tensor memory (unidual/runtime.py)
         args.command = name
         return int(_entry(name, "main")(args) or 0)
     except BaseException as exc:

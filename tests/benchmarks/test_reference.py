@@ -10,7 +10,7 @@ import torch
 from helpers.nets import load_reference, randomise_bn
 
 from unidual.models import is_channels_last
-from unidual.models.surgery import from_torchvision
+from unidual.models.torchvision_keys import from_torchvision
 
 reference = load_reference()
 R2Plus1d18 = reference.R2Plus1d18

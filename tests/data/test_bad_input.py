@@ -112,9 +112,9 @@ def test_missing_video_in_a_list_fails_at_indexing_or_is_dropped_once(tmp_path):
         ds[0]
     mixed = MixedDataset({"v": ds})
     batch = collate_mixed([mixed[("v", i)] for i in range(2)])
-    assert "v" not in batch["sub"]
-    assert [Path(p).name for p, _ in batch["skipped"]] == ["ok.mp4", "broken.mp4"]
-    assert "not a readable video" in batch["skipped"][1][1]
+    assert "v" not in batch.sub
+    assert [Path(p).name for p, _ in batch.skipped] == ["ok.mp4", "broken.mp4"]
+    assert "not a readable video" in batch.skipped[1][1]
 
 
 def test_odd_image_modes_in_a_dataset(tmp_path):

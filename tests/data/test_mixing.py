@@ -89,12 +89,12 @@ def test_mixed_loader_groups_by_source_and_skips_bad():
     loader = DataLoader(MixedDataset(datasets), batch_sampler=sampler, collate_fn=collate_mixed)
     skipped, seen = [], 0
     for batch in loader:
-        vid = batch["sub"]["vid"]
+        vid = batch.sub["vid"]
         assert vid["input"].shape == (4, 3, 2, 4, 4) and vid["label"].dtype == torch.long
         assert torch.equal(vid["input"][:, 0, 0, 0, 0].long(), vid["index"])
-        img = batch["sub"].get("img")
+        img = batch.sub.get("img")
         seen += 0 if img is None else img["input"].shape[0]
-        skipped += batch["skipped"]
+        skipped += batch.skipped
     assert seen + len(skipped) == 20
     assert len(skipped) == 5 and all(p.startswith("/data/img/") and "truncated" in r for p, r in skipped)
 
@@ -115,6 +115,75 @@ def test_real_sources_through_two_workers(tmp_path):
     sampler = MixedSampler({k: len(d) for k, d in datasets.items()}, batch_size=4, epoch_size=16, seed=0)
     loader = DataLoader(MixedDataset(datasets), batch_sampler=sampler, collate_fn=collate_mixed, num_workers=2)
     batches = list(loader)
-    assert len(batches) == 4 and all(not b["skipped"] for b in batches)
-    assert all(b["sub"]["motion"]["input"].shape == (2, 3, 8, 32, 32) for b in batches)
-    assert all(b["sub"]["shapes"]["input"].shape == (2, 3, 32, 32) for b in batches)
+    assert len(batches) == 4 and all(not b.skipped for b in batches)
+    assert all(b.sub["motion"]["input"].shape == (2, 3, 8, 32, 32) for b in batches)
+    assert all(b.sub["shapes"]["input"].shape == (2, 3, 32, 32) for b in batches)
+
+
+# --------------------------------------------------------------------------- class-balanced sampling (recipe)
+
+IMBALANCED = [0] * 80 + [1] * 15 + [2] * 5  # 100 examples of 3 classes
+
+
+def test_balance_zero_draws_exactly_todays_sequence():
+    # recorded from the sampler before class balancing existed (seeded permutations per source)
+    today = [
+        [("a", 3), ("a", 4), ("b", 0)],
+        [("a", 0), ("b", 4), ("b", 3)],
+        [("a", 1), ("a", 2), ("b", 2)],
+        [("a", 6), ("b", 1), ("b", 2)],
+        [("a", 5), ("a", 5), ("b", 0)],
+    ]
+    for extra in ({}, {"labels": {"a": [0, 0, 0, 1, 1, 1, 2]}, "balance": {"a": 0.0}}):
+        sampler = MixedSampler({"a": 7, "b": 5}, batch_size=3, epoch_size=15, seed=4, **extra)
+        sampler.set_epoch(1)
+        assert list(sampler) == today
+        assert "balance" not in sampler.state_dict()
+
+
+def test_balance_one_draws_every_class_equally_often():
+    sampler = MixedSampler(
+        {"web": 100}, batch_size=30, epoch_size=3000, seed=0, labels={"web": IMBALANCED}, balance={"web": 1.0}
+    )
+    counts = Counter(IMBALANCED[i] for b in sampler for _, i in b)
+    assert sum(counts.values()) == 3000
+    # 1000 expected per class; binomial sd ~26: 4 sd of room
+    assert all(abs(counts[c] - 1000) < 105 for c in range(3)), counts
+    drawn = Counter(i for b in sampler for _, i in b if IMBALANCED[i] == 0)
+    assert max(drawn.values()) - min(drawn.values()) <= 1  # within a class, permutations: no example twice ahead
+
+
+def test_partial_balance_is_omnisources_power():
+    sampler = MixedSampler(
+        {"web": 100}, batch_size=40, epoch_size=8000, seed=1, labels={"web": IMBALANCED}, balance={"web": 0.5}
+    )
+    counts = Counter(IMBALANCED[i] for b in sampler for _, i in b)
+    share = {c: n**0.5 for c, n in Counter(IMBALANCED).items()}  # class probability ∝ count^(1 - 0.5)
+    total = sum(share.values())
+    assert all(abs(counts[c] / 8000 - share[c] / total) < 0.02 for c in range(3)), counts
+
+
+def test_balanced_resume_mid_epoch_exactly():
+    kw = dict(batch_size=6, epoch_size=120, seed=2, labels={"web": IMBALANCED}, balance={"web": 1.0})
+    sizes = {"web": 100, "videos": 30}
+    full = MixedSampler(sizes, **kw)
+    full.set_epoch(2)
+    expected = list(full)
+    first = MixedSampler(sizes, **kw)
+    first.set_epoch(2)
+    it = iter(first)
+    head = [next(it) for _ in range(5)]
+    state = first.state_dict()
+    assert state["balance"] == {"web": 1.0}
+    resumed = MixedSampler(sizes, **kw)
+    resumed.load_state_dict(state)
+    assert head + list(resumed) == expected
+    with pytest.raises(Exception, match="balance"):
+        MixedSampler(sizes, 6, 120, seed=2).load_state_dict(state)  # balancing turned off: another sequence
+
+
+def test_balance_needs_one_label_per_example():
+    with pytest.raises(Exception, match="needs its 100 labels"):
+        MixedSampler({"web": 100}, 4, 8, labels={"web": [0, 1]}, balance={"web": 1.0})
+    with pytest.raises(Exception, match=r"\[0, 1\]"):
+        MixedSampler({"web": 100}, 4, 8, labels={"web": IMBALANCED}, balance={"web": 2.0})

@@ -1,4 +1,7 @@
-"""`unidual export`: ONNX (onnxruntime) and TorchScript outputs equal PyTorch's, with a dynamic batch."""
+"""`unidual export`: ONNX (onnxruntime) and torch.export .pt2 outputs equal PyTorch's, with a dynamic batch.
+
+Both go through torch.export, so neither may emit a warning (TorchScript, deprecated in torch
+2.13, is no longer written)."""
 
 from __future__ import annotations
 
@@ -32,8 +35,9 @@ def test_onnx_matches_pytorch(tiny_run, tmp_path, pathway):
 
     out = tmp_path / f"{pathway}.onnx"
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+        warnings.simplefilter("error")
         meta = export(tiny_run["checkpoint"], pathway, "onnx", out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name, out.name + ".json"]  # no external .data file
     graph = onnx.load(str(out)).graph
     assert not any(n.op_type == "BatchNormalization" for n in graph.node)  # conv+BN folded
     convs = [n for n in graph.node if n.op_type == "Conv"]
@@ -52,20 +56,30 @@ def test_onnx_matches_pytorch(tiny_run, tmp_path, pathway):
 
 
 @pytest.mark.parametrize("pathway", ["image", "video"])
-def test_torchscript_matches_pytorch(tiny_run, tmp_path, pathway):
-    out = tmp_path / f"{pathway}.pt"
-    assert (
-        cli(["export", str(tiny_run["checkpoint"]), "--pathway", pathway, "--format", "torchscript", "--out", str(out)])
-        == 0
-    )
-    scripted = torch.jit.load(str(out))
-    for batch in (1, 3):
+def test_pt2_matches_pytorch(tiny_run, tmp_path, pathway, capsys):
+    out = tmp_path / f"{pathway}.pt2"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        code = cli(["export", str(tiny_run["checkpoint"]), "--pathway", pathway, "--format", "pt2", "--out", str(out)])
+        assert code == 0, capsys.readouterr().err
+        program = torch.export.load(str(out))
+        module = program.module()
+    assert json.loads(out.with_name(out.name + ".json").read_text())["format"] == "pt2"
+    targets = [str(n.target) for n in program.graph.nodes if n.op == "call_function"]
+    assert any("conv" in t for t in targets) and not any("batch_norm" in t for t in targets)  # every BN folded
+    for batch in (1, 3):  # dynamic batch
         x = _inputs(pathway, batch)
         with torch.no_grad():
-            (got,) = scripted(x)
+            (got,) = module(x)
         torch.testing.assert_close(got, _reference(tiny_run, pathway, x), atol=1e-4, rtol=1e-3)
-    names = {m.original_name for m in scripted.modules()}
-    assert "Conv" in names and "Identity" in names and "Norm" not in names  # every BN folded away
+
+
+def test_torchscript_is_refused_with_the_reason(tiny_run, tmp_path, capsys):
+    with pytest.raises(ValueError, match="TorchScript is deprecated in torch 2.13.*use --format pt2"):
+        export(tiny_run["checkpoint"], "image", "torchscript", tmp_path / "x.pt")
+    with pytest.raises(SystemExit):
+        cli(["export", str(tiny_run["checkpoint"]), "--pathway", "image", "--format", "torchscript", "--out", "x"])
+    assert "invalid choice: 'torchscript'" in capsys.readouterr().err
 
 
 def test_export_of_missing_pathway_is_a_clear_error(tmp_path, capsys):

@@ -7,7 +7,7 @@ import torch
 
 from unidual.models import create_model
 from unidual.models.layers import UniDualBlock
-from unidual.surgery import deflate, export_pathway, inflate, load_backbone
+from unidual.models.surgery import deflate, export_pathway, inflate, load_backbone
 
 HEADS = {"cifar": 10, "motion": 5}
 MODALITIES = {"cifar": "image", "motion": "video"}

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import re
-from pathlib import Path
-
 import pytest
 import torch
+from helpers.comparisons import lines_comparing
 
 import unidual
 from unidual.cli import main as cli
 from unidual.models import ModelDef, create_model, get_model_def, register_model
 from unidual.models.surgery import load_backbone
-from unidual.models.table import models_for_regime, unregister_model
+from unidual.models.table import unregister_model
 from unidual.train.config import ConfigError, load_config
 from unidual.train.objectives import Objective
-
-PACKAGE = Path(unidual.__file__).parent
+from unidual.train.regimes import allow_model, get_regime, register_regime
 
 
 @pytest.fixture
@@ -28,18 +25,20 @@ def toy_model():
             "toy: R2D on frames + LSTM, video only",
             backbone_pathways=("image",),
             route={"video": "image"},
-            regimes=("separate",),
             temporal="lstm",
             pretrained_convert="deflate",
             options={"lstm_hidden": 16},
         )
     )
+    separate = get_regime("separate")
+    allow_model(definition.name, "separate")  # the regime table says who trains it
     yield definition
+    register_regime(separate, replace=True)
     unregister_model(definition.name)
 
 
 def test_a_registered_toy_model_is_built_listed_trained_and_routed(toy_model, capsys, tmp_path):
-    assert "toy_r2d_lstm" in unidual.list_models() and models_for_regime("separate")[-1] == "toy_r2d_lstm"
+    assert "toy_r2d_lstm" in unidual.list_models() and get_regime("separate").models[-1] == "toy_r2d_lstm"
     model = create_model("toy_r2d_lstm", depth=10, width=0.125, heads={"vid": 3}, frames=4)
     assert model.pathways == ("video",) and type(model.temporal).__name__ == "LSTMOverTime"
     assert model.temporal.out_features == 16 and model.spec["options"]["lstm_hidden"] == 16
@@ -64,13 +63,9 @@ def _cfg(regime: str, name: str) -> dict:
 
 def test_definitions_are_checked():
     with pytest.raises(ValueError, match="route"):
-        ModelDef("bad", "x", backbone_pathways=("image",), route={"video": "video"}, regimes=("separate",))
+        ModelDef("bad", "x", backbone_pathways=("image",), route={"video": "video"})
     with pytest.raises(ValueError, match="auxiliary heads need"):
-        ModelDef(
-            "bad", "x", backbone_pathways=("video",), route={"video": "video"}, regimes=("separate",), aux_heads=True
-        )
-    with pytest.raises(ValueError, match="regimes"):
-        ModelDef("bad", "x", backbone_pathways=("video",), route={"video": "video"}, regimes=("joint",))
+        ModelDef("bad", "x", backbone_pathways=("video",), route={"video": "video"}, aux_heads=True)
     with pytest.raises(ValueError, match="already registered"):
         register_model(get_model_def("r2d"))
 
@@ -115,13 +110,4 @@ def test_pretrained_convert_of_the_table_fills_only_what_the_source_lacks(src_na
 
 
 def test_no_code_outside_the_table_compares_model_names():
-    names = "|".join(get_model_def(n).name for n in ("r2d", "r2plus1d", "unidual"))
-    pattern = re.compile(rf'(==|!=|startswith\(|\bin \()\s*\(?"({names})')
-    hits = [
-        f"{p.relative_to(PACKAGE)}:{i}"
-        for p in PACKAGE.rglob("*.py")
-        if p.name != "table.py"
-        for i, line in enumerate(p.read_text().splitlines(), 1)
-        if pattern.search(line)
-    ]
-    assert hits == []
+    assert lines_comparing([get_model_def(n).name for n in ("r2d", "r2plus1d", "unidual")], outside="table.py") == []

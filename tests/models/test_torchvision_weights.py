@@ -13,9 +13,8 @@ import torch
 from helpers.nets import load_reference, randomise_bn
 
 from unidual.models import create_model
-from unidual.models.surgery import (
-    architecture_mismatch,
-    deflate,
+from unidual.models.surgery import architecture_mismatch, deflate
+from unidual.models.torchvision_keys import (
     from_torchvision,
     torchvision_architecture,
     unidual_from_torchvision,

@@ -15,8 +15,8 @@ import pytest
 import torch
 from helpers.nets import randomise_bn
 
-from unidual.models.surgery import (
-    deflate,
+from unidual.models.surgery import deflate
+from unidual.models.torchvision_keys import (
     from_torchvision,
     torchvision_architecture,
     unidual_from_torchvision,

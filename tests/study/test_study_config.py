@@ -61,7 +61,7 @@ def test_finetune_needs_a_pretrained_run(tmp_path, photos):
     from unidual.train.config import ConfigError
 
     models = [{"id": "ft", "row": "FT", "config": "r2plus1d_finetuned.yaml"}]
-    study = load_study(write_tiny_study(tmp_path, photos, models=models))
+    study = load_study(write_tiny_study(tmp_path, photos, models=models, extra={"columns": [{"source": "vid"}]}))
     task = Task(0, study.models[0], tmp_path / "out" / "seed0" / "ft", None)
     with pytest.raises(ConfigError, match="pretrained"):
         resolve_config(study, task, None)
@@ -135,7 +135,10 @@ def test_table2_studies_share_their_rows_through_base(tmp_path):
     main = load_study(CONFIGS / "study/study.yaml")
     default = load_study(CONFIGS / "study_default/study.yaml")
     assert [m.id for m in main.models] == [m.id for m in default.models] and len(main.models) == 9
-    assert main.models[0].config.parent.name == "study" and default.models[0].config.parent.name == "study_default"
+    assert main.models[0].model == "r2d" and main.models[0].config is None  # rows name models of the table
+    assert (
+        main.train_config == CONFIGS / "study/base.yaml" and default.train_config == CONFIGS / "study_default/base.yaml"
+    )
     assert (main.eval.clips, default.eval.clips) == (10, 1)  # a study's own keys win over the base
     child = tmp_path / "child.yaml"
     child.write_text(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 import yaml
 
 from unidual.train.config import ConfigError, TrainConfig, apply_override, dump_config, load_config
+from unidual.yamlconfig import Checked, FieldError, checked, from_dict, positive, recheck, within
 
 SOURCES = [
     {"key": "cifar", "modality": "image", "format": "folder", "root": "/x/img"},
@@ -159,3 +161,84 @@ def test_config_differences_compare_resolved_values_only():
         ("sources.0.root", "/a", "/b"),
     ]
     assert config_differences(a, a) == []
+
+
+@dataclass
+class Inner(Checked):
+    rate: float = checked(0.5, within(0, 1))
+    low: int = 0
+    high: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.low > self.high:
+            raise FieldError("low", f"must be <= high={self.high}, got {self.low}")
+
+
+@dataclass
+class Outer(Checked):
+    size: int = checked(1, positive)
+    inner: list[Inner] = field(default_factory=list)
+
+
+def test_checks_sit_beside_their_fields_and_errors_name_path_and_file():
+    """The one validation style (unidual.yamlconfig): a field's check on the field, the path and file from from_dict."""
+    assert from_dict(Outer, {"size": 2, "inner": [{"rate": 1.0}]}) == Outer(2, [Inner(1.0)])
+    for raw, message in [
+        ({"size": 0}, "f.yaml: size: must be > 0, got 0"),
+        ({"inner": [{}, {"rate": 1.5}]}, "f.yaml: inner.1.rate: must be in [0, 1], got 1.5"),
+        ({"inner": [{"low": 2}]}, "f.yaml: inner.0.low: must be <= high=1, got 2"),
+    ]:
+        with pytest.raises(ConfigError) as err:
+            from_dict(Outer, raw, "f.yaml")
+        assert str(err.value) == message
+    with pytest.raises(FieldError, match="rate: must be in"):  # built in code: the same check
+        Inner(rate=2.0)
+    built = from_dict(Outer, {"inner": [{}]})
+    built.inner[0].high = -1  # changed after building: recheck finds it
+    with pytest.raises(ConfigError, match=r"^code: inner\.0\.low: must be <= high=-1, got 0$"):
+        recheck(built, "code")
+
+
+def test_validate_checks_a_config_changed_after_loading(tmp_path):
+    from unidual.train.config import validate
+
+    cfg = load_config(write(tmp_path, {"sources": SOURCES}))
+    cfg.optim.lr = -1.0
+    with pytest.raises(ConfigError, match=r"^changed: optim\.lr: must be > 0, got -1\.0$"):
+        validate(cfg, "changed")
+    cfg.optim.lr, cfg.data.weights = 0.1, {"nope": 1.0}
+    with pytest.raises(ConfigError, match=r"data\.weights: no source named \['nope'\]"):
+        validate(cfg, "changed")
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("run.log_every=0", "run.log_every: must be >= 1, got 0"),
+        ("schedule.warmup_epochs=50", "schedule.warmup_epochs: must be in [0, epochs=45], got 50"),
+        ("finetune.convert=inflate", "finetune.convert: converts the weights of finetune.checkpoint, which is not set"),
+        ("model.depth=7", "model.depth: must be one of [10, 18, 26, 34, 50, 101, 152], got 7"),
+        ("run.device=gpu", "run.device: must be auto, cpu, cuda or cuda:N, got 'gpu'"),
+        ("regime=joint", "regime: must be one of ['separate', 'finetune', 'multitask', 'unidual', 'unidual_aux']"),
+    ],
+)
+def test_each_bad_value_is_one_line_naming_the_key(tmp_path, override, message):
+    path = write(tmp_path, {"sources": SOURCES})
+    with pytest.raises(ConfigError) as err:
+        load_config(path, [override])
+    assert str(err.value).startswith(f"{path}: {message}") and "\n" not in str(err.value)
+
+
+def test_a_bare_off_in_yaml_is_the_choice_off(tmp_path):
+    """YAML 1.1 reads ``amp: off`` as the boolean false; a choice that includes "off" takes it as that."""
+    from helpers.tinydata import tiny_config
+
+    src = [{"key": "v", "modality": "video", "format": "folder", "root": str(tmp_path)}]
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(tiny_config(src, regime="separate", model="r2plus1d")) + "")
+    text = path.read_text().replace("run:\n", "run:\n  amp: off\n", 1)
+    path.write_text(text)
+    assert load_config(path).run.amp == "off"
+    assert load_config(path, ["run.amp=off"]).run.amp == "off"
+    assert load_config(path, ["run.amp=bf16"]).run.amp == "bf16"

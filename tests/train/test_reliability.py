@@ -23,8 +23,9 @@ from helpers.tinydata import tiny_config
 from PIL import Image
 
 from unidual import checkpoint as ckpt
+from unidual import run as run_module
 from unidual.cli import main as cli
-from unidual.train import rundir
+from unidual.run import Run, RunLock
 from unidual.train import trainer as T
 from unidual.train.config import ConfigError, load_config
 
@@ -62,7 +63,7 @@ def finished_run(tiny_sources, tmp_path_factory) -> Path:
 
 def copy_run(src: Path, dst: Path) -> Path:
     shutil.copytree(src, dst)
-    (dst / rundir.LOCK_NAME).unlink(missing_ok=True)
+    (dst / Run.LOCK).unlink(missing_ok=True)
     return dst
 
 
@@ -118,7 +119,7 @@ def test_disk_full_while_appending_metrics_stops_cleanly_and_resumes(tiny_source
                 return _FullDisk(f)
         return f
 
-    monkeypatch.setattr(T, "open", flaky_open, raising=False)
+    monkeypatch.setattr(run_module, "open", flaky_open, raising=False)  # the Run object appends the records
     with pytest.raises(T.TrainingError, match="no space left on device.*--resume"):
         T.train(cfg, run_dir=out)
     records = strict_records(out / "metrics.jsonl")  # no half line left behind
@@ -193,7 +194,7 @@ def test_real_full_tmpfs_gives_one_line_and_no_temp_file(tiny_sources, tmp_path)
 def test_second_writer_is_refused_naming_the_holder(tiny_sources, tmp_path, capsys):
     config = write_config(tmp_path / "c.yaml", tiny_config(tiny_sources))
     out = tmp_path / "run"
-    lock = rundir.RunLock(out).acquire()
+    lock = RunLock(out).acquire()
     try:
         assert cli(["train", str(config), "--out", str(out)]) == 2
         err = capsys.readouterr().err
@@ -207,13 +208,13 @@ def test_second_writer_is_refused_naming_the_holder(tiny_sources, tmp_path, caps
 def test_stale_lock_of_a_killed_process_is_taken_over(tmp_path):
     out = tmp_path / "run"
     code = (
-        "import os, signal, sys; from pathlib import Path; from unidual.train.rundir import RunLock; "
+        "import os, signal, sys; from pathlib import Path; from unidual.run import RunLock; "
         "RunLock(Path(sys.argv[1])).acquire(); os.kill(os.getpid(), signal.SIGKILL)"
     )
     killed = subprocess.run([sys.executable, "-c", code, str(out)], env={**os.environ, "PYTHONPATH": str(PROJECT)})
     assert killed.returncode == -signal.SIGKILL
-    assert "pid" in (out / rundir.LOCK_NAME).read_text()
-    lock = rundir.RunLock(out).acquire()
+    assert "pid" in (out / Run.LOCK).read_text()
+    lock = RunLock(out).acquire()
     try:
         assert lock.previous and lock.previous.startswith("pid ") and str(os.getpid()) not in lock.previous
     finally:

@@ -15,15 +15,17 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from unidual.data import archive as archive_mod
 from unidual.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
-from unidual.data.errors import DataError
+from unidual.data.errors import DataError, MissingFilesError
 from unidual.data.filecheck import inspect
+from unidual.data.formats import FORMATS
 from unidual.data.sourcefile import read_source_file
-from unidual.data.sources import SourceDataset, SourceSpec
+from unidual.data.sources import SourceDataset
+from unidual.data.specs import SourceSpec
+from unidual.data.textfile import read_lines
 from unidual.data.workers import media_pool
+from unidual.progress import Progress
 
 
 def specs_for_path(path: str | Path) -> list[SourceSpec]:
@@ -49,7 +51,7 @@ def specs_for_path(path: str | Path) -> list[SourceSpec]:
             )
         ]
     if path.is_file():
-        first = next((line for line in path.read_text().splitlines() if line.strip()), "")
+        first = next((text for _, text in read_lines(path, comments=False)), "")
         modality = "video" if first.rsplit(None, 1)[0].lower().endswith(VIDEO_EXTENSIONS) else "image"
         return [
             SourceSpec(
@@ -78,7 +80,7 @@ def _folder_spec(path: Path) -> SourceSpec:
 def _has_test_split(spec: SourceSpec) -> bool:
     """Whether a test split is declared (or, for class folders, present on disk)."""
     if spec.format != "folder":
-        return spec.test is not None
+        return FORMATS[spec.format].declares(spec, "test")
     if spec.test_root is not None:
         return (Path(spec.test_root) / (spec.test or ".")).is_dir()
     if spec.test is None and spec.train == ".":
@@ -100,7 +102,7 @@ def run_checks(
     tasks: Sequence[tuple], workers: int = 1, progress: bool = False, desc: str = "check"
 ) -> list[dict[str, Any]]:
     """``inspect`` every task, in ``workers`` processes, with a progress bar; results in task order."""
-    bar = tqdm(total=len(tasks), unit="file", desc=desc, disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    bar = Progress(total=len(tasks), unit="file", desc=desc, disable=not progress, file=sys.stderr, dynamic_ncols=True)
     with bar:
         if workers <= 1 or len(tasks) < 2:
             results = []
@@ -264,6 +266,8 @@ def check_dataset(
                 ds = SourceDataset(spec, split)
             except DataError as exc:
                 entry["splits"][split] = {"error": str(exc)}
+                if isinstance(exc, MissingFilesError):  # every one, though the message quotes the first few
+                    entry["splits"][split]["missing"] = exc.missing
                 usable = False
                 continue
             result = check_split(ds, limit, deep=deep, workers=workers, progress=progress)
@@ -283,6 +287,8 @@ def format_report(report: dict[str, Any], max_problems: int = 20) -> str:
         for split, r in src["splits"].items():
             if "error" in r:
                 lines.append(f"  {split}: ERROR {r['error']}")
+                if r.get("missing"):
+                    lines.append(f"    missing: {len(r['missing'])} listed files (--json lists every one)")
                 continue
             classes = f", {len(r['classes'])} classes" if r["classes"] else ""
             lines.append(f"  {split}: {r['readable']}/{r['checked']} readable{classes}")

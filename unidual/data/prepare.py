@@ -39,7 +39,6 @@ from typing import Any, BinaryIO
 
 import av
 from PIL import Image
-from tqdm import tqdm
 
 from unidual.atomicfile import atomic_path, output_errno, stale_temp_files, write_atomic
 from unidual.data import archive as archive_mod
@@ -48,6 +47,7 @@ from unidual.data.decode import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, load_image
 from unidual.data.errors import DataError
 from unidual.data.mirror import NameIndex, locked, shown, walk
 from unidual.data.workers import media_pool
+from unidual.progress import Progress
 
 LIST_EXTENSIONS = (".txt", ".csv")
 UNREADABLE = "prepare_unreadable.txt"
@@ -251,7 +251,9 @@ def run_jobs(jobs: list[Job], workers: int = 1, progress: bool = False) -> list[
     ended and their temporary files removed, so only complete files keep a final name.
     """
     bad: list[tuple[str, str]] = []
-    bar = tqdm(total=len(jobs), unit="file", desc="prepare", disable=not progress, file=sys.stderr, dynamic_ncols=True)
+    bar = Progress(
+        total=len(jobs), unit="file", desc="prepare", disable=not progress, file=sys.stderr, dynamic_ncols=True
+    )
     pool = None
     try:
         with bar:

@@ -2,9 +2,10 @@
 
 The file is a list of source mappings, or a mapping with a ``sources:`` list (so a
 train config's own file can be pointed at too). Relative paths inside it (``root``,
-``train_root``, ``test_root``, a ``classes`` file) are taken relative to the YAML file's
-folder when they exist there, else left to the working directory -- the same rule as list
-files beside their data -- so a dataset folder with its ``sources.yaml`` can be moved as one.
+``train_root``, ``test_root``, a ``classes`` file, a benchmark's ``splits`` folder or
+``labels`` file) are taken relative to the YAML file's folder when they exist there, else
+left to the working directory -- the same rule as list files beside their data -- so a
+dataset folder with its ``sources.yaml`` can be moved as one.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any
 from unidual.data.errors import DataError
 from unidual.yamlconfig import ConfigError, load_yaml_file
 
-PATH_KEYS = ("root", "train_root", "test_root", "classes")
+PATH_KEYS = ("root", "train_root", "test_root", "classes", "splits", "labels")
 
 
 def _anchor(value: Any, folder: Path) -> Any:

@@ -1,4 +1,4 @@
-"""The commands that work on a checkpoint: ``eval``, ``predict``, ``export``, ``visualize``, ``convert``.
+"""The commands that work on a checkpoint: ``eval``, ``predict``, ``export``, ``visualize``.
 
 `unidual eval RUN_OR_CHECKPOINT`: multi-clip evaluation with the run's label maps.
 
@@ -20,8 +20,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from unidual.checkpoint import CheckpointError, load_model
-from unidual.convert import ConvertError, convert
 from unidual.data import DataError
 from unidual.data.missing import report_missing
 from unidual.data.sourcefile import read_source_file
@@ -38,6 +39,9 @@ from unidual.evaluate.predict import (
 )
 from unidual.evaluate.visualize import visualize
 from unidual.pathways import MODALITIES
+from unidual.ranks import DEFAULT_TIMEOUT_S, DistEnv, env_from_torchrun, gather_objects, resolve_device, setup, teardown
+
+DEVICE_HELP = "cpu, cuda, cuda:N or auto (default: the GPU if CUDA is available, else the CPU)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,8 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clips", type=int, default=None, help="clips per test video (default: the source's)")
     parser.add_argument("--three-crop", action="store_true", help="three spatial crops per clip instead of one")
     parser.add_argument("--batch-size", type=int, default=32, help="views per forward pass")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--workers", type=int, default=0)
+    parser.add_argument(
+        "--dist-timeout-s",
+        type=float,
+        default=DEFAULT_TIMEOUT_S,
+        help="under torchrun: seconds a rank waits for the slowest one (default %(default)g)",
+    )
     parser.add_argument("--json", action="store_true", help="print metrics as JSON")
     parser.add_argument(
         "--max-side",
@@ -113,12 +123,28 @@ def write_reports(results: Mapping[str, SourceResult], out: Path) -> dict[str, d
 
 
 def main(args: argparse.Namespace) -> int:
+    """One process, or one rank of ``torchrun -m unidual eval``: each rank evaluates a shard, rank 0 reports."""
     if args.out is not None and args.out.exists() and not args.out.is_dir():
         print(
             f"unidual eval: --out {args.out}: exists and is not a folder (reports are written into a folder)",
             file=sys.stderr,
         )
         return 2
+    try:
+        env = env_from_torchrun()
+        device = resolve_device(args.device, env)
+        setup(env, device, timeout_s=args.dist_timeout_s)
+    except (RuntimeError, ValueError) as exc:
+        print(f"unidual eval: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _evaluate(args, env, device)
+    finally:
+        teardown()
+
+
+def _evaluate(args: argparse.Namespace, env: DistEnv, device: torch.device) -> int:
+    error = None
     try:
         model, payload = load_model(args.checkpoint, deploy=True, map_location="cpu")
         if args.max_side < 1:
@@ -128,24 +154,33 @@ def main(args: argparse.Namespace) -> int:
         )
         datasets = build_test_datasets(payload, specs)
     except (CheckpointError, DataError, KeyError, ValueError) as exc:
-        print(f"unidual eval: {exc}", file=sys.stderr)
+        error = str(exc)
+    errors = [(rank, e) for rank, e in enumerate(gather_objects(error)) if e is not None]  # every rank stops
+    if errors:
+        rank, first = errors[0]
+        if env.is_main:  # rank 0 speaks for all
+            print(f"unidual eval: {first}" + (f" (on rank {rank})" if rank else ""), file=sys.stderr)
         return 2
-    passed_over = [f for key, ds in datasets.items() for f in passed_over_files(specs[key], ds)]
-    if passed_over:
-        print(passed_over_note(passed_over, "eval"), file=sys.stderr)
-    for line in report_missing(datasets, "test", args.out):
-        print(f"warning: {line}", file=sys.stderr)
-    model.to(args.device)
+    if env.is_main:
+        passed_over = [f for key, ds in datasets.items() for f in passed_over_files(specs[key], ds)]
+        if passed_over:
+            print(passed_over_note(passed_over, "eval"), file=sys.stderr)
+        for line in report_missing(datasets, "test", args.out):
+            print(f"warning: {line}", file=sys.stderr)
+    model.to(device)
     modalities = {key: spec["modality"] for key, spec in specs.items()}
     results = evaluate_sources(
         model,
         datasets,
         modalities,
         batch_size=args.batch_size,
-        device=args.device,
+        device=device,
         num_workers=args.workers,
         progress=sys.stderr.isatty(),
+        distributed=True,
     )
+    if not env.is_main:
+        return 0  # rank 0 holds the same results and writes them
     table = write_reports(results, args.out) if args.out else {k: r.metrics() for k, r in results.items()}
     print(json.dumps(table, indent=2) if args.json else format_table(table))
     for key, r in results.items():
@@ -171,7 +206,7 @@ def predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="FILE_OR_DIR", help="images, videos or folders of them")
     parser.add_argument("--topk", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=8, help="files read per forward pass")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--json", action="store_true", help="one JSON list on stdout")
     max_side_argument(parser)
 
@@ -190,8 +225,9 @@ def predict_main(args: argparse.Namespace) -> int:
         print("unidual predict: --topk and --max-side must be >= 1", file=sys.stderr)
         return 2
     try:
+        device = resolve_device(args.device, DistEnv())
         model, payload = load_model(args.checkpoint, deploy=True)
-    except CheckpointError as exc:
+    except (CheckpointError, RuntimeError) as exc:
         print(f"unidual predict: {exc}", file=sys.stderr)
         return 2
     passed_over: list[Path] = []
@@ -207,7 +243,7 @@ def predict_main(args: argparse.Namespace) -> int:
         files,
         topk=args.topk,
         batch_size=args.batch_size,
-        device=args.device,
+        device=device,
         progress=len(files) > 1 and sys.stderr.isatty(),
         max_side=args.max_side,
     )
@@ -221,7 +257,7 @@ def predict_main(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-# -- `unidual export RUN --pathway P --format F --out FILE`: one pathway as ONNX / TorchScript -----------
+# -- `unidual export RUN --pathway P --format F --out FILE`: one pathway as ONNX / torch.export .pt2 -----
 def export_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CHECKPOINT")
     parser.add_argument("--pathway", choices=MODALITIES, required=True)
@@ -256,6 +292,7 @@ def visualize_arguments(parser: argparse.ArgumentParser) -> None:
         help="residual block (0-based; -1 = last as in Figure 2, -3 = third-to-last as in Figure 3)",
     )
     parser.add_argument("--out", type=Path, required=True, help="PNG to write (.png is added to a name without one)")
+    parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     max_side_argument(parser)
 
 
@@ -266,62 +303,13 @@ def visualize_main(args: argparse.Namespace) -> int:
     try:
         if args.max_side < 1:
             raise ValueError(f"--max-side must be >= 1, got {args.max_side}")
-        info = visualize(args.checkpoint, args.video, args.out, block=args.block, max_side=args.max_side)
-    except (CheckpointError, DataError, ValueError) as exc:
+        device = resolve_device(args.device, DistEnv())
+        info = visualize(args.checkpoint, args.video, args.out, block=args.block, device=device, max_side=args.max_side)
+    except (CheckpointError, DataError, ValueError, RuntimeError) as exc:
         print(f"unidual visualize: {exc}", file=sys.stderr)
         return 2
     print(
         f"block {info['block']}: video pathway top channels {info['video_top']}, "
         f"image pathway top channels {info['image_top']} -> {info['out']}"
-    )
-    return 0
-
-
-# -- `unidual convert WEIGHTS.pth --out CKPT.pt`: published R(2+1)D weights as a checkpoint --------------
-def convert_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("weights", metavar="WEIGHTS.pth", help="torchvision-layout R(2+1)D state_dict")
-    parser.add_argument("--out", required=True, metavar="CKPT.pt", help="unidual checkpoint to write")
-    parser.add_argument("--head", default="kinetics", help="head / source key of the classifier (default: %(default)s)")
-    parser.add_argument("--classes", metavar="FILE", help="class names: JSON list or one name a line")
-    parser.add_argument(
-        "--frames",
-        type=int,
-        default=16,
-        help="frames per test clip (ig65m: 8 or 32, as in the file name; default: %(default)s)",
-    )
-    parser.add_argument("--clips", type=int, default=10, help="uniform clips per test video (default: %(default)s)")
-    parser.add_argument(
-        "--bn-eps",
-        type=float,
-        default=None,
-        help="BatchNorm epsilon (default: 1e-3 for the Caffe2/VMZ layout, else 1e-5)",
-    )
-
-
-def convert_main(args: argparse.Namespace) -> int:
-    for name in ("frames", "clips"):
-        if getattr(args, name) < 1:
-            print(f"unidual convert: --{name} must be >= 1", file=sys.stderr)
-            return 2
-    if args.bn_eps is not None and not args.bn_eps > 0:
-        print("unidual convert: --bn-eps must be > 0", file=sys.stderr)
-        return 2
-    try:
-        spec = convert(
-            args.weights,
-            args.out,
-            head=args.head,
-            frames=args.frames,
-            clips=args.clips,
-            classes=args.classes,
-            bn_eps=args.bn_eps,
-        )
-    except ConvertError as exc:
-        print(f"unidual convert: {exc}", file=sys.stderr)
-        return 2
-    opts = spec["options"]
-    print(
-        f"wrote {args.out}: r2plus1d depth {spec['depth']}, {opts['layout']} mid-channel layout, "
-        f"BatchNorm eps {opts['bn_eps']:g}, head {args.head!r} with {spec['heads'][args.head]} classes"
     )
     return 0

@@ -8,7 +8,10 @@ and the probabilities are averaged with equal weight over all V views
 (see `metrics.average_view_scores`). ``clip@1`` instead scores a single view:
 the centre crop of the clip nearest the middle of the video.
 
-The trainer validates through `evaluate`; this module never imports it.
+The trainer validates through `evaluate`; this module never imports it. With
+``distributed=True`` every rank of the process group evaluates a shard of each
+source and every rank gets the whole result, equal to one process's
+(:mod:`unidual.evaluate.shards`).
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from unidual.data.utils import SKIPPED, read_or_skip
 from unidual.evaluate import metrics as M
+from unidual.evaluate.shards import BatchRecord, gather, loader_batches, shard
+from unidual.progress import Progress
+from unidual.ranks import rank_and_world
 
 # The metric each modality is ranked by (what the paper's tables report first).
 PRIMARY_METRIC = {"image": "top1", "video": "video@1"}
@@ -149,7 +154,7 @@ def iterate_views(x: Tensor, chunk: int) -> Iterator[Tensor]:
 
 
 def _progress(total: int, desc: str, enabled: bool):
-    return tqdm(total=total, desc=desc, unit="ex", disable=not enabled, file=sys.stderr, leave=False)
+    return Progress(total=total, desc=desc, unit="ex", disable=not enabled, file=sys.stderr, leave=False)
 
 
 def _view_logits(
@@ -168,6 +173,53 @@ def _view_logits(
     return torch.cat(logits).view(b, v, -1)
 
 
+def _views_per_example(dataset: Dataset, modality: str) -> int:
+    """How many views an example has, read from example 0 (1 if it is unreadable or there is none)."""
+    n = len(dataset)  # type: ignore[arg-type]
+    probe = _Guarded(dataset)[0] if n else None
+    if probe is None or SKIPPED in probe:
+        return 1
+    first = torch.as_tensor(probe["input"])
+    return 1 if first.dim() == _BASE_DIMS[modality] else first.shape[0]
+
+
+def _run_batches(
+    net: nn.Module,
+    dataset: Dataset,
+    mine: list[tuple[int, list[int]]],
+    source: tuple[str, str, str, list[str]],
+    *,
+    batch_size: int,
+    single: int,
+    device: torch.device,
+    num_workers: int,
+    progress: bool,
+) -> list[BatchRecord]:
+    """Forward this rank's loader batches; one record (CPU tensors) per batch."""
+    key, modality, head, classes = source
+    loader = DataLoader(
+        _Guarded(dataset), batch_sampler=[idx for _, idx in mine], num_workers=num_workers, collate_fn=_collate
+    )
+    records = []
+    with _progress(sum(len(idx) for _, idx in mine), f"eval {key}", progress) as bar:
+        for (number, _), batch in zip(mine, loader):
+            record = BatchRecord(number, skipped=list(batch[SKIPPED]))
+            bar.update(batch["size"] + len(batch[SKIPPED]))
+            for x, y, idx in batch.get("parts", []):
+                logits_t = _view_logits(net, x, head, key, modality, batch_size, device)
+                if classes and logits_t.shape[-1] != len(classes):
+                    raise ValueError(
+                        f"source {key!r}: head {head!r} has {logits_t.shape[-1]} classes but the label map "
+                        f"has {len(classes)}; evaluate with the run's label map"
+                    )
+                record.scores.append(M.average_view_scores(logits_t))
+                record.singles.append(logits_t[:, min(single, logits_t.shape[1] - 1)].softmax(-1))
+                record.labels.append(y)
+                record.indices.append(idx)
+            records.append(record)
+    return records
+
+
 @torch.no_grad()
 def evaluate_source(
     model: nn.Module,
@@ -179,55 +231,68 @@ def evaluate_source(
     device: str | torch.device = "cpu",
     num_workers: int = 0,
     progress: bool = False,
+    distributed: bool = False,
 ) -> SourceResult:
-    """Run ``dataset`` (a test split) through the model; ``batch_size`` caps views per forward."""
+    """Run ``dataset`` (a test split) through the model; ``batch_size`` caps views per forward.
+
+    ``distributed``: every rank of the initialised process group calls this with the same model and
+    dataset; each evaluates its shard (:mod:`unidual.evaluate.shards`) and every rank returns the
+    whole result, equal to a single process's. Without a process group it is one process.
+    """
     net = getattr(model, "module", model)  # unwrap DDP: validation needs no gradient sync
     device = torch.device(device)
     head = head_name(net, key, modality)
     classes = list(getattr(dataset, "classes", []))
-    first = None
-    n = len(dataset)  # type: ignore[arg-type]
-    # One item tells us how many views an example has; size loader batches by views.
-    probe = _Guarded(dataset)[0] if n else None
-    if probe is not None and SKIPPED not in probe:
-        first = torch.as_tensor(probe["input"])
-    views = 1 if first is None or first.dim() == _BASE_DIMS[modality] else first.shape[0]
-    per_batch = max(1, batch_size // views)
-    loader = DataLoader(
-        _Guarded(dataset), batch_size=per_batch, shuffle=False, num_workers=num_workers, collate_fn=_collate
-    )
+    views = _views_per_example(dataset, modality)
     clips, crops = view_layout(dataset, views)
-    single = centre_view(clips, crops)
-    scores, singles, labels, indices, skipped = [], [], [], [], []
-    with _progress(n, f"eval {key}", progress) as bar:
-        for batch in loader:
-            skipped += batch[SKIPPED]
-            bar.update(batch["size"] + len(batch[SKIPPED]))
-            for x, y, idx in batch.get("parts", []):
-                logits_t = _view_logits(net, x, head, key, modality, batch_size, device)
-                if classes and logits_t.shape[-1] != len(classes):
-                    raise ValueError(
-                        f"source {key!r}: head {head!r} has {logits_t.shape[-1]} classes but the label map "
-                        f"has {len(classes)}; evaluate with the run's label map"
-                    )
-                scores.append(M.average_view_scores(logits_t))
-                singles.append(logits_t[:, min(single, logits_t.shape[1] - 1)].softmax(-1))
-                labels.append(y)
-                indices.append(idx)
+    rank, world = rank_and_world() if distributed else (0, 1)
+    mine = shard(loader_batches(len(dataset), batch_size // views), rank, world)  # type: ignore[arg-type]
+    records: list[BatchRecord] = []
+    failure: Exception | None = None
+    try:
+        records = _run_batches(
+            net,
+            dataset,
+            mine,
+            (key, modality, head, classes),
+            batch_size=batch_size,
+            single=centre_view(clips, crops),
+            device=device,
+            num_workers=num_workers,
+            progress=progress and rank == 0,
+        )
+    except Exception as exc:
+        if world == 1:
+            raise
+        failure = exc
+    if world > 1:
+        records = gather(records, failure, key)
+    return _source_result(records, key, modality, classes, (clips, crops))
+
+
+def _source_result(
+    records: list[BatchRecord], key: str, modality: str, classes: list[str], views: tuple[int, int]
+) -> SourceResult:
+    """Concatenate the records (already in single-process order) into one :class:`SourceResult`."""
+    scores = [t for r in records for t in r.scores]
     num_classes = len(classes) if classes else (scores[0].shape[1] if scores else 0)
-    if not classes:
-        classes = [str(i) for i in range(num_classes)]
-    empty = torch.zeros(0, num_classes)
+    classes = classes or [str(i) for i in range(num_classes)]
+
+    def cat(name: str, empty: Tensor) -> Tensor:
+        parts = [t for r in records for t in getattr(r, name)]
+        return torch.cat(parts) if parts else empty
+
+    no_rows = torch.zeros(0, num_classes)
     return SourceResult(
         key=key,
         modality=modality,
         classes=classes,
-        scores=torch.cat(scores) if scores else empty,
-        labels=torch.cat(labels) if labels else torch.zeros(0, dtype=torch.long),
-        indices=torch.cat(indices) if indices else torch.zeros(0, dtype=torch.long),
-        single_view=torch.cat(singles) if singles else empty,
-        views=(clips, crops),
-        skipped=skipped,
+        scores=cat("scores", no_rows),
+        labels=cat("labels", torch.zeros(0, dtype=torch.long)),
+        indices=cat("indices", torch.zeros(0, dtype=torch.long)),
+        single_view=cat("singles", no_rows),
+        views=views,
+        skipped=[s for r in records for s in r.skipped],
     )
 
 
@@ -240,8 +305,13 @@ def evaluate_sources(
     device: str | torch.device = "cpu",
     num_workers: int = 0,
     progress: bool = False,
+    distributed: bool = False,
 ) -> dict[str, SourceResult]:
-    """Full results (scores, labels, confusion, per-class) per source key."""
+    """Full results (scores, labels, confusion, per-class) per source key.
+
+    ``distributed``: each rank of the process group evaluates its shard of every source and every
+    rank returns the full results (see :func:`evaluate_source`); all ranks must call it.
+    """
     was_training = model.training
     model.eval()
     try:
@@ -255,6 +325,7 @@ def evaluate_sources(
                 device=device,
                 num_workers=num_workers,
                 progress=progress,
+                distributed=distributed,
             )
             for key, ds in datasets.items()
         }
@@ -271,11 +342,13 @@ def evaluate(
     device: str | torch.device = "cpu",
     num_workers: int = 0,
     progress: bool = False,
+    distributed: bool = False,
 ) -> dict[str, dict[str, float]]:
     """``{source key: {metric: value}}``; accuracies in percent. The trainer's validation entry point.
 
     Video metrics: ``clip@1``, ``video@1``, ``video@5``; image metrics: ``top1``,
-    ``top5``; both: ``mean_class@1``, ``nll``, ``examples``, ``skipped``.
+    ``top5``; both: ``mean_class@1``, ``nll``, ``examples``, ``skipped``. ``distributed``: sharded
+    over the ranks of the process group, the same metrics on every rank (see :func:`evaluate_source`).
     """
     results = evaluate_sources(
         model,
@@ -285,6 +358,7 @@ def evaluate(
         device=device,
         num_workers=num_workers,
         progress=progress,
+        distributed=distributed,
     )
     return {key: r.metrics() for key, r in results.items()}
 

@@ -168,12 +168,18 @@ def plot_figure(
 
 
 def visualize(
-    checkpoint: str | Path, video: str | Path, out: str | Path, *, block: int = -1, max_side: int = MAX_SIDE
+    checkpoint: str | Path,
+    video: str | Path,
+    out: str | Path,
+    *,
+    block: int = -1,
+    device: str | torch.device = "cpu",
+    max_side: int = MAX_SIDE,
 ) -> dict[str, Any]:
     """Python API: write the figure; returns ``{"block", "video_top", "image_top", "out"}``."""
     model, payload = load_model(checkpoint, deploy=True)
     clip, spec = centre_clip(video, payload, max_side)
-    acts = dual_activations(model, clip, block)
+    acts = dual_activations(model.to(device), clip.to(device), block)
     out = plot_figure(
         clip,
         acts,

@@ -44,6 +44,11 @@ def parse_heads(text: str) -> tuple[dict[str, int], dict[str, str]]:
 
 def info_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", choices=list_models(), help="model name (see `unidual models`)")
+    model_options(parser)
+
+
+def model_options(parser: argparse.ArgumentParser) -> None:
+    """The options of ``unidual info NAME`` after the name (shared with ``unidual info CONFIG``)."""
     parser.add_argument("--depth", type=int, default=34)
     parser.add_argument("--width", type=float, default=1.0)
     parser.add_argument("--frames", type=int, default=8, help="clip length L")

@@ -41,7 +41,13 @@ class Heads(nn.ModuleDict):
             nn.init.normal_(fc.weight, std=0.01)
             nn.init.zeros_(fc.bias)
 
-    def forward(self, features: Tensor, pathway: str) -> dict[str, Tensor]:  # type: ignore[override]
+    def forward(  # type: ignore[override]
+        self, features: Tensor, pathway: str, names: Sequence[str] | None = None
+    ) -> dict[str, Tensor]:
+        """Logits of every head on ``pathway``; or, with ``names``, of exactly those heads, wherever they live
+        (a shared label space feeds one pathway's features into a head of the other pathway)."""
+        if names is not None:
+            return {name: self[name](features) for name in names}
         return {name: fc(features) for name, fc in self.items() if self.pathway_of[name] == pathway}
 
     def on(self, pathway: str) -> list[str]:

@@ -18,10 +18,12 @@ the environment variable ``UNIDUAL_CHANNELS_LAST=0``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
-from unidual.switches import env_flag
+from unidual.runtime import env_flag
 
 ENV_SWITCH = "UNIDUAL_CHANNELS_LAST"
 
@@ -55,10 +57,39 @@ def set_memory_format(model: nn.Module, channels_last: bool = True) -> nn.Module
     return model
 
 
+def match_gradient_layout(model: nn.Module, step: Callable[[], torch.Tensor]) -> int:
+    """Give every 5D parameter the strides its gradient comes back with; returns how many changed.
+
+    A weight with size-1 dimensions (a 1x1x1 convolution, an image-pathway point-wise weight) is
+    "contiguous" in both memory formats with several stride patterns, and which one its gradient
+    gets depends on the kernel that computes it (the convolution algorithm, the thread count).
+    DDP lays its gradient buckets out like the parameters and copies every gradient whose strides
+    differ ("Grad strides do not match bucket view strides"). So before DDP is built, ``step`` (a
+    forward returning a loss) runs once, each parameter takes its gradient's strides, and the
+    weights and BN statistics are put back as they were (the global RNG too): training then starts
+    from the same state, with buckets that match. Values are unchanged; kernels may differ in the
+    last bits, which is why single-process training does not do this.
+    """
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with torch.random.fork_rng(devices=[]):
+        step().backward()
+    changed = 0
+    with torch.no_grad():
+        for p in model.parameters():
+            g = p.grad
+            dense = g is not None and (g.is_contiguous() or g.is_contiguous(memory_format=torch.channels_last_3d))
+            if g is not None and dense and p.dim() == 5 and g.stride() != p.stride():
+                p.data = torch.empty_strided(p.shape, g.stride(), dtype=p.dtype, device=p.device).copy_(p.data)
+                changed += 1
+            p.grad = None
+    model.load_state_dict(state)  # copies into the re-laid-out tensors: their strides stay
+    return changed
+
+
 def is_channels_last(model: nn.Module) -> bool:
     """True when every 5D parameter of ``model`` is channels-last (and there is at least one)."""
     weights = [p for p in model.parameters() if p.dim() == 5]
     return bool(weights) and all(p.is_contiguous(memory_format=torch.channels_last_3d) for p in weights)
 
 
-__all__ = ["ENV_SWITCH", "default_channels_last", "is_channels_last", "set_memory_format"]
+__all__ = ["ENV_SWITCH", "default_channels_last", "is_channels_last", "match_gradient_layout", "set_memory_format"]

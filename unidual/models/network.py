@@ -8,6 +8,7 @@ that file for the routing table.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from typing import Any
 
 from torch import Tensor, nn
@@ -58,6 +59,7 @@ class ImageVideoNet(nn.Module):
         *,
         frames: int,
         lstm_hidden: int | None = None,
+        dropout: float = 0.0,
     ) -> None:
         super().__init__()
         self._spec = copy.deepcopy(spec)
@@ -69,6 +71,11 @@ class ImageVideoNet(nn.Module):
         features = lstm_hidden or backbone.out_channels
         self.num_features = features
         self.heads = Heads(features, heads, head_pathways)
+        if not 0 <= dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        # before every head (auxiliary ones included), as PySlowFast's DROPOUT_RATE; no parameters, so
+        # state_dict and spec are the same with or without it, and eval() makes it the identity
+        self.head_dropout: nn.Module = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
 
     # -- description -----------------------------------------------------
     @property
@@ -129,13 +136,13 @@ class ImageVideoNet(nn.Module):
         per_frame = global_pool(self.backbone(fold_frames(x), "image")).reshape(n, t, -1)
         return self.temporal(per_frame)
 
-    def forward_head(self, features: Tensor, pathway: str) -> dict[str, Tensor]:
-        """Logits of every head attached to ``pathway``."""
-        return self.heads(features, pathway)
+    def forward_head(self, features: Tensor, pathway: str, heads: Sequence[str] | None = None) -> dict[str, Tensor]:
+        """Logits of every head attached to ``pathway`` (or of the named ``heads``, wherever they live)."""
+        return self.heads(self.head_dropout(features), pathway, heads)
 
-    def forward(self, x: Tensor, pathway: str | None = None) -> dict[str, Tensor]:
+    def forward(self, x: Tensor, pathway: str | None = None, heads: Sequence[str] | None = None) -> dict[str, Tensor]:
         pathway = self._check(x, pathway)
-        return self.forward_head(self.forward_features(x, pathway), pathway)
+        return self.forward_head(self.forward_features(x, pathway), pathway, heads)
 
     # -- inference -------------------------------------------------------
     def deploy(self) -> ImageVideoNet:

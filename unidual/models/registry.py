@@ -87,6 +87,8 @@ def create_model(
     width: float = 1.0,
     heads: dict[str, int],
     channels_last: bool | None = None,
+    dropout: float = 0.0,
+    zero_init_residual: bool = False,
     **options: Any,
 ) -> ImageVideoNet:
     """Build one of :func:`list_models` (see docs/models.md for every option).
@@ -94,6 +96,10 @@ def create_model(
     ``channels_last`` (not part of the spec: it changes strides, never values) stores the conv
     weights channels-last for speed; None follows ``$UNIDUAL_CHANNELS_LAST`` (default on),
     see :mod:`unidual.models.memory`.
+
+    ``dropout`` (before every head) and ``zero_init_residual`` (each residual block's last BN γ
+    starts at 0) are training-recipe choices: like ``channels_last`` they are not in the spec, since
+    neither changes a tensor's shape nor what a trained model computes in eval mode.
     """
     d = get_model_def(name)
     if isinstance(depth, bool) or depth not in DEPTHS:
@@ -136,7 +142,10 @@ def create_model(
         maxpool=opts["maxpool"],
         temporal_strides=opts["temporal_strides"],
         bn_eps=float(opts["bn_eps"]),
+        zero_init_residual=bool(zero_init_residual),
     )
     lstm_hidden = opts["lstm_hidden"] if d.temporal == "lstm" else None
-    model = ImageVideoNet(spec, d, backbone, classes, where, frames=frames, lstm_hidden=lstm_hidden)
+    model = ImageVideoNet(
+        spec, d, backbone, classes, where, frames=frames, lstm_hidden=lstm_hidden, dropout=float(dropout)
+    )
     return set_memory_format(model, default_channels_last() if channels_last is None else bool(channels_last))

@@ -92,6 +92,10 @@ class BasicBlock(PathwayModule):
     def last_conv(self) -> UniDualBlock:
         return self.conv2
 
+    def last_norm(self) -> nn.Module:
+        """The BN before the residual sum (zero-init residual starts its γ at 0)."""
+        return self.bn2
+
 
 class Bottleneck(PathwayModule):
     """1×1×1 (shared) -> (2+1)D 3×3 -> 1×1×1 (shared), expansion 4."""
@@ -129,6 +133,9 @@ class Bottleneck(PathwayModule):
 
     def last_conv(self) -> UniDualBlock:
         return self.conv2
+
+    def last_norm(self) -> nn.Module:
+        return self.bn3
 
 
 class BackboneConfig:
@@ -204,6 +211,7 @@ class ResNet2Plus1d(nn.Module):
         temporal_strides: bool = True,
         in_channels: int = 3,
         bn_eps: float = 1e-5,
+        zero_init_residual: bool = False,
     ) -> None:
         super().__init__()
         if depth not in DEPTHS:
@@ -242,6 +250,12 @@ class ResNet2Plus1d(nn.Module):
             for m in self.modules():
                 if isinstance(m, UniDualBlock):
                     m.image_from_video()
+        if zero_init_residual:  # every residual branch starts at 0: a block without projection is the identity
+            for b in self.blocks():
+                assert isinstance(b, (BasicBlock, Bottleneck))
+                for m in b.last_norm().modules():
+                    if isinstance(m, nn.BatchNorm3d):
+                        nn.init.zeros_(m.weight)
 
     def _init_weights(self) -> None:
         for m in self.modules():

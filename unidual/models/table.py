@@ -18,7 +18,9 @@ unidual(_aux)          image -> image,     images on the 1×1 pathway, clips on 
 
 ``create_model``, the trainer, the objectives, the study and ``unidual models`` read
 these fields; nothing outside this file compares model names. Adding a model is one
-:func:`register_model` call (docs/models.md has a worked example).
+:func:`register_model` call (docs/models.md has a worked example). How a model may be trained
+(which regimes) is the regime table's to say (``unidual.train.regimes``): models know nothing
+of training.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from typing import Literal
 from unidual.pathways import MODALITIES
 
 Convert = Literal["deflate", "inflate"]
-REGIMES = ("separate", "finetune", "multitask", "unidual", "unidual_aux")
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,6 @@ class ModelDef:
     description: str  # one line, shown by `unidual models`
     backbone_pathways: tuple[str, ...]  # point-wise convs in every (2+1)D conv: ("video",), ("image",) or both
     route: Mapping[str, str]  # model pathway -> backbone pathway that computes it
-    regimes: tuple[str, ...]  # training regimes that may train it (train config `regime`)
     temporal: Literal["mean", "lstm"] = "mean"  # frame features -> clip features, when clips run frame by frame
     aux_heads: bool = False  # every head also on the other pathway ("{key}_aux"); deploy() drops them
     needs_modalities: tuple[str, ...] = ()  # modalities its sources must cover together (UniDual: both)
@@ -60,9 +60,6 @@ class ModelDef:
             raise ValueError(f"{self.name}: route {dict(self.route)} must map onto {self.backbone_pathways}")
         if self.aux_heads and len(self.route) < 2:
             raise ValueError(f"{self.name}: auxiliary heads need a model with both pathways")
-        bad = set(self.regimes) - set(REGIMES)
-        if bad or not self.regimes:
-            raise ValueError(f"{self.name}: regimes must be a non-empty subset of {REGIMES}, got {self.regimes}")
         object.__setattr__(self, "route", dict(self.route))
         object.__setattr__(self, "options", dict(self.options))
 
@@ -105,10 +102,6 @@ def model_names() -> list[str]:
     return list(_MODELS)
 
 
-def models_for_regime(regime: str) -> list[str]:
-    return [name for name, d in _MODELS.items() if regime in d.regimes]
-
-
 # -- the paper's Table 1 -------------------------------------------------------------------------
 _BOTH = {"image": "image", "video": "video"}
 register_model(
@@ -117,7 +110,6 @@ register_model(
         "R2D: 2D ResNet (t=1); clips frame by frame, mean over time",
         backbone_pathways=("image",),
         route={"image": "image"},
-        regimes=("separate", "finetune"),
         pretrained_convert="deflate",
     )
 )
@@ -127,7 +119,6 @@ register_model(
         "R(2+1)D; images inflated to static clips",
         backbone_pathways=("video",),
         route={"video": "video"},
-        regimes=("separate", "finetune", "multitask"),
         pretrained_convert="inflate",
     )
 )
@@ -137,7 +128,6 @@ register_model(
         "R2D on frames + temporal mean, one head per task",
         backbone_pathways=("image",),
         route={"video": "image"},
-        regimes=("multitask",),
         pretrained_convert="deflate",
     )
 )
@@ -147,7 +137,6 @@ register_model(
         "R(2+1)D, one head per task",
         backbone_pathways=("video",),
         route={"video": "video"},
-        regimes=("multitask",),
         pretrained_convert="inflate",
     )
 )
@@ -157,7 +146,6 @@ register_model(
         "R2D on frames + 512-unit LSTM, one head per task",
         backbone_pathways=("image",),
         route={"video": "image"},
-        regimes=("multitask",),
         temporal="lstm",
         pretrained_convert="deflate",
         options={"lstm_hidden": 512},
@@ -169,7 +157,6 @@ register_model(
         "UniDual: shared spatial convs, dual point-wise convs, heads on their modality's pathway",
         backbone_pathways=("video", "image"),
         route=_BOTH,
-        regimes=("unidual",),
         needs_modalities=("image", "video"),
         pretrained_convert="deflate",
     )
@@ -180,7 +167,6 @@ register_model(
         "UniDual + auxiliary heads (each task also on the other pathway); deploy() drops them",
         backbone_pathways=("video", "image"),
         route=_BOTH,
-        regimes=("unidual_aux",),
         aux_heads=True,
         needs_modalities=("image", "video"),
         pretrained_convert="deflate",

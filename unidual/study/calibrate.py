@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from unidual.train.config import FinetuneConfig
+from unidual.train.regimes import default_regime, get_regime
 from unidual.train.trainer import Trainer
 
 WARMUP = 2  # first updates allocate buffers and pick kernels: timed separately, not extrapolated
@@ -25,8 +26,8 @@ WARMUP = 2  # first updates allocate buffers and pick kernels: timed separately,
 def _quick(cfg, updates: int):
     """The run's config, cut to ``updates`` updates with negligible validation; finetuning starts from scratch."""
     cfg = copy.deepcopy(cfg)
-    if cfg.regime == "finetune":  # same network and data cost; the pretrained weights do not change the speed
-        cfg.regime, cfg.finetune = "separate", FinetuneConfig()
+    if get_regime(cfg.regime).pretrained:  # same network and data cost; pretrained weights do not change the speed
+        cfg.regime, cfg.finetune = default_regime(cfg.model.name, pretrained=False).name, FinetuneConfig()
     cfg.run.max_steps, cfg.run.save_every, cfg.run.eval_every = updates, 0, 0
     cfg.run.plots, cfg.run.progress, cfg.run.tensorboard = False, False, False
     cfg.data.eval_limit = 1

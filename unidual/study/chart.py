@@ -6,6 +6,7 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
+from unidual.study.atomic import replacing
 from unidual.study.table import Table
 
 HEADLINE = ("video@1", "top1")  # what each source is ranked by (the evaluator's primary metrics)
@@ -46,11 +47,13 @@ def plot_table(table: Table, path: Path, title: str = "") -> Path:
         ax.set_xlabel(table.headers[j])
         ax.set_xlim(0, max([*values, table.chance[j] or 0, 1]) * 1.18)
         for y, row in enumerate(table.rows):
-            if row.cells[j] is None or row.cells[j].n == 0:
-                ax.text(0.5, y, "N/A" if row.cells[j] is None else "pending", va="center", fontsize=8, color="grey")
+            cell = row.cells[j]
+            if cell is None or cell.n == 0:
+                ax.text(0.5, y, "N/A" if cell is None else "pending", va="center", fontsize=8, color="grey")
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     return path

@@ -7,19 +7,21 @@ Exit codes: 0 done, 1 data / training / checkpoint error, 2 bad study or trainin
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import statistics
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from unidual.checkpoint import CheckpointError
 from unidual.data.errors import DataError
+from unidual.progress import Progress
+from unidual.run import RunDirError, RunLock
 from unidual.study import report
+from unidual.study.atomic import write_json, write_text
 from unidual.study.calibrate import calibrate
 from unidual.study.chart import plot_table
 from unidual.study.compare import compare, comparisons_markdown, write_comparisons_csv
@@ -35,6 +37,7 @@ from unidual.study.runner import (
     read_result,
     resolve_config,
     run_task,
+    seed_dir,
     status,
 )
 from unidual.study.table import build_table, to_markdown, write_csv, write_runs_csv
@@ -125,13 +128,10 @@ def write_outputs(
     for r in results:
         for key, modality in r.get("modalities", {}).items():
             modalities.setdefault(key, modality)
-    unknown = [c.source for c in study.columns if c.source not in modalities]
-    if unknown:
-        raise StudyError(f"{study.path}: no finished run reports {unknown} yet, nothing to tabulate")
     table = build_table(study, results, modalities, expected_reports(study))
     md = to_markdown(table)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "table.md").write_text(f"# {study.title}\n\n{md}")
+    write_text(out / "table.md", f"# {study.title}\n\n{md}")
     write_csv(table, out / "table.csv")
     write_runs_csv(results, out / "runs.csv")
     if results:
@@ -150,19 +150,19 @@ def write_outputs(
         "invocation_seconds": clock.seconds,
         "data_seconds": data_seconds,
     }
-    (out / "results.json").write_text(json.dumps({"summary": summary, "results": results}, indent=1) + "\n")
+    write_json(out / "results.json", {"summary": summary, "results": results})
     paired = [r for r in (compare(study, out, seeds, c) for c in study.comparisons) if r is not None]
     if paired:
         write_comparisons_csv(paired, out / "comparisons.csv")
         md += "\n" + comparisons_markdown(paired, {m.id: m.row for m in study.models})
-        (out / "table.md").write_text(f"# {study.title}\n\n{md}")
+        write_text(out / "table.md", f"# {study.title}\n\n{md}")
     if args.doc:
         report.update_markdown(args.doc, study.name, report.section(summary, md))
     return {"summary": summary, "markdown": md}
 
 
 def _data_progress():
-    bar = tqdm(unit="video", desc="data", disable=not sys.stderr.isatty(), file=sys.stderr)
+    bar = Progress(unit="video", desc="data", disable=not sys.stderr.isatty(), file=sys.stderr)
 
     def progress(done: int, total: int) -> None:
         bar.total = total
@@ -197,40 +197,65 @@ def run_study(args: argparse.Namespace) -> int:
             f"--only {' '.join(args.only)}: {misplaced} look like overrides; put key=value "
             "overrides before the --options"
         )
-    study = load_study(args.config)
-    if args.eval_limit:
+    study = load_study(args.config)  # every key, column and metric checked against the rows' sources
+    if args.eval_limit is not None:
+        if args.eval_limit < 1:
+            raise StudyError(f"--eval-limit {args.eval_limit}: must be >= 1")
         study.eval.limit = args.eval_limit
     out = Path(args.out) if args.out else study.out
     seeds = args.seeds or study.seeds
     if len(set(seeds)) != len(seeds):
         raise StudyError(f"--seeds {seeds}: seeds must be distinct")
-    if args.report_only:
-        result = write_outputs(study, out, args, clock, None, {})
+    if args.report_only:  # reads finished runs; the tables it writes replace the old ones whole
+        result = write_outputs(study, out, args, clock, None, study.modalities())
         print(result["markdown"], end="")
         return 0
+    if args.dry_run or args.data_only or args.calibrate:  # nothing written under --out
+        return _without_out(study, args, seeds, out)
+    with _holding(out, seeds):  # a second session on the same seeds is refused before it builds anything
+        return _run(study, args, seeds, out, clock)
 
-    built, data_seconds = _prepare_data(study, dry_run=args.dry_run)
+
+@contextmanager
+def _holding(out: Path, seeds: list[int]) -> Iterator[None]:
+    """The session's locks on its seeds' folders (``<out>/seed<k>/.lock``, the run-directory lock).
+
+    Per seed, so that two sessions may train different seeds of one study side by side (one per
+    core, as docs/results.md does) while a second session on a seed already being trained is refused.
+    """
+    with ExitStack() as stack:
+        for seed in seeds:
+            stack.callback(RunLock(seed_dir(out, seed)).acquire().release)
+        yield
+
+
+def _without_out(study: Study, args: argparse.Namespace, seeds: list[int], out: Path) -> int:
+    """--data-only, --dry-run, --calibrate: build or look at the data, resolve every run, write nothing in out."""
+    built, _ = _prepare_data(study, dry_run=args.dry_run)
     if args.data_only:
         return 0
-
     tasks = plan(study, out, seeds, args.only)
-    configs = [resolve_config(study, t, built, args.overrides) for t in tasks]  # every config error before training
-    modalities: dict[str, str] = {}
-    for cfg in configs:
-        modalities.update(cfg.modalities)
+    configs = [resolve_config(study, t, built, args.overrides) for t in tasks]
     if args.calibrate:
         seeds_first = [(t, c) for t, c in zip(tasks, configs) if t.seed == seeds[0]]
         calibrate([t for t, _ in seeds_first], [c for _, c in seeds_first], args.calibrate, log)
         return 0
-    if args.dry_run:
-        for i, (task, cfg) in enumerate(zip(tasks, configs), 1):
-            after = f", finetunes {task.pretrained_dir}" if task.pretrained_dir else ""
-            print(
-                f"{i}/{len(tasks)} {task.label}: {status(task)}, {cfg.regime}/{cfg.model.name} "
-                f"on {cfg.source_keys} -> {task.run_dir}{after}"
-            )
-        return 0
+    for i, (task, cfg) in enumerate(zip(tasks, configs), 1):
+        after = f", finetunes {task.pretrained_dir}" if task.pretrained_dir else ""
+        print(
+            f"{i}/{len(tasks)} {task.label}: {status(task)}, {cfg.regime}/{cfg.model.name} "
+            f"on {cfg.source_keys} -> {task.run_dir}{after}"
+        )
+    return 0
 
+
+def _run(study: Study, args: argparse.Namespace, seeds: list[int], out: Path, clock: Clock) -> int:
+    built, data_seconds = _prepare_data(study, dry_run=False)
+    tasks = plan(study, out, seeds, args.only)
+    configs = [resolve_config(study, t, built, args.overrides) for t in tasks]  # every config error before training
+    modalities = study.modalities()  # of every row, not only the ones --only trains: the table keeps its columns
+    for cfg in configs:
+        modalities.update(cfg.modalities)
     for i, (task, cfg) in enumerate(zip(tasks, configs), 1):
         log(f"[study {i}/{len(tasks)} | elapsed {clock}] {task.label}")
         result = run_task(study, task, cfg, log=log)
@@ -255,7 +280,7 @@ def run_study(args: argparse.Namespace) -> int:
 def main(args: argparse.Namespace) -> int:
     try:
         return run_study(args)
-    except (StudyError, ConfigError) as exc:
+    except (StudyError, ConfigError, RunDirError) as exc:  # a bad study or config, a busy or unusable --out
         print(f"unidual study: {exc}", file=sys.stderr)
         return 2
     except (DataError, TrainingError, CheckpointError) as exc:
@@ -285,7 +310,8 @@ def parts_main(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else study.out
-    rows, per_model = [], {}
+    rows: list[str] = []
+    per_model: dict[str, list[dict[str, float]]] = {}
     for task in plan(study, out, args.seeds or study.seeds):
         if not (task.run_dir / RESULT_FILE).is_file() or args.source not in read_result(task.run_dir)["metrics"]:
             continue  # not finished, or a model without that task (R2D)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from unidual.study.atomic import write_text
 from unidual.study.config import Comparison, Study, StudyError
 from unidual.study.runner import EXAMPLES_FILE, run_dir
 
@@ -167,4 +168,4 @@ def write_comparisons_csv(results: Sequence[PairedResult], path: Path) -> None:
             f'{c.a},{c.b},{c.source},{c.metric},"{claim}",{" ".join(map(str, r.seeds))},{r.examples},'
             f"{r.a:.3f},{r.b:.3f},{r.diff:.3f},{r.low:.3f},{r.high:.3f},{r.se_one_run:.3f},{r.verdict},{r.claim_status}"
         )
-    path.write_text("\n".join(rows) + "\n")
+    write_text(path, "\n".join(rows) + "\n")

@@ -53,12 +53,16 @@ def prepare_data(study: Study, progress: Callable[[int, int], None] | None = Non
         return read_sources(Path(spec["sources"]))
 
     kind = spec.pop("build", None)
-    builders = {"default": make_default_dataset, "motion": build_motion_dataset, "three_source": build_three_source}
+    builders: dict[str, Callable[..., dict[str, SourceSpec]]] = {
+        "default": make_default_dataset,
+        "motion": build_motion_dataset,
+        "three_source": build_three_source,
+    }
     if kind not in builders:
         raise StudyError(
             f"{study.path}: data.build must be one of {sorted(builders)} (or give data.sources), got {kind!r}"
         )
-    builder = builders[kind]
+    builder = builders[str(kind)]
     params = inspect.signature(builder).parameters
     # Each builder's own signature says what it needs (no default) and what it accepts.
     for required in (name for name, p in params.items() if p.default is inspect.Parameter.empty):
@@ -94,7 +98,7 @@ def fill_sources(
     out = []
     for i, entry in enumerate(entries):
         key = entry.get("key") if isinstance(entry, Mapping) else None
-        if key not in built:
+        if not isinstance(key, str) or key not in built:
             raise StudyError(f"{where}: sources.{i}: key {key!r} is not in the study's data (it has {sorted(built)})")
         if "modality" in entry and entry["modality"] != built[key].get("modality"):
             raise StudyError(

@@ -16,6 +16,8 @@ from typing import Any
 
 import torch
 
+from unidual.machine import cpu_model
+from unidual.study.atomic import write_text
 from unidual.study.config import StudyError
 
 
@@ -38,20 +40,8 @@ def update_markdown(path: Path, name: str, body: str) -> None:
         text = (text.rstrip() + "\n\n" if text.strip() else "") + section + "\n"
     else:
         text = text[:b] + section + text[e + len(end) :]
-    tmp = path.with_name(f".{path.name}.tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown CPU"
+    write_text(path, text)
 
 
 def machine() -> dict[str, Any]:

@@ -16,7 +16,6 @@ trainer's ``best.pt`` is chosen on test data, so it would flatter the model.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,27 +24,23 @@ from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
 from unidual.checkpoint import load_model
 from unidual.data.utils import Spread
 from unidual.evaluate.datasets import build_test_datasets, source_specs
 from unidual.evaluate.evaluator import evaluate_sources
+from unidual.run import Run
+from unidual.study.atomic import replacing, write_json
 from unidual.study.config import ModelRun, Study, StudyError
 from unidual.study.data import fill_sources
-from unidual.train.config import (
-    ConfigError,
-    apply_override,
-    from_dict,
-    read_yaml,
-    validate,
-)
+from unidual.train.config import ConfigError, TrainConfig, apply_override, from_dict
+from unidual.train.regimes import get_regime, regime_names
 from unidual.train.trainer import train
 from unidual.yamlconfig import config_differences
 
-RESULT_FILE = "study_result.json"
+RESULT_FILE = Run.STUDY_RESULT
 EXAMPLES_FILE = "study_examples.npz"  # per test example: correct or not, per metric (paired comparisons)
-TIME_FILE = "study_time.json"
+TIME_FILE = Run.STUDY_TIME
 # Keys that may differ between sessions without changing what is trained.
 COSMETIC_KEYS = {"run.progress", "run.out", "run.name", "run.plots", "run.tensorboard"}
 
@@ -62,8 +57,13 @@ class Task:
         return f"seed {self.seed} · {self.model.row} ({self.model.id})"
 
 
+def seed_dir(out: Path, seed: int) -> Path:
+    """The runs of one seed (one study session at a time holds its lock, ``.lock``)."""
+    return out / f"seed{seed}"
+
+
 def run_dir(out: Path, seed: int, run_id: str) -> Path:
-    return out / f"seed{seed}" / run_id
+    return seed_dir(out, seed) / run_id
 
 
 def plan(study: Study, out: Path, seeds: Sequence[int], only: list[str] | None = None) -> list[Task]:
@@ -80,7 +80,7 @@ def plan(study: Study, out: Path, seeds: Sequence[int], only: list[str] | None =
 def status(task: Task) -> str:
     if (task.run_dir / RESULT_FILE).is_file():
         return "done"
-    if (task.run_dir / "last.pt").is_file():
+    if Run(task.run_dir).has_checkpoint():
         return "partial"
     return "new"
 
@@ -90,24 +90,22 @@ def status(task: Task) -> str:
 
 def resolve_config(
     study: Study, task: Task, built: Mapping[str, Mapping[str, Any]] | None, overrides: Sequence[str] = ()
-):
-    """The TrainConfig of one run: its file, data locations filled in, study + CLI overrides, seed, pretraining."""
-    where = str(task.model.config)
-    raw = read_yaml(task.model.config)
+) -> TrainConfig:
+    """The TrainConfig of one run: its row's config, data locations filled in, study + CLI overrides, seed, pretraining."""
+    raw, where = study.row_config(task.model)
     if built is not None:
         raw["sources"] = fill_sources(raw.get("sources") or [], built, where)
     for text in [*study.overrides, *task.model.overrides, *overrides]:
         apply_override(raw, text)
     raw.setdefault("run", {})["seed"] = task.seed
     if task.pretrained_dir is not None:
-        raw.setdefault("finetune", {})["checkpoint"] = str(task.pretrained_dir / "last.pt")
-    elif raw.get("regime") == "finetune":
+        raw.setdefault("finetune", {})["checkpoint"] = str(Run(task.pretrained_dir).last)
+    elif raw.get("regime") in regime_names() and get_regime(raw["regime"]).pretrained:
         raise ConfigError(
-            f"{where}: regime 'finetune' in a study needs 'pretrained: <model id>' in "
+            f"{where}: regime {raw['regime']!r} in a study needs 'pretrained: <model id>' in "
             f"{study.path} (models entry {task.model.id!r}), so the real pretrained run is used"
         )
     cfg = from_dict(raw, where)
-    validate(cfg, where)
     missing = [k for k in reported_sources(study, task.model, cfg.source_keys) if k not in cfg.source_keys]
     if missing:
         raise StudyError(
@@ -128,8 +126,7 @@ def expected_reports(study: Study) -> dict[str, set[str]]:
     """Row -> the sources its runs will report (from the config files alone: no data needed)."""
     out: dict[str, set[str]] = {}
     for m in study.models:
-        keys = [s.get("key") for s in read_yaml(m.config).get("sources") or [] if isinstance(s, dict)]
-        out.setdefault(m.row, set()).update(reported_sources(study, m, keys))
+        out.setdefault(m.row, set()).update(reported_sources(study, m, list(study.row_sources(m))))
     return out
 
 
@@ -138,8 +135,8 @@ def check_same_config(task: Task, cfg) -> None:
     stored = None
     if (task.run_dir / RESULT_FILE).is_file():
         stored = read_result(task.run_dir).get("config")
-    elif (task.run_dir / "config.yaml").is_file() and (task.run_dir / "last.pt").is_file():
-        stored = yaml.safe_load((task.run_dir / "config.yaml").read_text())
+    elif (run := Run(task.run_dir)).config_file.is_file() and run.has_checkpoint():
+        stored = run.read_config()
     if stored is None:
         return
     diff = sorted(k for k, _, _ in config_differences(stored, cfg.to_dict(), ignore=COSMETIC_KEYS))
@@ -162,12 +159,6 @@ def read_result(directory: Path) -> dict[str, Any]:
         raise StudyError(f"{path}: unreadable study result ({exc}); delete it to re-evaluate the run") from exc
 
 
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1) + "\n")
-    os.replace(tmp, path)
-
-
 def _add_train_time(directory: Path, seconds: float) -> float:
     path = directory / TIME_FILE
     total = seconds
@@ -177,7 +168,7 @@ def _add_train_time(directory: Path, seconds: float) -> float:
         except (json.JSONDecodeError, ValueError):
             pass
     directory.mkdir(parents=True, exist_ok=True)
-    _write_json(path, {"train_seconds": total})
+    write_json(path, {"train_seconds": total})
     return total
 
 
@@ -210,7 +201,7 @@ def evaluate_run_sources(
     (scores, labels, metrics); ``settings.clips`` clips per video.
     """
 
-    model, payload = load_model(directory / "last.pt", deploy=True, map_location="cpu")
+    model, payload = load_model(Run(directory).last, deploy=True, map_location="cpu")
     specs = source_specs(payload, clips=settings.clips)
     specs = {k: specs[k] for k in sources}
     datasets = build_test_datasets(payload, specs)
@@ -245,9 +236,8 @@ def evaluate_run(
     for key, r in results.items():
         arrays[f"{key}/index"] = r.indices.numpy()
         arrays.update({f"{key}/{m}": hits.numpy().astype(np.uint8) for m, hits in r.per_example().items()})
-    tmp = directory / f".{EXAMPLES_FILE}.tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, directory / EXAMPLES_FILE)
+    with replacing(directory / EXAMPLES_FILE) as tmp:
+        np.savez_compressed(tmp, **arrays)
     metrics = {k: r.metrics() for k, r in results.items()}
     classes = {k: len(payload["sources"][k]["classes"]) for k in sources}
     modalities = {k: r.modality for k, r in results.items()}
@@ -259,7 +249,7 @@ def evaluate_run(
 
 def eval_record(study: Study) -> dict[str, Any]:
     """What makes two evaluations comparable (a finished run evaluated otherwise is evaluated again)."""
-    return {"clips": study.eval.clips, "limit": study.eval.limit, "weights": "last.pt"}
+    return {"clips": study.eval.clips, "limit": study.eval.limit, "weights": Run.LAST}
 
 
 def run_task(study: Study, task: Task, cfg, *, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -283,14 +273,13 @@ def run_task(study: Study, task: Task, cfg, *, log: Callable[[str], None] = prin
         return _evaluate_and_record(
             task, cfg, study.eval, sources, float(previous.get("train_seconds", 0.0)), settings, log
         )
-    resume = status(task) == "partial"
-    if not resume and (task.run_dir / "metrics.jsonl").is_file():
-        (task.run_dir / "metrics.jsonl").unlink()  # records of an attempt killed before its first checkpoint
-    if task.pretrained_dir is not None and not (task.pretrained_dir / "last.pt").is_file():
-        raise StudyError(f"{task.run_dir}: its pretraining run {task.pretrained_dir} has no last.pt")
+    resume = status(task) == "partial"  # the trainer sets aside, under the run's lock, what a killed attempt left
+    pretrained = Run(task.pretrained_dir) if task.pretrained_dir is not None else None
+    if pretrained is not None and not pretrained.has_checkpoint():
+        raise StudyError(f"{task.run_dir}: its pretraining run {pretrained.path} has no {Run.LAST}")
     log(
-        f"  {'resuming from ' + str(task.run_dir / 'last.pt') if resume else 'training'}"
-        + (f", finetuning {task.pretrained_dir / 'last.pt'}" if task.pretrained_dir and not resume else "")
+        f"  {'resuming from ' + str(Run(task.run_dir).last) if resume else 'training'}"
+        + (f", finetuning {pretrained.last}" if pretrained and not resume else "")
         + f": {cfg.model.name} depth {cfg.model.depth} width {cfg.model.width}, {cfg.schedule.epochs:g} epochs "
         f"of {cfg.data.epoch_size} examples -> {task.run_dir}"
     )
@@ -332,8 +321,8 @@ def _evaluate_and_record(
         "train_seconds": train_seconds,
         "eval_seconds": time.perf_counter() - start,
         "eval": settings,
-        "pretrained": str(task.pretrained_dir / "last.pt") if task.pretrained_dir else None,
+        "pretrained": str(Run(task.pretrained_dir).last) if task.pretrained_dir else None,
         "config": cfg.to_dict(),
     }
-    _write_json(task.run_dir / RESULT_FILE, result)  # last: its presence means "finished"
+    write_json(task.run_dir / RESULT_FILE, result)  # last: its presence means "finished"
     return result

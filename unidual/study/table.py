@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from unidual.study.atomic import replacing
 from unidual.study.config import DEFAULT_METRICS, Study
 
 METRIC_LABEL = {
@@ -164,7 +165,7 @@ def write_csv(table: Table, path: Path) -> None:
     header = ["group", "model"]
     for source, metric in table.columns:
         header += [f"{source} {metric} {part}" for part in ("median", "min", "max", "n")]
-    with path.open("w", newline="") as fh:
+    with replacing(path) as tmp, tmp.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(header)
         for row in table.rows:
@@ -176,15 +177,15 @@ def write_csv(table: Table, path: Path) -> None:
                     else [f"{c.median:.2f}", f"{c.min:.2f}", f"{c.max:.2f}", c.n]
                 )
             w.writerow(line)
-        line = ["", "chance"]
-        for c in table.chance:
-            line += ["" if c is None else f"{c:.2f}", "", "", ""]
-        w.writerow(line)
+        chance: list[Any] = ["", "chance"]
+        for level in table.chance:
+            chance += ["" if level is None else f"{level:.2f}", "", "", ""]
+        w.writerow(chance)
 
 
 def write_runs_csv(results: Sequence[Mapping[str, Any]], path: Path) -> None:
     """Every measured metric of every run and seed (long format), including sources the table leaves N/A."""
-    with path.open("w", newline="") as fh:
+    with replacing(path) as tmp, tmp.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["seed", "id", "row", "source", "metric", "value", "train_seconds", "eval_seconds"])
         for r in sorted(results, key=lambda r: (r["seed"], r["id"])):

@@ -18,10 +18,10 @@ import yaml
 from unidual.checkpoint import CheckpointError, CheckpointWriteError
 from unidual.data import DataError
 from unidual.evaluate.evaluator import format_table
+from unidual.run import Run, RunDirError
 from unidual.train import distributed as D
 from unidual.train.config import ConfigError, load_config
 from unidual.train.demo import COMPARE_CONFIG, DEMO_CONFIG, format_results, run_demo
-from unidual.train.rundir import RunDirError
 from unidual.train.trainer import Interrupted, TrainingError, train
 
 
@@ -65,10 +65,10 @@ def main(args: argparse.Namespace) -> int:
     config, overrides = _split_positionals(args)
     try:
         if args.resume:
-            run_dir = Path(args.resume)
-            source = Path(config) if config else run_dir / "config.yaml"
-            if not (run_dir / "last.pt").is_file():
-                raise ConfigError(f"{run_dir}: no last.pt to resume from")
+            run = Run(args.resume)
+            run_dir, source = run.path, (Path(config) if config else run.config_file)
+            if not run.has_checkpoint():
+                raise ConfigError(f"{run.path}: no {Run.LAST} to resume from")
         elif config is None:
             raise ConfigError("command line: give a CONFIG file (or --resume RUN_DIR)")
         else:

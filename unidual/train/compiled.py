@@ -25,7 +25,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from unidual.compat import require_torch
+
 CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+MIN_TORCH = "2.7"  # torch._dynamo.config.recompile_limit (cache_size_limit before); AOTAutograd's cache: 2.4
 COMPILE_ERRORS: tuple[type[BaseException], ...] = (torch._dynamo.exc.TorchDynamoException,)
 
 
@@ -37,6 +40,7 @@ def default_cache_dir() -> Path:
 
 def enable_compile_caches() -> Path:
     """Turn on inductor's on-disk caches (FX graphs, AOTAutograd) and return the folder they use."""
+    require_torch(MIN_TORCH, "run.compile")
     os.environ.setdefault(CACHE_ENV, str(default_cache_dir()))
     torch._inductor.config.fx_graph_cache = True
     torch._functorch.config.enable_autograd_cache = True
@@ -74,6 +78,7 @@ class CompiledModel(nn.Module):
         warn: Callable[[str], None] | None = None,
     ) -> None:
         super().__init__()
+        require_torch(MIN_TORCH, "run.compile")
         self.model = model
         self.max_shapes = max_shapes
         self.seen: dict[tuple[Any, ...], int] = {}

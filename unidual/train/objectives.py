@@ -14,7 +14,20 @@ forward pass (images inflated to the clips' length), so BatchNorm sees the mixed
 batch as in the paper's mixed mini-batches, and a step costs one forward per pathway.
 
 Each auxiliary term has its own weight: ``w_aux · w_inflated`` for images inflated into the
-video pathway, ``w_aux · w_frame`` for frames sent through the image pathway.
+video pathway, ``w_aux · w_frame`` for frames sent through the image pathway. A source's
+``loss_weight`` multiplies every term its examples contribute (task and auxiliary), independently
+of how often the source is sampled.
+
+Targets (the recipe, docs/training.md "Recipe"): a source's part of the batch may carry soft
+targets ``"target"`` ``(N, C)`` (mixup / cutmix, :mod:`unidual.data.mixup`); every term that
+sees those examples -- the inflated-image term, a clip's frame term -- uses the same rows.
+``label_smoothing`` applies to every cross-entropy term (torch's ``label_smoothing``, which on
+soft targets equals timm's ``mixup_target`` smoothing). Accuracy statistics count the argmax
+of the soft target as the label.
+
+Shared heads (``heads={source: other source}``): the source's examples train the other
+source's head -- on whatever pathway they run (an image on the image pathway feeds a head that
+lives on the video pathway), task and auxiliary term alike.
 
 Normalisation (``normalize``): ``"examples"`` (default) divides the weighted sum of every
 cross-entropy by N, the examples in the batch -- with routing ``both`` an example of
@@ -28,6 +41,7 @@ averaged gradient equals the global-batch one.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -53,15 +67,17 @@ class Segment:
     head: str
     term: str  # name of the loss term in the stats: the source key, or its auxiliary head's name
     weight: float
+    target: Tensor | None = None  # (n, C) soft targets (mixup / cutmix); None: ``label`` is the target
+    shared: bool = False  # the head belongs to another source and may live on the other pathway
 
 
 @dataclass
 class LossOutput:
     loss: Tensor  # scalar to backpropagate
     examples: int  # distinct examples in the batch
-    loss_sum: dict[str, float] = field(default_factory=dict)  # term -> Σ CE (unweighted)
+    loss_sum: dict[str, Tensor] = field(default_factory=dict)  # term -> Σ CE (unweighted), on the device
     count: dict[str, int] = field(default_factory=dict)  # term -> examples scored
-    correct: dict[str, int] = field(default_factory=dict)  # term -> top-1 hits
+    correct: dict[str, Tensor] = field(default_factory=dict)  # term -> top-1 hits, on the device
 
 
 def pathway_for(model: nn.Module, modality: str) -> str:
@@ -89,6 +105,9 @@ class Objective:
         routing: str = "both",
         p: float = 0.5,
         frame: str = "random",
+        label_smoothing: float = 0.0,
+        loss_weights: Mapping[str, float] | None = None,
+        heads: Mapping[str, str] | None = None,
     ) -> None:
         if normalize not in NORMALIZE:
             raise ValueError(f"loss normalisation must be one of {NORMALIZE}, got {normalize!r}")
@@ -96,7 +115,17 @@ class Objective:
             raise ValueError(f"aux routing must be one of {ROUTINGS}, got {routing!r}")
         if not 0 <= p <= 1:
             raise ValueError(f"aux routing probability p must be in [0, 1], got {p}")
+        if not 0 <= label_smoothing < 1:
+            raise ValueError(f"label smoothing must be in [0, 1), got {label_smoothing}")
         self.modalities = dict(modalities)
+        unknown = (set(loss_weights or {}) | set(heads or {}) | set((heads or {}).values())) - set(self.modalities)
+        if unknown:
+            raise ValueError(f"loss weights / heads name unknown sources {sorted(unknown)} ({sorted(self.modalities)})")
+        if any(w < 0 for w in (loss_weights or {}).values()):
+            raise ValueError(f"loss weights must be >= 0, got {dict(loss_weights or {})}")
+        self.label_smoothing = float(label_smoothing)
+        self.loss_weights = {k: float((loss_weights or {}).get(k, 1.0)) for k in self.modalities}
+        self.heads = {k: v for k, v in (heads or {}).items() if v != k}  # source -> the source whose head it trains
         self.aux = aux and aux_weight > 0
         self.aux_weight = float(aux_weight)
         # weight of the auxiliary term of a source, by the source's modality
@@ -134,41 +163,53 @@ class Objective:
         for key, part in sub.items():
             if key not in self.modalities:
                 raise KeyError(f"batch has source {key!r} the objective does not know ({sorted(self.modalities)})")
-            x, y = part["input"], part["label"]
+            x, y, target = part["input"], part["label"], part.get("target")
             if len(y) == 0:
                 continue
+            if target is not None:
+                y = target.argmax(1)  # accuracy statistics: the dominant class of the mixed target
             modality = self.modalities[key]
             own = pathway_for(model, modality)
+            scale = self.loss_weights[key]
             if not self.aux:
-                out.append(Segment(own, x, y, model.head_for(key, own), key, 1.0))
+                out.append(self._segment(model, key, own, x, y, target, key, scale))
                 continue
             aux_pathway = other_pathway(modality)
-            if self.routing == "both":
-                task_mask = torch.ones(len(y), dtype=torch.bool)
-                aux_mask = task_mask
-            else:
-                aux_mask = torch.rand(len(y), generator=generator) < self.p
-                task_mask = ~aux_mask
-            if task_mask.any():
-                sel = task_mask.to(y.device)
-                out.append(Segment(own, x[sel], y[sel], model.head_for(key, own), key, 1.0))
-            if aux_mask.any() and self.term_weight[modality] > 0:  # a zero-weight term costs no forward
-                sel = aux_mask.to(y.device)
-                xa = x[sel]
+            # "both": every example in both terms, no selection; "random": rows drawn on the CPU, so
+            # selecting them needs no device round trip (a boolean mask on the device would)
+            task_rows: Tensor | None = None
+            aux_rows: Tensor | None = None
+            if self.routing == "random":
+                to_aux = (torch.rand(len(y), generator=generator) < self.p).tolist()  # host values, no device op
+                task_rows = torch.tensor([i for i, a in enumerate(to_aux) if not a], dtype=torch.long)
+                aux_rows = torch.tensor([i for i, a in enumerate(to_aux) if a], dtype=torch.long)
+            if task_rows is None or len(task_rows):
+                xt, yt, tt = _take(x, task_rows), _take(y, task_rows), _take_target(target, task_rows)
+                out.append(self._segment(model, key, own, xt, yt, tt, key, scale))
+            weight = self.term_weight[modality] * scale
+            if (aux_rows is None or len(aux_rows)) and weight > 0:  # a zero-weight term costs no forward
+                xa, ya, ta = _take(x, aux_rows), _take(y, aux_rows), _take_target(target, aux_rows)
                 if modality == "video":
                     xa = select_frame(xa, self.frame, generator)  # image pathway sees single frames
                 # images stay 4D: they are inflated below (or by the model) on the video pathway
-                out.append(
-                    Segment(
-                        aux_pathway,
-                        xa,
-                        y[sel],
-                        model.head_for(key, aux_pathway),
-                        aux_name(key),
-                        self.term_weight[modality],
-                    )
-                )
+                out.append(self._segment(model, key, aux_pathway, xa, ya, ta, aux_name(key), weight))
         return out
+
+    def _segment(
+        self,
+        model: nn.Module,
+        key: str,
+        pathway: str,
+        x: Tensor,
+        y: Tensor,
+        target: Tensor | None,
+        term: str,
+        weight: float,
+    ) -> Segment:
+        """Source ``key``'s examples on ``pathway``: its own head there, or the shared head it trains."""
+        shared = self.heads.get(key)
+        head = model.head_for(key, pathway) if shared is None else shared
+        return Segment(pathway, x, y, head, term, weight, target, shared is not None)
 
     # -- loss ------------------------------------------------------------
     def __call__(
@@ -183,29 +224,38 @@ class Objective:
         stats = LossOutput(loss=torch.zeros(()), examples=examples)
         for group in group_segments(segments):
             x = torch.cat([s.input for s in group])
-            out = model(x, pathway=group[0].pathway)
+            if any(s.shared for s in group):  # a shared head may live on the other pathway: name the heads
+                out = model(x, pathway=group[0].pathway, heads=sorted({s.head for s in group}))
+            else:
+                out = model(x, pathway=group[0].pathway)
             start = 0
             for s in group:
                 n = len(s.label)
                 logits = out[s.head][start : start + n].float()
                 start += n
-                ce = F.cross_entropy(logits, s.label, reduction="sum")
+                ce = self.cross_entropy(logits, s)
                 term = ce * s.weight
                 total = term if total is None else total + term
                 scored += s.weight * n
-                stats.loss_sum[s.term] = stats.loss_sum.get(s.term, 0.0) + float(ce.detach())
+                # statistics stay on the device (read when a record is written, unidual/train/meters.py)
+                stats.loss_sum[s.term] = _plus(stats.loss_sum.get(s.term), ce.detach())
                 stats.count[s.term] = stats.count.get(s.term, 0) + n
-                hits = int((logits.detach().argmax(1) == s.label).sum())
-                stats.correct[s.term] = stats.correct.get(s.term, 0) + hits
+                stats.correct[s.term] = _plus(stats.correct.get(s.term), (logits.detach().argmax(1) == s.label).sum())
         assert total is not None
         stats.loss = total / (scored if self.normalize == "terms" and scored > 0 else examples)
         return stats
+
+    def cross_entropy(self, logits: Tensor, s: Segment) -> Tensor:
+        """Summed CE of one segment: hard labels or soft targets, label-smoothed if asked."""
+        target = s.label if s.target is None else s.target.to(logits.dtype)
+        return F.cross_entropy(logits, target, reduction="sum", label_smoothing=self.label_smoothing)
 
 
 class LossModule(nn.Module):
     """``model`` + objective behind one ``forward``, so DDP sees exactly one forward per step.
 
-    Returns ``(loss, stats)`` with ``stats`` made of plain numbers only.
+    Returns ``(loss, stats)``; the per-term sums in ``stats`` are device tensors (reading them is a
+    host sync, left to the metrics log), the counts plain numbers.
     """
 
     def __init__(self, model: nn.Module, objective: Objective) -> None:
@@ -243,5 +293,18 @@ def group_segments(segments: list[Segment]) -> list[list[Segment]]:
 
 
 def _inflated(s: Segment, frames: int) -> Segment:
-    clip = image_to_clip(s.input, frames)
-    return Segment(s.pathway, clip, s.label, s.head, s.term, s.weight)
+    return dataclasses.replace(s, input=image_to_clip(s.input, frames))
+
+
+def _plus(total: Tensor | None, value: Tensor) -> Tensor:
+    """Accumulate a device statistic in float64 (as the Python floats it replaced: same logged values)."""
+    return value.double() if total is None else total + value.double()
+
+
+def _take(t: Tensor, rows: Tensor | None) -> Tensor:
+    """Rows ``rows`` (CPU indices) of ``t``; all of it when ``rows`` is None."""
+    return t if rows is None else t.index_select(0, rows.to(t.device))
+
+
+def _take_target(target: Tensor | None, rows: Tensor | None) -> Tensor | None:
+    return None if target is None else _take(target, rows)

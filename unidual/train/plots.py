@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from matplotlib.figure import Figure
 
-
-def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    path = Path(path)
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(errors="replace").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:  # blank, or torn by a full disk: the resume drops it anyway
-            continue
-    return [r for r in records if isinstance(r, dict)]
+from unidual.run import read_metrics
 
 
 def plot_metrics(metrics_path: str | Path, out_dir: str | Path) -> list[Path]:
     """Write loss.png (training loss per term) and accuracy.png (train and validation); return the files."""
 
-    records = read_metrics(metrics_path)
+    records, _ = read_metrics(metrics_path)
     train = [r for r in records if r.get("type") == "train"]
     val = [r for r in records if r.get("type") == "val"]
     out_dir = Path(out_dir)

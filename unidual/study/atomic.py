@@ -1,0 +1,41 @@
+"""Study files are replaced whole or not at all: written under a temporary name beside them, then renamed.
+
+A study runs for hours and is meant to be killed and rerun; a table, result or doc written in
+place would be left half written by a kill (or a full disk) mid-write. ``os.replace`` within one
+folder is atomic, so readers see the old file or the new one. Temporary names start with ``.``
+(model ids may not), so they never collide with a run folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+@contextmanager
+def replacing(path: Path) -> Iterator[Path]:
+    """A temporary path to write ``path``'s new content to; renamed over ``path`` when the block succeeds.
+
+    The temporary name keeps the suffix (``.table.tmp.csv``), so writers that pick a format by
+    suffix (matplotlib, numpy) write the right one.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # only there when the write failed
+
+
+def write_text(path: Path, text: str) -> None:
+    with replacing(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_text(path, json.dumps(data, indent=1) + "\n")

@@ -1,0 +1,152 @@
+"""What a checkpoint holds to continue a run exactly, and putting it back.
+
+Exact resume means the continued run computes what the uninterrupted one would have: weights,
+optimiser and LR-schedule state, the sampler's position inside the epoch, the loss scaler, and
+every random stream the loop draws from (torch, numpy, Python, the routing generator; CUDA when
+in use) -- per rank, since every rank draws its own augmentations.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from unidual import checkpoint as ckpt
+from unidual.train import distributed as D
+from unidual.train.config import ConfigError
+from unidual.train.errors import TrainingError
+
+
+@dataclass
+class LoopState:
+    """Where the loop is: the counters a checkpoint stores beside the stateful objects."""
+
+    epoch: int = 0
+    step_in_epoch: int = 0  # micro-batches of the current epoch already consumed
+    global_step: int = 0  # optimiser updates
+    best_score: float | None = None
+    last_metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # last validation
+
+
+def rng_state() -> dict[str, Any]:
+    """Every RNG the loop touches, as tensors / plain values (``weights_only``-safe)."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, internal, py_gauss = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)],
+        "python": [version, list(internal), py_gauss],
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    version, internal, py_gauss = state["python"]
+    random.setstate((version, tuple(internal), py_gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def training_state(
+    loop: LoopState,
+    *,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    sampler: Any,
+    scaler: torch.amp.GradScaler | None,
+    generator: torch.Generator,
+    world_size: int,
+) -> dict[str, Any]:
+    """The ``train_state`` entry of a checkpoint. Collective: every rank calls it (RNG states are gathered)."""
+    rngs = D.gather_objects({"rng": rng_state(), "generator": generator.get_state()})
+    return {
+        "epoch": loop.epoch,
+        "step_in_epoch": loop.step_in_epoch,
+        "global_step": loop.global_step,
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "sampler": sampler.state_dict(steps_done=loop.step_in_epoch),
+        "scaler": scaler.state_dict() if scaler is not None else None,
+        "rng": rngs,
+        "world_size": world_size,
+        "best_score": loop.best_score,
+    }
+
+
+def checkpoint_payload(
+    model: torch.nn.Module,
+    sources: Mapping[str, Mapping[str, Any]],
+    config: Mapping[str, Any],
+    loop: LoopState,
+    train_state: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The whole checkpoint (layout: unidual/checkpoint.py); ``sources``: {key: {"modality", "classes"}}."""
+    return {
+        "model": model.state_dict(),
+        "model_spec": model.spec,  # type: ignore[attr-defined]
+        "sources": {k: dict(v) for k, v in sources.items()},
+        "config": dict(config),
+        "metrics": loop.last_metrics,
+        "train_state": dict(train_state),
+    }
+
+
+def restore(
+    payload: Mapping[str, Any],
+    file: Path,
+    *,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    scaler: torch.amp.GradScaler | None,
+    generator: torch.Generator,
+    env: D.DistEnv,
+) -> tuple[LoopState, dict[str, Any] | None]:
+    """Put a checkpoint back; returns the loop state and the sampler state to restart mid-epoch from (or None)."""
+    state = payload.get("train_state")
+    if not state:
+        raise TrainingError(f"{file}: holds no training state, cannot resume")
+    differ = ckpt.spec_differences(payload["model_spec"], model.spec)  # type: ignore[arg-type]
+    if differ:  # e.g. a default that changed since the run started: name it rather than fail on a tensor
+        raise ConfigError(
+            f"{file}: was trained with another model ({'; '.join(differ[:4])}); "
+            "set the config to the stored values to resume it"
+        )
+    ckpt.load_weights(model, payload["model"], file)
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
+    loop = LoopState(
+        epoch=int(state["epoch"]),
+        step_in_epoch=int(state["step_in_epoch"]),
+        global_step=int(state["global_step"]),
+        best_score=state.get("best_score"),
+        last_metrics=dict(payload.get("metrics") or {}),
+    )
+    if int(state.get("world_size", 1)) != env.world_size:
+        raise TrainingError(
+            f"{file.parent}: the run used {state.get('world_size')} process(es); resume it with the same "
+            f"number (now {env.world_size}) so data order and RNG streams continue exactly"
+        )
+    mine = state["rng"][env.rank]
+    set_rng_state(mine["rng"])
+    generator.set_state(mine["generator"])
+    return loop, (dict(state["sampler"]) if loop.step_in_epoch else None)
