@@ -1,6 +1,6 @@
 # The two commands a new user runs on a fresh clone:
 #   make demo   -> creates .venv, installs, trains the demo
-#   make test   -> creates .venv, installs, runs the whole test suite (CI runs it, then `make test-pythons`)
+#   make test   -> creates .venv, installs, runs ruff, mypy and the whole test suite (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
