@@ -44,7 +44,8 @@ sys.path.insert(0, str(ROOT / "tests"))  # the tests' data helpers (tests/helper
 
 from helpers.tinydata import make_tiny_sources, tiny_config  # noqa: E402
 
-from benchmarks.common import write_section  # noqa: E402
+import benchmarks.reliability_hostile as hostile  # noqa: E402
+from benchmarks.common import load_average, machine_line, matmul_peak, table, write_section  # noqa: E402
 from unidual import checkpoint as ckpt  # noqa: E402
 from unidual.cli import main as cli  # noqa: E402
 
@@ -121,20 +122,10 @@ def disk_full(work: Path, config: Path) -> list[str]:
     for size in sizes:
         disk = work / f"disk{size}"
         disk.mkdir()
-        script = (
-            f"mount -t tmpfs -o size={size} tmpfs {disk} || exit 9; "
-            f"{sys.executable} -m unidual train {config} --out {disk}/run run.log_every=1 run.save_every=1 "
-            f"2>{disk}.err; echo first=$?; ls -a {disk}/run | grep -c '\\.tmp$'; "
-            f"mount -o remount,size=64m {disk}; "
-            f"{sys.executable} -m unidual train {config} --out {disk}/run --auto-resume run.log_every=1 "
-            f"run.save_every=1 >/dev/null 2>&1; echo second=$?"
+        train = f"{sys.executable} -m unidual train {config} --out {disk}/run run.log_every=1 run.save_every=1"
+        first, temps, second, _, err = hostile.on_small_tmpfs(
+            disk, size, train, f"ls -a {disk}/run | grep -c '\\.tmp$'", f"{train} --auto-resume", "true"
         )
-        done = subprocess.run(["unshare", "-rm", "sh", "-c", script], env=ENV, capture_output=True, text=True)
-        err = Path(f"{disk}.err").read_text() if Path(f"{disk}.err").exists() else ""
-        lines = done.stdout.split()
-        first = next((x.split("=")[1] for x in lines if x.startswith("first=")), "?")
-        second = next((x.split("=")[1] for x in lines if x.startswith("second=")), "?")
-        temps = lines[1] if len(lines) > 2 else "?"
         final = [line for line in err.splitlines() if line.startswith("unidual train:")]
         what = final[-1].split(":", 2)[-1].strip()[:70] if final else "(no message)"
         tb = "Traceback" in err
@@ -323,17 +314,20 @@ def main() -> int:
     parser.add_argument("--kills", type=int, default=8)
     parser.add_argument("--concurrent", type=int, default=3)
     parser.add_argument("--fuzz", type=int, default=150)
+    parser.add_argument("--prepare-kills", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     torch.set_num_threads(1)
+    load = load_average()
     with tempfile.TemporaryDirectory(prefix="unidual-reliability-") as tmp:
         work = Path(tmp)
         sources = make_tiny_sources(work / "data")
         data = tiny_config(sources, schedule={"epochs": 2}, run={"save_every": 1, "log_every": 1})
         config = work / "c.yaml"
         config.write_text(yaml.safe_dump(data))
+        first_video = next((work / "data" / "vid").rglob("*.mp4"))
         rows = ["| what was tried | times | what happened |", "|---|---|---|"]
         for name, fn in [
             ("kills", lambda: kills(work, config, args.kills, rng)),
@@ -342,14 +336,29 @@ def main() -> int:
             ("checkpoints", lambda: checkpoints(work, work / "ref" / "last.pt")),
             ("fuzz", lambda: fuzz(work, work / "data", args.fuzz, rng)),
             ("config", lambda: config_abuse(work, config)),
+            ("prepare kills", lambda: hostile.prepare_kills(work, args.prepare_kills, rng)),
+            ("prepare disk full", lambda: hostile.prepare_disk_full(work)),
+            ("prepare odd trees", lambda: hostile.prepare_odd_trees(work)),
+            ("commands", lambda: hostile.commands_out_and_ctrl_c(work, work / "ref" / "last.pt", first_video)),
+            ("paths", lambda: hostile.paths_anywhere(work)),
         ]:
             t0 = time.perf_counter()
             rows += fn()
             print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+        memory = hostile.hostile_media(work, work / "ref" / "last.pt")
+        memory += hostile.weights_bomb(work, first_video)
+    memory_table = table(["file", "command", "exit", "peak RSS (MB)", "wall (s)", "what happened"], memory)
     body = "\n".join(rows) + (
-        f"\n\nCommand: `python benchmarks/reliability.py --kills {args.kills} --concurrent "
-        f"{args.concurrent} --fuzz {args.fuzz} --seed {args.seed}` "
-        f"({time.strftime('%Y-%m-%d', time.gmtime())}, torch {torch.__version__}).\n"
+        "\n\n### Hostile media and weights: peak memory and time\n\n"
+        "Each case is the real command under `/usr/bin/time -v` (peak RSS includes Python, torch and the "
+        "model: about 290 MB before any file is read). The *resize+crop* run is the benchmark's run with "
+        "protocol A (resize to 128x171, crop 112); the *native size* run keeps each file's size, so its "
+        "frames are bounded by `--max-side` (default 1024) and the model runs at that size.\n\n"
+        + memory_table
+        + f"\n\nCommand: `python benchmarks/reliability.py --kills {args.kills} --concurrent "
+        f"{args.concurrent} --fuzz {args.fuzz} --prepare-kills {args.prepare_kills} --seed {args.seed}` "
+        f"({time.strftime('%Y-%m-%d', time.gmtime())}; {machine_line()}; fp32 matmul peak "
+        f"{matmul_peak():.0f} GFLOP/s; load average before: {load}).\n"
     )
     print(body)
     if not args.no_write:

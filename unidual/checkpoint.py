@@ -28,6 +28,7 @@ from __future__ import annotations
 import errno
 import os
 import tempfile
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,11 @@ FORMAT = "unidual-checkpoint/1"
 LAST = "last.pt"
 BEST = "best.pt"
 TMP_SUFFIX = ".tmp"
+#: A checkpoint's zip members may declare at most this many bytes per byte on disk (torch.save stores
+#: them uncompressed, ratio 1; deflated float weights stay near 1; zeros deflate ~1000:1) ...
+MAX_INFLATION = 4
+#: ... or this many bytes in all, whichever is more (a small file full of zero buffers stays loadable).
+INFLATION_FLOOR = 64 << 20
 
 
 class CheckpointError(RuntimeError):
@@ -106,9 +112,33 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
     return path
 
 
+def check_inflation(file: str | os.PathLike) -> None:
+    """Refuse a zip-format weights file whose members declare far more bytes than the file holds.
+
+    ``torch.load`` inflates every member to its declared size before looking at it: a 2 MB
+    file of deflated zeros is 2 GB of memory. The declared sizes come from the zip directory
+    (no member is read); a member cannot inflate past its declared size in torch's reader.
+    """
+    file = Path(file)
+    try:
+        if not zipfile.is_zipfile(file):
+            return  # the legacy pickle format stores tensors as they are: bounded by the file size
+        with zipfile.ZipFile(file) as archive:
+            declared = sum(info.file_size for info in archive.infolist())
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return  # torch.load reports an unreadable file itself, in one line
+    size = file.stat().st_size
+    if declared > max(MAX_INFLATION * size, INFLATION_FLOOR):
+        raise CheckpointError(
+            f"{file}: its zip members declare {declared} bytes uncompressed from {size} bytes on disk "
+            f"(more than {MAX_INFLATION}x): refused as a possible decompression bomb"
+        )
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load safely (weights_only=True); errors name the file and the problem."""
+    """Load safely (weights_only=True, bounded inflation); errors name the file and the problem."""
     file = resolve_checkpoint(path)
+    check_inflation(file)
     try:
         payload = torch.load(file, map_location=map_location, weights_only=True)
     except Exception as exc:  # unpickling errors, truncated files, foreign objects

@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 from collections.abc import Sequence
+from typing import Any
 
+from unidual.atomicfile import output_errno
 from unidual.runtime import tune_allocator
 
 # name -> (module, one-line help)
@@ -76,10 +80,44 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     name = argv[0]
-    args = _parse(_command_parser(name), argv[1:])
-    tune_allocator()  # every command: reuse freed tensor memory (unidual/allocator.py)
-    args.command = name
-    return int(_entry(name, "main")(args) or 0)
+    label = " ".join(argv[:2]) if name == "data" and len(argv) > 1 and not argv[1].startswith("-") else name
+    interrupted = _InterruptFlag()
+    try:
+        args = _parse(_command_parser(name), argv[1:])  # imports the command's module (torch): seconds
+        tune_allocator()  # every command: reuse freed tensor memory (unidual/runtime.py)
+        args.command = name
+        return int(_entry(name, "main")(args) or 0)
+    except BaseException as exc:
+        if interrupted.seen or isinstance(exc, KeyboardInterrupt):
+            # Ctrl-C: one line and the shell's status for SIGINT, also when it cut an import short and the
+            # error that surfaced is an ImportError (``train`` and ``study`` save and report it themselves)
+            print(f"\nunidual {label}: interrupted", file=sys.stderr)
+            return 130
+        if isinstance(exc, OSError) and exc.filename is not None:  # a path that cannot be used (--out a file)
+            print(f"unidual {label}: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+            return 1 if output_errno(exc) is not None else 2
+        raise
+    finally:
+        interrupted.restore()
+
+
+class _InterruptFlag:
+    """SIGINT raises KeyboardInterrupt as Python's default does, and is remembered: an interrupt landing
+    inside an import can surface as another error, which must still end in the one "interrupted" line."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def restore(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from unidual import checkpoint
 from unidual.checkpoint import save_checkpoint
 from unidual.data.errors import DataError
 from unidual.data.labels import read_class_names as read_classes
@@ -51,7 +52,10 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     if not path.is_file():
         raise ConvertError(f"{path}: no such weights file")
     try:
+        checkpoint.check_inflation(path)  # a zip bomb is refused before torch.load inflates it
         data = torch.load(path, map_location="cpu", weights_only=True)
+    except checkpoint.CheckpointError as exc:
+        raise ConvertError(str(exc)) from None
     except Exception as exc:  # truncated files, pickles that would execute code
         raise ConvertError(f"{path}: cannot be loaded as plain tensors ({exc})") from exc
     if isinstance(data, Mapping) and not any(isinstance(v, Tensor) for v in data.values()):

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from unidual.compat import torch_version
+
 # Seconds a collective may wait for the slowest rank before the job aborts (run.dist_timeout_s,
 # `unidual eval --dist-timeout-s`). torch's own default is 30 min for gloo but 10 min for NCCL;
 # 30 min for both: a validation that waits on the slowest rank's shard of a large test set
@@ -94,7 +96,8 @@ def setup(env: DistEnv, device: torch.device, timeout_s: float = DEFAULT_TIMEOUT
         world_size=env.world_size,
         store=store,
         timeout=timedelta(seconds=timeout_s),
-        device_id=device if device.type == "cuda" else None,  # NCCL binds this rank's GPU (barrier, objects)
+        # NCCL binds this rank's GPU at creation (barrier, object collectives); the argument is torch >= 2.3's
+        **({"device_id": device} if device.type == "cuda" and torch_version() >= (2, 3, 0) else {}),
     )
 
 

@@ -100,3 +100,39 @@ def test_prepare_resizes_images_when_asked(tmp_path):
     prepare_dataset(tmp_path, tmp_path / "out", PrepareOptions(short_side=30, images=True))
     assert Image.open(tmp_path / "out" / "p.png").size == (40, 30)
     assert Image.open(tmp_path / "out" / "small.png").size == (20, 10)  # never upscaled
+
+
+def test_prepare_a_sources_file_reencodes_what_it_names_and_writes_matching_sources(tmp_path, capsys):
+    """Issue 27: ``data prepare SOURCES.yaml DST`` for class folders (images) and a Kinetics CSV (videos)."""
+    from unidual.data.builtin import make_default_dataset
+    from unidual.data.sourcefile import read_source_file
+
+    make_default_dataset(tmp_path / "d", images_per_class=(2, 1), videos_per_class=(2, 1))
+    broken = next((tmp_path / "d" / "motion" / "train").rglob("*.mp4"))
+    broken.write_bytes(b"cut off" * 10)
+    dst = tmp_path / "small"
+    argv = ["data", "prepare", str(tmp_path / "d" / "sources.yaml"), str(dst), "--short-side", "16", "--workers", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "1 unreadable" in out and "1 list line dropped" in out and broken.name in out
+    old = {d["key"]: SourceSpec.from_dict(d) for d in read_source_file(tmp_path / "d" / "sources.yaml")}
+    new = {d["key"]: SourceSpec.from_dict(d) for d in read_source_file(dst / "sources.yaml")}
+    assert new["motion"].format == "list" and new["motion"].clip == old["motion"].clip
+    assert new["shapes"].transform == old["shapes"].transform
+    for key in old:
+        for split in ("train", "test"):
+            before, after = build_dataset(old[key], split), build_dataset(new[key], split)
+            assert after.classes == before.classes
+            if (key, split) == ("motion", "train"):  # the broken video's example is left out
+                assert len(after) == len(before) - 1
+            else:
+                assert after.labels == before.labels and len(after) == len(before)
+    video = Path(build_dataset(new["motion"], "test").files[0])
+    assert video.is_relative_to(dst / "motion") and probe_video(video).height == 16
+    image = Path(build_dataset(new["shapes"], "train").files[0])
+    assert image.read_bytes() == (tmp_path / "d" / "shapes" / image.relative_to(dst / "shapes")).read_bytes()
+    assert main(["data", "check", str(dst / "sources.yaml")]) == 0
+    capsys.readouterr()
+    files = sum(len(build_dataset(old[k], s)) for k in old for s in ("train", "test"))
+    assert main(argv) == 0  # rerun: everything done, the unreadable one tried again
+    assert f"0 written, {files - 1} already done" in capsys.readouterr().out

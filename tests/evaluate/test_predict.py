@@ -94,3 +94,20 @@ def test_predict_folder_without_media_is_a_clear_error(tiny_run, tmp_path, capsy
     (tmp_path / "README.md").write_text("# nothing here")
     assert cli(["predict", str(tiny_run["checkpoint"]), str(tmp_path)]) == 2
     assert "no image or video files in" in capsys.readouterr().err
+
+
+def test_views_run_in_bounded_chunks_with_the_same_logits(tiny_run, monkeypatch):
+    from unidual.checkpoint import load_checkpoint
+    from unidual.evaluate import predict as predict_module
+
+    video = sorted(tiny_run["videos"].rglob("*.mp4"))[0]
+    views = load_views(video, "video", spec_for(load_checkpoint(tiny_run["checkpoint"]), "video"))
+    model = tiny_run["model"]
+    whole = predict_module.predict_views(model, views, "video")
+    sizes = []
+    real_forward = model.forward
+    monkeypatch.setattr(model, "forward", lambda x, **kw: sizes.append(len(x)) or real_forward(x, **kw))
+    monkeypatch.setattr(predict_module, "FORWARD_PIXELS", views[0].numel() // 3)  # one view per pass
+    chunked = predict_module.predict_views(model, views, "video")
+    assert sizes == [1, 1, 1]
+    assert all(torch.allclose(whole[k], chunked[k], atol=1e-5) for k in whole)

@@ -67,8 +67,20 @@ def _specs_from_yaml(path: Path) -> dict[str, SourceSpec]:
     return {k: SourceSpec.from_dict(d) for k, d in read_sources(path).items()}
 
 
+def _relative_to_file(spec: SourceSpec, folder: Path) -> dict[str, Any]:
+    """A spec as stored in ``folder/sources.yaml``: data folders inside ``folder`` named relative to it
+    (the dataset folder moves as one; the reader anchors them there), others absolute."""
+    out = spec.to_dict()
+    for key in ("root", "train_root", "test_root"):
+        if out.get(key) is not None:
+            path = Path(out[key]).resolve()
+            out[key] = str(path.relative_to(folder.resolve())) if path.is_relative_to(folder.resolve()) else str(path)
+    return out
+
+
 def _finish(root: Path, marker: str, settings: dict[str, Any], specs: dict[str, SourceSpec], counts: dict) -> None:
-    (root / "sources.yaml").write_text(yaml.safe_dump([s.to_dict() for s in specs.values()], sort_keys=False))
+    stored = [_relative_to_file(s, root) for s in specs.values()]
+    (root / "sources.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
     (root / marker).write_text(json.dumps({"settings": settings, "counts": counts}, indent=2))  # written last
 
 
@@ -170,8 +182,9 @@ def make_default_dataset(
     images_per_class: tuple[int, int] = (150, 30),
     videos_per_class: tuple[int, int] = (60, 12),
 ) -> dict[str, SourceSpec]:
-    """Write (or reuse) the demo dataset under ``out``; returns ``{"shapes": image spec, "motion": video spec}``."""
-    root = Path(out)
+    """Write (or reuse) the demo dataset under ``out``; returns ``{"shapes": image spec, "motion": video spec}``
+    with absolute roots (``out/sources.yaml`` names them relative to itself)."""
+    root = Path(out).absolute()
     settings = {
         "version": DEFAULT_VERSION,
         "seed": seed,

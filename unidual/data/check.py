@@ -9,7 +9,6 @@ sub-folders) is checked file by file.
 
 from __future__ import annotations
 
-import multiprocessing
 import statistics
 import sys
 from collections.abc import Iterable, Sequence
@@ -25,6 +24,7 @@ from unidual.data.sourcefile import read_source_file
 from unidual.data.sources import SourceDataset
 from unidual.data.specs import SourceSpec
 from unidual.data.textfile import read_lines
+from unidual.data.workers import media_pool
 from unidual.progress import Progress
 
 
@@ -110,7 +110,7 @@ def run_checks(
                 results.append(inspect(task))
                 bar.update()
             return results
-        with multiprocessing.get_context("fork").Pool(min(workers, len(tasks))) as pool:
+        with media_pool(min(workers, len(tasks))) as pool:
             results = []
             for result in pool.imap(inspect, tasks, chunksize=max(1, min(16, len(tasks) // (workers * 8)))):
                 results.append(result)

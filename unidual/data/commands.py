@@ -18,7 +18,9 @@ from unidual.data.builtin import (
 )
 from unidual.data.check import check_dataset, format_report
 from unidual.data.errors import DataError
-from unidual.data.prepare import UNREADABLE, PrepareOptions, prepare_dataset
+from unidual.data.mirror import shown
+from unidual.data.prepare import UNREADABLE, OutputError, PrepareOptions, prepare_dataset
+from unidual.data.prepare_sources import prepare_sources
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,8 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="processes checking files in parallel (default: the CPU count, at most 8)",
     )
 
-    prep = sub.add_parser("prepare", help="re-encode a video dataset small, with frequent keyframes (mirror tree)")
-    prep.add_argument("src", help="dataset folder (class folders, lists, CSVs: the tree is mirrored)")
+    prep = sub.add_parser(
+        "prepare", help="re-encode a video dataset small, with frequent keyframes (a mirror tree, or a sources file)"
+    )
+    prep.add_argument(
+        "src",
+        help="dataset folder (class folders, lists, CSVs: the tree is mirrored), or a sources.yaml "
+        "(every file its sources name; DST gets the matching sources.yaml)",
+    )
     prep.add_argument("dst", help="output folder; files already there are skipped (resumable)")
     prep.add_argument("--short-side", type=int, required=True, help="shorter side in pixels (never upscaled)")
     prep.add_argument("--keyframe-interval", type=int, default=16, help="frames between keyframes (default 16)")
@@ -107,24 +115,41 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if report["usable"] else 1
 
 
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
 def _prepare(args: argparse.Namespace) -> int:
     if args.workers < 1:
         print(f"error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
         return 2
     opts = PrepareOptions(short_side=args.short_side, keyframe_interval=args.keyframe_interval, images=args.images)
-    result = prepare_dataset(args.src, args.dst, opts, workers=args.workers, progress=sys.stderr.isatty())
+    run = prepare_sources if Path(args.src).suffix.lower() in (".yaml", ".yml") else prepare_dataset
+    result = run(args.src, args.dst, opts, workers=args.workers, progress=sys.stderr.isatty())
     print(
-        f"{result['dst']}: {result['written']} written, {result['already_done']} already done, "
+        f"{shown(result['dst'])}: {result['written']} written, {result['already_done']} already done, "
         f"{result['lists']} list/CSV files rewritten, {len(result['unreadable'])} unreadable"
     )
     for bad in result["unreadable"][:20]:
-        print(f"  unreadable (skipped): {bad['path']}: {bad['reason']}")
-    if result["unreadable"]:
-        print(f"  full list: {Path(result['dst']) / UNREADABLE}")
+        print(f"  unreadable (skipped): {shown(bad['path'])}: {bad['reason']}")
+    if result["dropped_lines"]:
+        print(f"  {_plural(len(result['dropped_lines']), 'list line')} dropped: the video named was not written")
+    if result["unknown_lines"]:
+        print(
+            f"  {_plural(result['unknown_lines'], 'list line')} names a video not in {shown(result['src'])} "
+            "(left as it was; `unidual data check` lists missing files)"
+        )
+    if result["unreadable"] or result["dropped_lines"]:
+        print(f"  full list: {shown(Path(result['dst']) / UNREADABLE)}")
+    for note in result["notes"]:
+        print(f"  {note}")
     return 0
 
 
 def _make_default(args: argparse.Namespace) -> int:
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        print(f"error: {args.out}: exists and is not a folder", file=sys.stderr)
+        return 2
     if min(args.images_per_class + args.videos_per_class) < 1:
         print("error: --images-per-class and --videos-per-class need two counts >= 1", file=sys.stderr)
         return 2
@@ -181,3 +206,10 @@ def main(args: argparse.Namespace) -> int:
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if args.data_command == "prepare" else 1
+    except OutputError as exc:
+        print(
+            f"unidual data {args.data_command}: {exc}: every file with its final name is complete; "
+            "free some space and run the same command again",
+            file=sys.stderr,
+        )
+        return 1

@@ -9,25 +9,30 @@ from __future__ import annotations
 import bisect
 import io
 import math
+import re
 import threading
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Union, cast
 
 import av
 import numpy as np
 from av.video.reformatter import VideoReformatter
 from PIL import Image, ImageOps
 
+from unidual.data.budget import BUDGET_NOTE, DeclaredSizeError, DecodeBudget, decode_budget
 from unidual.data.errors import DataError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".gif", ".mpg", ".mpeg", ".ogv")
 
-#: Images with more pixels than this are refused (decompression-bomb guard), ~ 12k x 8k.
-MAX_IMAGE_PIXELS = 100_000_000
+#: Images declaring more pixels than this are refused (decompression-bomb guard); see unidual.data.budget.
+MAX_IMAGE_PIXELS = DecodeBudget.max_declared_pixels
+
+# Image formats FFmpeg also opens (as one-frame videos): their headers are read with Pillow first.
+_STILL_FORMATS = ("PNG", "GIF", "JPEG", "BMP", "WEBP", "TIFF", "PPM")
 
 # Below this many seconds into the video we decode from the start instead of seeking.
 _SEEK_THRESHOLD_S = 0.5
@@ -55,10 +60,23 @@ def _open(path: str | Path) -> av.container.InputContainer:
         raise DataError(f"{path}: file not found")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: empty file (0 bytes)")
+    _check_still_image_header(path)
     try:
         return av.open(str(path), mode="r")
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise DataError(f"{path}: not a readable video ({exc})") from exc
+
+
+def _check_still_image_header(path: Path) -> None:
+    """The declared size of a file Pillow recognises (PNG, GIF, JPEG, ...), checked before PyAV opens it:
+    ``av.open`` decodes an image file's first frame while probing its stream, at full size."""
+    try:
+        with open(path, "rb") as fp:
+            open_image(fp, path, formats=_STILL_FORMATS).close()
+    except DeclaredSizeError:
+        raise
+    except DataError:
+        return  # not an image format Pillow knows (a video): PyAV's header check in _video_stream applies
 
 
 def _video_stream(container, path: str | Path):
@@ -71,6 +89,7 @@ def _video_stream(container, path: str | Path):
     if stream.codec_context is None:  # a corrupt header naming no codec FFmpeg knows
         raise DataError(f"{path}: video stream has no decodable codec")
     stream.thread_count = 1
+    decode_budget().check_declared(path, stream.codec_context.width, stream.codec_context.height)
     return stream
 
 
@@ -115,8 +134,9 @@ def probe_video(path: str | Path) -> VideoInfo:
 _local = threading.local()
 
 
-def _rgb(frame: av.VideoFrame) -> np.ndarray:
-    """A decoded frame as ``(H, W, 3)`` uint8 RGB, through one single-threaded swscale context per thread.
+def _rgb(frame: av.VideoFrame, size: tuple[int, int] | None = None) -> np.ndarray:
+    """A decoded frame as ``(H, W, 3)`` uint8 RGB (``size`` = (w, h) to scale it to on the way),
+    through one single-threaded swscale context per thread.
 
     ``_rgb(frame)`` builds a new swscale context (with its own thread
     pool) for every frame, which cost two thirds of loading a small clip. One reused
@@ -127,7 +147,36 @@ def _rgb(frame: av.VideoFrame) -> np.ndarray:
     reformatter = getattr(_local, "reformatter", None)
     if reformatter is None:
         reformatter = _local.reformatter = VideoReformatter()
-    return reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
+    if size is None:
+        return reformatter.reformat(frame, format="rgb24", threads=1).to_ndarray()
+    width, height = size
+    return reformatter.reformat(
+        frame, width=width, height=height, format="rgb24", interpolation="AREA", threads=1
+    ).to_ndarray()
+
+
+_Held = Union[av.VideoFrame, np.ndarray]  # a decoded frame, or already RGB  # noqa: UP007
+
+
+class _Converter:
+    """Decoded frames -> RGB within the decode budget, for one read of ``count`` distinct frames.
+
+    A frame within the budget is kept as the decoder's frame and converted only if it is used
+    (the common case: most decoded frames are not). A frame past it is converted at once, at
+    the reduced size, so no full-size copy of a huge frame is ever held or made.
+    """
+
+    def __init__(self, path: str | Path, count: int, budget: DecodeBudget | None = None) -> None:
+        self.path, self.count, self.budget = path, count, budget or decode_budget()
+
+    def hold(self, frame: av.VideoFrame) -> _Held:
+        self.budget.check_declared(self.path, frame.width, frame.height)  # a header that understated the size
+        size = self.budget.frame_size(frame.width, frame.height, self.count)
+        return frame if size is None else _rgb(frame, size)
+
+    @staticmethod
+    def rgb(held: _Held) -> np.ndarray:
+        return held if isinstance(held, np.ndarray) else _rgb(held)
 
 
 def _frame_index(frame, start: float, fps: float) -> int:
@@ -135,7 +184,9 @@ def _frame_index(frame, start: float, fps: float) -> int:
     return int(round((t - start) * fps))
 
 
-def _decode_range(container, stream, wanted: Sequence[int], fps: float, seek: bool) -> dict[int, np.ndarray]:
+def _decode_range(
+    container, stream, wanted: Sequence[int], fps: float, seek: bool, path: str | Path = "video"
+) -> dict[int, np.ndarray]:
     """The frame shown at each native index of ``wanted`` (sorted, unique), in one forward decode.
 
     Frames are decoded from the keyframe before ``wanted[0]`` to ``wanted[-1]``, but only the
@@ -149,23 +200,27 @@ def _decode_range(container, stream, wanted: Sequence[int], fps: float, seek: bo
     if seek:
         target = start + first / fps
         container.seek(int(target / stream.time_base), stream=stream, backward=True, any_frame=False)
-    exact: dict[int, object] = {}  # wanted index -> its frame
-    latest: dict[int, tuple[int, object]] = {}  # gap -> the latest frame not wanted itself, keyed by next wanted
+    convert = _Converter(path, len(wanted))
+    exact: dict[int, _Held] = {}  # wanted index -> its frame
+    latest: dict[int, tuple[int, _Held]] = {}  # next wanted index -> the latest frame before it, not wanted itself
     wanted_set = set(wanted)
-    lowest: tuple[int, object] | None = None
+    lowest: tuple[int, _Held] | None = None
     overrun = 0
     for counter, frame in enumerate(container.decode(stream)):
         index = _frame_index(frame, start, fps) if frame.time is not None else counter
         if seek and counter == 0 and index > first:
             raise _SeekOvershoot()
+        held: _Held | None = None
         if index in wanted_set:
-            exact[index] = frame
+            exact[index] = held = convert.hold(frame)
+            latest.pop(index, None)  # an exact frame is always the one shown
         elif index < last:
             gap = wanted[bisect.bisect_right(wanted, index)]  # the next wanted index after this frame
-            if gap not in latest or latest[gap][0] < index:
-                latest[gap] = (index, frame)
+            if gap not in exact and (gap not in latest or latest[gap][0] < index):
+                latest[gap] = (index, held := convert.hold(frame))
         if lowest is None or index < lowest[0]:
-            lowest = (index, frame)  # for wanted indices before every frame (a stream starting late)
+            # for wanted indices before every frame (a stream starting late)
+            lowest = (index, held if held is not None else convert.hold(frame))
         if index >= last:
             overrun += 1  # some codecs (mpeg4 in AVI) emit frames slightly out of display order
             if overrun > _REORDER_SLACK:
@@ -180,7 +235,7 @@ def _decode_range(container, stream, wanted: Sequence[int], fps: float, seek: bo
         pos = bisect.bisect_right(available, i) - 1
         source = available[max(pos, 0)]
         if source not in converted:
-            converted[source] = _rgb(kept[source])
+            converted[source] = convert.rgb(kept[source])
         out[i] = converted[source]
     return out
 
@@ -197,7 +252,7 @@ def read_frames(path: str | Path, indices: Sequence[int], info: VideoInfo | None
     variable frame rate repeat the previous frame and an index past the decodable end
     repeats the last one (header frame counts are sometimes slightly too high).
     """
-    return _collect(path, indices, info or probe_video(path))
+    return cast(np.ndarray, _collect(path, indices, info or probe_video(path)))  # stacked by default
 
 
 def read_clip(
@@ -214,9 +269,10 @@ def read_clip(
     ``stacked=False`` returns the frames as a list: a caller that regroups them into clips
     (the ten test clips of a 720p video are 220 MB) saves a copy that cost more than decoding.
     """
-    container = _open(path)
+    container: av.container.InputContainer | None = _open(path)
     try:
         if info is None:
+            assert container is not None
             info, counted = _probe_open(container, path)
             if counted:  # the demuxer is at the end: decode from a fresh open
                 container.close()
@@ -241,7 +297,7 @@ def _collect(
         current = container if attempt == 0 and container is not None else _open(path)
         try:
             stream = _video_stream(current, path)
-            frames = _decode_range(current, stream, wanted, info.fps, attempt_seek)
+            frames = _decode_range(current, stream, wanted, info.fps, attempt_seek, path)
             break
         except _SeekOvershoot:
             continue  # the seek landed after the wanted frame: decode from the start instead
@@ -261,7 +317,11 @@ def read_video(path: str | Path) -> np.ndarray:
     container = _open(path)
     try:
         stream = _video_stream(container, path)
-        decoded = [(f.pts if f.pts is not None else i, _rgb(f)) for i, f in enumerate(container.decode(stream))]
+        convert = _Converter(path, max(int(stream.frames or 0), 1))
+        decoded = [
+            (f.pts if f.pts is not None else i, convert.rgb(convert.hold(f)))
+            for i, f in enumerate(container.decode(stream))
+        ]
         frames = [rgb for _, rgb in sorted(decoded, key=lambda pair: pair[0])]  # display order
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise DataError(f"{path}: decoding failed ({exc})") from exc
@@ -295,13 +355,26 @@ def _to_8bit_rgb(img: Image.Image) -> Image.Image:
     return img
 
 
+def _reduced(img: Image.Image, max_pixels: int) -> Image.Image:
+    """``img`` box-reduced by the smallest integer factor that brings it within ``max_pixels``."""
+    factor = math.ceil(math.sqrt(img.width * img.height / max_pixels))
+    if factor <= 1:
+        return img
+    try:
+        return img.reduce(factor)
+    except ValueError:  # modes reduce() does not take (P, 1, I;16): to RGB(A) first
+        return _to_8bit_rgb(img).reduce(factor)
+
+
 def load_image(
     source: str | Path | bytes | BinaryIO, name: str | None = None, max_pixels: int = MAX_IMAGE_PIXELS
 ) -> Image.Image:
-    """Open an image file (or its bytes) as an upright RGB PIL image.
+    """Open an image file (or its bytes) as an upright RGB PIL image, within the decode budget.
 
-    EXIF orientation is applied; every mode becomes 8-bit RGB; images larger than
-    ``max_pixels`` are refused before their pixels are decoded.
+    EXIF orientation is applied; every mode becomes 8-bit RGB. Images declaring more than
+    ``max_pixels`` (or the budget's ``max_declared_pixels``) are refused before their pixels
+    are decoded; larger than the budget's ``max_frame_pixels``, they come back reduced
+    (JPEGs decoded at a reduced scale, others box-reduced before any mode conversion).
     """
     label = name or str(source if isinstance(source, (str, Path)) else "<bytes>")
     if isinstance(source, (str, Path)):
@@ -317,24 +390,45 @@ def load_image(
         fp = io.BytesIO(bytes(source))
     else:
         fp = source
+    budget = decode_budget()
     try:
-        with fp, warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies below
-            img = Image.open(fp)
-            w, h = img.size
-            if w * h > max_pixels:
-                raise DataError(f"{label}: image is {w}x{h} = {w * h} pixels, above the limit of {max_pixels}")
-            if w == 0 or h == 0:
-                raise DataError(f"{label}: image has zero size {w}x{h}")
+        with fp:
+            img = open_image(fp, label, max_pixels)
+            size = budget.frame_size(*img.size)
+            if size is not None:
+                img.draft("RGB", size)  # JPEG: decoded at 1/2 .. 1/8 scale, still at least ``size``
             img.load()
+            img = _reduced(img, budget.max_frame_pixels)
             img = ImageOps.exif_transpose(img)
             return _to_8bit_rgb(img)
     except DataError:
         raise
-    except Image.DecompressionBombError as exc:
-        raise DataError(f"{label}: image too large ({exc})") from exc
     except (OSError, ValueError, SyntaxError, Image.UnidentifiedImageError) as exc:
         raise DataError(f"{label}: not a readable image ({exc})") from exc
+
+
+def open_image(
+    fp: BinaryIO, label: object, max_pixels: int = MAX_IMAGE_PIXELS, formats: tuple[str, ...] | None = None
+) -> Image.Image:
+    """``Image.open`` (header only) of an image within the decode budget's declared size, else DataError."""
+    limit = min(max_pixels, decode_budget().max_declared_pixels)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies below
+            img = Image.open(fp, formats=formats)
+    except Image.DecompressionBombError as exc:  # Pillow's own guard (twice its limit) fired first
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        declared = f"of {found.group(1)} pixels" if found else f"({exc})"
+        raise DeclaredSizeError(
+            f"{label}: declared size {declared} is above the limit of {limit} {BUDGET_NOTE}"
+        ) from exc
+    except (OSError, ValueError, SyntaxError, Image.UnidentifiedImageError) as exc:
+        raise DataError(f"{label}: not a readable image ({exc})") from exc
+    w, h = img.size
+    decode_budget().check_declared(label, w, h, max_pixels)
+    if w == 0 or h == 0:
+        raise DataError(f"{label}: image has zero size {w}x{h}")
+    return img
 
 
 def image_array(img: Image.Image) -> np.ndarray:

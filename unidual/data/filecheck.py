@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import av
-from PIL import Image
 
 from unidual.data import archive as archive_mod
-from unidual.data.decode import MAX_IMAGE_PIXELS, load_image
+from unidual.data.budget import decode_budget
+from unidual.data.decode import load_image, open_image
 from unidual.data.errors import DataError
 
 #: Header frame counts are sometimes a frame or two high; a larger deficit means lost frames.
@@ -66,6 +66,10 @@ def inspect_video(path: str, deep: bool = False) -> dict[str, Any]:
         header = int(stream.frames or 0)
         fps = _fps(stream)
         out.update(fps=fps, width=stream.codec_context.width, height=stream.codec_context.height)
+        try:
+            decode_budget().check_declared(path, out["width"], out["height"])  # before the first frame decodes
+        except DataError as exc:
+            return {**out, "error": str(exc).replace(f"{path}: ", "", 1)}
         counted, end, first_frame = 0, 0.0, False
         try:
             if deep:
@@ -131,10 +135,8 @@ def inspect_image(path: str, deep: bool = False) -> dict[str, Any]:
             img = load_image(data, name=path)
             width, height = img.size
         else:
-            with Image.open(io.BytesIO(data)) as img:
+            with open_image(io.BytesIO(data), path) as img:
                 width, height = img.size
-                if width * height > MAX_IMAGE_PIXELS:
-                    raise DataError(f"{path}: image is {width}x{height}, above the limit of {MAX_IMAGE_PIXELS}")
                 img.draft("RGB", (max(width // 8, 1), max(height // 8, 1)))  # JPEG only; a no-op otherwise
                 img.load()
     except DataError as exc:

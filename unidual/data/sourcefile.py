@@ -10,6 +10,7 @@ dataset folder with its ``sources.yaml`` can be moved as one.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,14 @@ PATH_KEYS = ("root", "train_root", "test_root", "classes", "splits", "labels")
 
 
 def _anchor(value: Any, folder: Path) -> Any:
+    """A relative path made absolute: beside ``folder`` if it exists there, else in the working
+    directory if it exists there (stored absolute, so a run config works from any folder), else as written."""
     if not isinstance(value, str) or Path(value).is_absolute():
         return value
     beside = folder / value
-    return str(beside) if beside.exists() else value
+    if beside.exists():
+        return str(beside)
+    return os.path.abspath(value) if os.path.exists(value) else value
 
 
 def read_source_file(path: str | Path) -> list[dict[str, Any]]:
@@ -42,3 +47,10 @@ def read_source_file(path: str | Path) -> list[dict[str, Any]]:
         raise DataError(f"{path}: expected a non-empty list of source mappings (or a 'sources:' list)")
     folder = path.resolve().parent
     return [{k: (_anchor(v, folder) if k in PATH_KEYS else v) for k, v in d.items()} for d in items]
+
+
+def absolute_paths(source: dict[str, Any], folder: str | Path | None = None) -> dict[str, Any]:
+    """A source mapping with its relative paths (:data:`PATH_KEYS`) anchored at ``folder`` (default:
+    the working directory) where they exist: what a run stores, so ``eval RUN`` works from anywhere."""
+    where = Path(folder).resolve() if folder is not None else Path.cwd()
+    return {k: (_anchor(v, where) if k in PATH_KEYS else v) for k, v in source.items()}

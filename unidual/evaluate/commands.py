@@ -126,6 +126,12 @@ def write_reports(results: Mapping[str, SourceResult], out: Path) -> dict[str, d
 
 def main(args: argparse.Namespace) -> int:
     """One process, or one rank of ``torchrun -m unidual eval``: each rank evaluates a shard, rank 0 reports."""
+    if args.out is not None and args.out.exists() and not args.out.is_dir():
+        print(
+            f"unidual eval: --out {args.out}: exists and is not a folder (reports are written into a folder)",
+            file=sys.stderr,
+        )
+        return 2
     try:
         env = env_from_torchrun()
         device = resolve_device(args.device, env)
@@ -186,6 +192,17 @@ def _evaluate(args: argparse.Namespace, env: DistEnv, device: torch.device) -> i
     return 0
 
 
+def max_side_argument(parser: argparse.ArgumentParser) -> None:
+    """``--max-side`` of ``predict`` and ``visualize``: the bound on native-size frames."""
+    parser.add_argument(
+        "--max-side",
+        type=int,
+        default=MAX_SIDE,
+        help="longer side a frame is scaled down to when the run's test transform keeps "
+        f"the native size (default {MAX_SIDE})",
+    )
+
+
 # -- `unidual predict CHECKPOINT FILE_OR_DIR...`: top-k classes per file ---------------------------------
 def predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run directory")
@@ -195,13 +212,7 @@ def predict_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, help="files read per forward pass")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
     parser.add_argument("--json", action="store_true", help="one JSON list on stdout")
-    parser.add_argument(
-        "--max-side",
-        type=int,
-        default=MAX_SIDE,
-        help="longer side a frame is scaled down to when the run's test transform keeps "
-        f"the native size (default {MAX_SIDE})",
-    )
+    max_side_argument(parser)
 
 
 def _predict_print_text(results: Sequence[Prediction]) -> None:
@@ -260,6 +271,9 @@ def export_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def export_main(args: argparse.Namespace) -> int:
+    if args.out.is_dir():
+        print(f"unidual export: --out {args.out}: is a folder; give the model file's name", file=sys.stderr)
+        return 2
     try:
         meta = export(args.checkpoint, args.pathway, args.format, args.out, weights=args.weights)
     except (CheckpointError, ValueError) as exc:
@@ -282,14 +296,20 @@ def visualize_arguments(parser: argparse.ArgumentParser) -> None:
         default=-1,
         help="residual block (0-based; -1 = last as in Figure 2, -3 = third-to-last as in Figure 3)",
     )
-    parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+    parser.add_argument("--out", type=Path, required=True, help="PNG to write (.png is added to a name without one)")
     parser.add_argument("--device", default="auto", help=DEVICE_HELP)
+    max_side_argument(parser)
 
 
 def visualize_main(args: argparse.Namespace) -> int:
+    if args.out.is_dir():
+        print(f"unidual visualize: --out {args.out}: is a folder; give the figure's file name", file=sys.stderr)
+        return 2
     try:
+        if args.max_side < 1:
+            raise ValueError(f"--max-side must be >= 1, got {args.max_side}")
         device = resolve_device(args.device, DistEnv())
-        info = visualize(args.checkpoint, args.video, args.out, block=args.block, device=device)
+        info = visualize(args.checkpoint, args.video, args.out, block=args.block, device=device, max_side=args.max_side)
     except (CheckpointError, DataError, ValueError, RuntimeError) as exc:
         print(f"unidual visualize: {exc}", file=sys.stderr)
         return 2

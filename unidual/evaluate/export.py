@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from unidual.checkpoint import load_model
+from unidual.compat import require_torch
 from unidual.evaluate.fold import fold_batchnorm
 from unidual.evaluate.predict import spec_for
 from unidual.models import ImageVideoNet
@@ -118,6 +119,7 @@ def to_pt2(module: nn.Module, example: Tensor, out: Path) -> None:
 
 
 def to_onnx(module: nn.Module, example: Tensor, out: Path, outputs: list[str]) -> None:
+    require_torch("2.5", "unidual export --format onnx")  # torch.onnx.export(dynamo=...)
     import onnx
 
     exporter_log = logging.getLogger("torch.onnx._internal.exporter._registration")

@@ -164,14 +164,26 @@ def _top(scores: Tensor, classes: Sequence[str], k: int) -> list[tuple[str, floa
     return [(classes[i] if i < len(classes) else str(i), float(v)) for v, i in zip(values.tolist(), idx.tolist())]
 
 
+#: Pixels (frames x height x width, summed over views) one forward pass takes: a file's views run in
+#: chunks of this size, so ten 1024-px clips of a native-size run are not one batch of activations.
+FORWARD_PIXELS = 1 << 22
+
+
 @torch.no_grad()
 def predict_views(
     model: nn.Module, views: Tensor, modality: str, device: str | torch.device = "cpu"
 ) -> dict[str, Tensor]:
-    """Logits per head for a flat batch of views, run on the pathway of ``modality``."""
+    """Logits per head for a flat batch of views, run on the pathway of ``modality`` in chunks of
+    at most :data:`FORWARD_PIXELS` (at least one view per pass)."""
     pathway = modality if modality in getattr(model, "pathways", (modality,)) else None
-    out = model(views.to(device), pathway=pathway) if pathway else model(views.to(device))
-    return {name: logits.float().cpu() for name, logits in out.items()}
+    per_view = max(1, views[0].numel() // views.shape[1]) if len(views) else 1
+    step = max(1, FORWARD_PIXELS // per_view)
+    parts: dict[str, list[Tensor]] = {}
+    for chunk in views.split(step):
+        out = model(chunk.to(device), pathway=pathway) if pathway else model(chunk.to(device))
+        for name, logits in out.items():
+            parts.setdefault(name, []).append(logits.float().cpu())
+    return {name: torch.cat(chunks) for name, chunks in parts.items()}
 
 
 def _run_group(

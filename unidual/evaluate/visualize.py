@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from unidual.checkpoint import load_model
 from unidual.data.views import file_views
-from unidual.evaluate.predict import spec_for
+from unidual.evaluate.predict import MAX_SIDE, spec_for
 from unidual.models import pointwise_layers
 from unidual.pathways import select_frame
 
@@ -90,12 +90,15 @@ def dual_activations(model: nn.Module, clip: Tensor, block: int = -1) -> DualAct
     return DualActivations(video=video, image=image, block=block % n)
 
 
-def centre_clip(path: str | Path, payload: Mapping[str, Any]) -> tuple[Tensor, Any]:
-    """The centre clip (centre crop) of a video, normalised as the run's video source, and that source spec."""
+def centre_clip(path: str | Path, payload: Mapping[str, Any], max_side: int = MAX_SIDE) -> tuple[Tensor, Any]:
+    """The centre clip (centre crop) of a video, normalised as the run's video source, and that source spec.
+
+    ``max_side`` bounds the frames when the run's test transform keeps the native size, as in ``predict``.
+    """
     spec = copy.deepcopy(spec_for(payload, "video"))
     spec.clip.num_clips = 1
     spec.transform.test_crops = 1
-    return file_views(path, "video", spec)[0], spec
+    return file_views(path, "video", spec, max_side)[0], spec
 
 
 def _display(frame: Tensor, mean: list[float], std: list[float]) -> Tensor:
@@ -112,8 +115,9 @@ def _upsample(m: Tensor, size: tuple[int, int]) -> Tensor:
 def plot_figure(
     clip: Tensor, acts: DualActivations, out: str | Path, *, mean: list[float], std: list[float], title: str = ""
 ) -> Path:
-    """Write the Figure-2/3 style PNG; returns its path."""
+    """Write the Figure-2/3 style PNG; returns its path (``.png`` added to a name without a suffix)."""
     out = Path(out)
+    out = out if out.suffix else out.with_name(out.name + ".png")  # what savefig would write: say so
     out.parent.mkdir(parents=True, exist_ok=True)
     t = clip.shape[1]
     frames = [_display(clip[:, i], mean, std) for i in (0, t // 2, t - 1)]
@@ -164,13 +168,19 @@ def plot_figure(
 
 
 def visualize(
-    checkpoint: str | Path, video: str | Path, out: str | Path, *, block: int = -1, device: str | torch.device = "cpu"
+    checkpoint: str | Path,
+    video: str | Path,
+    out: str | Path,
+    *,
+    block: int = -1,
+    device: str | torch.device = "cpu",
+    max_side: int = MAX_SIDE,
 ) -> dict[str, Any]:
     """Python API: write the figure; returns ``{"block", "video_top", "image_top", "out"}``."""
     model, payload = load_model(checkpoint, deploy=True)
-    clip, spec = centre_clip(video, payload)
+    clip, spec = centre_clip(video, payload, max_side)
     acts = dual_activations(model.to(device), clip.to(device), block)
-    plot_figure(
+    out = plot_figure(
         clip,
         acts,
         out,

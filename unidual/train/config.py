@@ -27,7 +27,7 @@ from typing import Any, Literal
 import yaml
 
 from unidual.data.errors import DataError
-from unidual.data.sourcefile import read_source_file
+from unidual.data.sourcefile import absolute_paths, read_source_file
 from unidual.data.specs import SourceSpec
 from unidual.models.resnet import DEPTHS
 from unidual.models.table import get_model_def
@@ -285,6 +285,8 @@ def load_config(
         raw, where = copy.deepcopy(dict(data or {})), "<dict>"
     for text in overrides:
         apply_override(raw, text)
+    if isinstance(raw.get("sources"), list):  # inline: relative paths that exist are stored absolute
+        raw["sources"] = [absolute_paths(d) if isinstance(d, dict) else d for d in raw["sources"]]
     if isinstance(raw.get("sources"), str):
         raw["sources"] = _sources_file(raw["sources"], Path(path).parent if path is not None else None, where)
     return from_dict(raw, where)
