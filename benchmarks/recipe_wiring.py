@@ -1,7 +1,7 @@
 """The trainer with every recipe switch off, before and after the recipe was wired in: loader and step.
 
     .venv/bin/python benchmarks/recipe_wiring.py                  # updates docs/performance.md
-    .venv/bin/python benchmarks/recipe_wiring.py --baseline ce11d02 --rounds 40 --no-write
+    .venv/bin/python benchmarks/recipe_wiring.py --baseline f22296f --rounds 40 --no-write
 
 The study config (configs/cpu/study/base.yaml on a reduced CIFAR-motion set, benchmarks/study_setup.py)
 trained by ``unidual.train.trainer.Trainer`` of two trees: git revision ``--baseline`` (checked out
@@ -61,7 +61,7 @@ def start(tree: Path, config: Path, run_dir: Path) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": f"{tree}{os.pathsep}{ROOT / 'benchmarks'}"}
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", str(config), str(run_dir)]
     proc = subprocess.Popen(cmd, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=tree)
-    package = json.loads(proc.stdout.readline())["package"]  # type: ignore[union-attr]
+    package = _reply(proc)["package"]
     if Path(package).resolve() != (tree / "unidual").resolve():
         raise RuntimeError(f"{tree}: the worker imported unidual from {package}")
     return proc
@@ -70,10 +70,18 @@ def start(tree: Path, config: Path, run_dir: Path) -> subprocess.Popen:
 def ask(proc: subprocess.Popen) -> dict[str, float]:
     proc.stdin.write("go\n")  # type: ignore[union-attr]
     proc.stdin.flush()  # type: ignore[union-attr]
-    line = proc.stdout.readline()  # type: ignore[union-attr]
-    if not line:
-        raise RuntimeError(f"worker exited with {proc.wait()}")
-    return json.loads(line)
+    return _reply(proc)
+
+
+def _reply(proc: subprocess.Popen) -> dict:
+    """The worker's next JSON line (anything else it prints on stdout, e.g. a notice, is passed through)."""
+    while True:
+        line = proc.stdout.readline()  # type: ignore[union-attr]
+        if not line:
+            raise RuntimeError(f"worker exited with {proc.wait()}")
+        if line.startswith("{"):
+            return json.loads(line)
+        print(f"  worker: {line.rstrip()}", file=sys.stderr)
 
 
 def main() -> int:
@@ -81,7 +89,7 @@ def main() -> int:
     from common import add_run_args, matmul_peak, median, provenance, save_summary, start_run, table, write_section
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--baseline", default="ce11d02", metavar="REV", help="the revision before the wiring")
+    parser.add_argument("--baseline", default="f22296f", metavar="REV", help="the revision before the wiring")
     parser.add_argument("--updates", type=int, default=16, help="updates per epoch (the loader restarts after each)")
     parser.add_argument("--rounds", type=int, default=80, help="interleaved rounds of one update each, after 3 warm-up")
     add_run_args(parser)

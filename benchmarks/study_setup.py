@@ -17,7 +17,7 @@ import yaml
 from common import ROOT
 
 from unidual.data import shared_data_dir
-from unidual.data.builtin import build_motion_dataset
+from unidual.data.builtin import build_motion_dataset, read_sources
 from unidual.train.config import TrainConfig, load_config, read_yaml
 
 BASE = ROOT / "configs" / "cpu" / "study" / "base.yaml"
@@ -58,7 +58,7 @@ def reduced_study_config(
         image_test=image_test,
         **settings,
     )
-    built = {s["key"]: s for s in yaml.safe_load((out / "sources.yaml").read_text())}
+    built = read_sources(out / "sources.yaml")  # the one reader: paths in it are relative to the file
     raw = read_yaml(BASE)
     for source in raw["sources"]:
         source.update({k: built[source["key"]][k] for k in LOCATION})
