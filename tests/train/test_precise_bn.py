@@ -8,6 +8,7 @@ from helpers.tinydata import tiny_config
 from unidual.models import create_model
 from unidual.train.config import load_config
 from unidual.train.precise_bn import recompute_bn_statistics
+from unidual.train import validation as V
 from unidual.train.trainer import Trainer
 
 MODS = {"img": "image", "vid": "video"}
@@ -69,13 +70,13 @@ def test_trainer_runs_precise_bn_before_validation(tiny_sources, tmp_path, monke
     cfg = load_config(data=raw)
     trainer = Trainer(cfg, run_dir=tmp_path / "run")
     calls = []
-    real = Trainer.validate
+    real = V.validate
 
-    def spy(self):
-        norm = self.model.backbone.stem.conv.norm
+    def spy(model, *args, **kwargs):
+        norm = model.backbone.stem.conv.norm
         calls.append(int(norm["video"].num_batches_tracked))
-        return real(self)
+        return real(model, *args, **kwargs)
 
-    monkeypatch.setattr(Trainer, "validate", spy)
+    monkeypatch.setattr(V, "validate", spy)  # what the trainer's validation calls
     trainer.fit()
     assert calls == [2]  # cumulative average over the 2 precise-BN batches, not the training updates' count

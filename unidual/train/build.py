@@ -39,11 +39,23 @@ from unidual.train.errors import TrainingError
 from unidual.train.inputs import to_device
 from unidual.train.objectives import LossModule, Objective
 from unidual.train.optim import build_optimizer, head_parameters
+from unidual.train.precision import configure_cuda
 from unidual.train.schedule import WarmupDecay, make_scheduler, scaled_lr
 from unidual.train.schedule import from_config as schedule_from_config
 from unidual.train.skips import SkipBudget
 
 PROBE_FILES = 32  # files tried per source before training: all unreadable -> the source is refused
+
+
+def join_job(cfg: TrainConfig, env: D.DistEnv) -> torch.device:
+    """This process's device (``run.device``), its place in the process group, and the CUDA kernel policy."""
+    try:
+        device = D.resolve_device(cfg.run.device, env)
+    except RuntimeError as exc:
+        raise TrainingError(f"run.device={cfg.run.device}: {exc}") from None
+    D.setup(env, device, timeout_s=cfg.run.dist_timeout_s)
+    configure_cuda(device, cudnn_benchmark=cfg.run.cudnn_benchmark, tf32=cfg.run.tf32)
+    return device
 
 
 def default_run_dir(cfg: TrainConfig) -> Path:
@@ -67,6 +79,14 @@ class DataParts:
     norms: dict[str, tuple[tuple[float, ...], tuple[float, ...]]]  # (mean, std) per source, for uint8 inputs
     micro_per_epoch: int  # micro-batches per epoch on this process
     updates_per_epoch: int
+
+    def label_maps(self) -> dict[str, dict[str, Any]]:
+        """``{key: {"modality", "classes"[, "head"]}}`` as labels.json and checkpoints store them (a source
+        with ``head:`` keeps its own classes, mapped to the head's by name)."""
+        return {
+            k: {"modality": self.modalities[k], "classes": c, **({"head": self.heads[k]} if k in self.heads else {})}
+            for k, c in self.classes.items()
+        }
 
 
 def build_data(cfg: TrainConfig, env: D.DistEnv) -> DataParts:

@@ -30,3 +30,7 @@ def diverged(loss: float, epoch: int, update: int, last_checkpoint: str | None) 
         f"{last_checkpoint or 'no checkpoint yet'}. Lower optim.lr, raise schedule.warmup_epochs or set "
         "optim.clip_grad_norm, then start again (or --resume)."
     )
+
+
+def out_of_memory(batch_size: int, device: object) -> TrainingError:
+    return TrainingError(f"out of memory with optim.batch_size={batch_size} on {device}: {OOM_HINT}")

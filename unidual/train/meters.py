@@ -9,15 +9,19 @@ a tqdm bar on a terminal, one plain line every 30 s in a log.
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 
+from unidual.data.mixing import MixedBatch
 from unidual.progress import Progress
 from unidual.run import Run, RunWriteError
 from unidual.train.errors import TrainingError
+from unidual.train.plots import plot_metrics
+from unidual.train.skips import SkipBudget
 
 Number = float | int | torch.Tensor
 
@@ -52,6 +56,15 @@ class TrainMeter:
             self.loss_sum[name] = _add(self.loss_sum.get(name), stats["loss_sum"][name])
             self.count[name] = self.count.get(name, 0) + int(stats["count"][name])
             self.correct[name] = _add(self.correct.get(name), stats["correct"][name])
+
+    def note_skips(self, batch: MixedBatch, budget: SkipBudget, announce: bool) -> None:
+        """Count and log a micro-batch's unreadable examples, charged to their source's skip budget
+        (which the trainer checks at the update)."""
+        for path, reason in batch.skipped:
+            self.skipped += 1
+            if announce:
+                print(f"warning: skipped {path}: {reason}", file=sys.stderr)
+        budget.add(batch.drawn(), list(zip(batch.skipped_sources, batch.skipped)))
 
     def rate(self) -> float:
         return self.examples / max(1e-9, time.perf_counter() - self.start)
@@ -118,6 +131,11 @@ class MetricsLog:
             for k, v in record.items():
                 if isinstance(v, (int, float)) and k not in ("step", "epoch"):
                     self.tb.add_scalar(f"{record['type']}/{k}", v, record["step"])
+
+    def plot(self, enabled: bool) -> None:
+        """loss.png and accuracy.png from the records so far (rank 0, when ``run.plots``)."""
+        if self.enabled and enabled:
+            plot_metrics(self.run.metrics_file, self.run.path)
 
     def close(self) -> None:
         if self.tb is not None:

@@ -104,7 +104,9 @@ def configure_cuda(device: torch.device, *, cudnn_benchmark: bool, tf32: bool) -
     precision = "tf32" if tf32 else "ieee"
     if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9
         torch.backends.cuda.matmul.fp32_precision = precision
-        torch.backends.cudnn.fp32_precision = precision  # type: ignore[attr-defined]  # convolutions and RNNs
+        # cuDNN's own setting and each of its ops' (a child set earlier does not follow its parent)
+        for backend in (torch.backends.cudnn, torch.backends.cudnn.conv, torch.backends.cudnn.rnn):  # type: ignore[attr-defined]
+            backend.fp32_precision = precision
     else:
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32

@@ -18,6 +18,7 @@ class StopSignals:
 
     def __init__(self, announce: bool = True) -> None:
         self.received: str | None = None
+        self.agreed = False  # a signal reached some rank, as all ranks agreed at the last update
         self.announce = announce
         self._previous: dict[int, Any] = {}
 
@@ -27,6 +28,16 @@ class StopSignals:
         self.received = signal.Signals(signum).name
         if self.announce:
             print(f"\n{self.received}: finishing this update, saving a checkpoint...", file=sys.stderr)
+
+    def agree(self, any_rank_received: bool) -> None:
+        """The ranks' agreement at an update: a signal on any rank stops every rank there."""
+        if any_rank_received:
+            self.agreed = True
+            self.received = self.received or "a signal on another rank"
+
+    def now(self, several_ranks: bool) -> bool:
+        """Stop after this update? With several ranks only the agreed flag counts (all stop together)."""
+        return self.agreed if several_ranks else bool(self.received)
 
     def __enter__(self) -> StopSignals:
         try:

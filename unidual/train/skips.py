@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from unidual.data.errors import DataError
+
 SKIP_FRACTION_AFTER = 20  # data.max_skipped_fraction applies once a source drew this many examples
 
 
@@ -41,6 +43,14 @@ class SkipBudget:
 
     def over(self) -> bool:
         return any(self._over(k) for k in self.keys)
+
+    def error(self) -> DataError:
+        """The error that stops training once any rank is over budget (this rank's message if it is)."""
+        if self.over():
+            return DataError(self.message())
+        return DataError(
+            "another process exceeded the skip budget (data.max_skipped / data.max_skipped_fraction); see its message"
+        )
 
     def message(self) -> str:
         worst = max(self.keys, key=lambda k: (self._over(k), self.skipped[k] / max(1, self.drawn[k])))

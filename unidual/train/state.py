@@ -28,6 +28,17 @@ from unidual.train.errors import TrainingError
 
 
 @dataclass
+class RunResult:
+    """What :func:`unidual.train.trainer.train` returns."""
+
+    run_dir: Path
+    global_step: int
+    epoch: int
+    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # last validation
+    best_score: float | None = None
+
+
+@dataclass
 class LoopState:
     """Where the loop is: the counters a checkpoint stores beside the stateful objects."""
 

@@ -11,9 +11,7 @@ may fail go through :func:`D.main_then_agree`.
 from __future__ import annotations
 
 import math
-import sys
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,8 +19,7 @@ import torch
 from torch import nn
 
 from unidual import checkpoint as ckpt
-from unidual.data.errors import DataError
-from unidual.data.mixing import MixedBatch, SubBatch
+from unidual.data.mixing import SubBatch
 from unidual.data.mixup import mix_sources
 from unidual.models import ImageVideoNet
 from unidual.run import Run, RunDirError, RunLock
@@ -30,29 +27,20 @@ from unidual.runtime import tune_allocator
 from unidual.train import distributed as D
 from unidual.train import rundir
 from unidual.train import state as S
-from unidual.train.build import build_data, build_model, build_optim, default_run_dir, mixers
+from unidual.train.build import build_data, build_model, build_optim, default_run_dir, join_job, mixers
 from unidual.train.compiled import is_compile_error
 from unidual.train.config import TrainConfig
 from unidual.train.ema import ModelEma
-from unidual.train.errors import OOM_HINT, Interrupted, TrainingError, diverged, is_oom
+from unidual.train.errors import Interrupted, TrainingError, diverged, is_oom, out_of_memory
 from unidual.train.inputs import TrainLoader, to_device
 from unidual.train.meters import MetricsLog, TrainMeter, postfix_of, progress
 from unidual.train.optim import reported_lr
-from unidual.train.plots import plot_metrics
-from unidual.train.precision import Precision, configure_cuda
+from unidual.train.precision import Precision
 from unidual.train.signals import StopSignals
-from unidual.train.validation import better_weights, precise_bn, primary_score, validate
+from unidual.train.state import RunResult
+from unidual.train.validation import precise_bn, validate, validation_record
 
 __all__ = ["Interrupted", "RunResult", "Trainer", "TrainingError", "train"]
-
-
-@dataclass
-class RunResult:
-    run_dir: Path
-    global_step: int
-    epoch: int
-    metrics: dict[str, dict[str, float]] = field(default_factory=dict)  # last validation
-    best_score: float | None = None
 
 
 class Trainer:
@@ -71,15 +59,10 @@ class Trainer:
         env: D.DistEnv | None = None,
         auto_resume: bool = False,
     ) -> None:
-        tune_allocator()  # reuse freed activation memory (unidual/allocator.py); UNIDUAL_MALLOC_TUNING=0: off
+        tune_allocator()  # reuse freed activation memory (unidual/runtime.py); UNIDUAL_MALLOC_TUNING=0: off
         self.cfg = cfg
         self.env = env or D.env_from_torchrun()
-        try:
-            self.device = D.resolve_device(cfg.run.device, self.env)
-        except RuntimeError as exc:
-            raise TrainingError(f"run.device={cfg.run.device}: {exc}") from None
-        D.setup(self.env, self.device, timeout_s=cfg.run.dist_timeout_s)
-        configure_cuda(self.device, cudnn_benchmark=cfg.run.cudnn_benchmark, tf32=cfg.run.tf32)
+        self.device = join_job(cfg, self.env)
         self.run = Run(D.broadcast_object(str(run_dir or default_run_dir(cfg))))
         self.is_main = self.env.is_main
         self.lock: RunLock | None = None
@@ -123,7 +106,6 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(cfg.run.seed * 7919)
         self.loop = S.LoopState()
         self.stop = StopSignals(announce=self.is_main)
-        self._stop_agreed = False  # a signal reached some rank, as agreed by all at the last update
         self.metrics = MetricsLog(self.run, self.is_main)
         self.resume_sampler_state: dict[str, Any] | None = None
         self._losses: list[torch.Tensor] = []  # the micro-steps' losses of the update in progress
@@ -160,35 +142,23 @@ class Trainer:
                                        sampler=d.sampler, scaler=self.precision.scaler, generator=self.generator,
                                        world_size=self.env.world_size)  # fmt: skip
         payload = S.checkpoint_payload(
-            self.model, self._sources(), self.cfg.to_dict(), self.loop, train_state, self.ema
+            self.model, self.data.label_maps(), self.cfg.to_dict(), self.loop, train_state, self.ema
         )
         D.main_then_agree(lambda: self.run.save(payload, best=best), (ckpt.CheckpointWriteError,))
 
-    def _sources(self) -> dict[str, dict[str, Any]]:
-        heads = self.data.heads  # a source with ``head:`` keeps its own classes, mapped to KEY's by name
-        return {
-            k: {"modality": self.data.modalities[k], "classes": c, **({"head": heads[k]} if k in heads else {})}
-            for k, c in self.data.classes.items()
-        }
-
     def _prepare_run_dir(self) -> None:
-        D.main_then_agree(self._write_run_files, (TrainingError,))
+        def write() -> None:  # rank 0; every rank learns the outcome
+            d = self.data
+            rundir.write_run_files(self.run, self.cfg, resume=self.resume, sources=d.label_maps(),
+                                   datasets={"train": d.train_sets, "test": d.test_sets})  # fmt: skip
+            if self.cfg.run.tensorboard:
+                self.metrics.open_tensorboard()
 
-    def _write_run_files(self) -> None:
-        d = self.data
-        rundir.write_run_files(self.run, self.cfg, resume=self.resume,
-                               sources=self._sources(),
-                               datasets={"train": d.train_sets, "test": d.test_sets})  # fmt: skip
-        if self.cfg.run.tensorboard:
-            self.metrics.open_tensorboard()
+        D.main_then_agree(write, (TrainingError,))
 
     def log(self, record: dict[str, Any]) -> None:
         """Append one record to metrics.jsonl (rank 0); a full disk stops the run, resumable."""
         self.metrics.write(record)
-
-    def _plot(self) -> None:
-        if self.is_main and self.cfg.run.plots:
-            plot_metrics(self.run.metrics_file, self.run.path)
 
     # -- the loop --------------------------------------------------------
     def fit(self) -> RunResult:
@@ -207,7 +177,7 @@ class Trainer:
                     self.save()  # at update 0: a kill before the first interval still leaves a resumable run
                 while loop.global_step < self.total_updates:
                     finished_epoch = self._run_epoch()
-                    if self._stopping():
+                    if self.stop.now(self.env.enabled):
                         self.save()
                         raise Interrupted(
                             f"stopped by {self.stop.received} at update {loop.global_step}; "
@@ -223,12 +193,8 @@ class Trainer:
                         self.save()
         finally:
             self.metrics.close()
-        self._plot()
+        self.metrics.plot(self.cfg.run.plots)
         return RunResult(self.run.path, loop.global_step, loop.epoch, loop.last_metrics, loop.best_score)
-
-    def _stopping(self) -> bool:
-        """Stop after this update? With several ranks only the agreed flag counts (all ranks stop together)."""
-        return self._stop_agreed if self.env.enabled else bool(self.stop.received)
 
     def _run_epoch(self) -> bool:
         """Train until the epoch ends (True) or the schedule / a signal stops it (False)."""
@@ -244,7 +210,7 @@ class Trainer:
             batches = self.loader.epoch(loop.epoch, self.resume_sampler_state)
             self.resume_sampler_state = None
             for batch in batches:
-                self._note_skips(batch, meter)
+                meter.note_skips(batch, self.data.skips, announce=self.is_main)
                 if self.env.enabled:  # every rank the same sources, shapes and order (no divergent collectives)
                     batch = batch.filled(self.data.spares, list(self.data.specs))
                 last = micro_in_update + 1 == acc or loop.step_in_epoch + 1 == self.data.micro_per_epoch
@@ -265,8 +231,8 @@ class Trainer:
                 if postfix is not None:
                     bar.set_postfix(postfix, refresh=False)
                 bar.update(1)
-                if self._stopping() or loop.global_step >= self.total_updates:
-                    finished = loop.step_in_epoch >= self.data.micro_per_epoch and not self._stopping()
+                if self.stop.now(self.env.enabled) or loop.global_step >= self.total_updates:
+                    finished = loop.step_in_epoch >= self.data.micro_per_epoch and not self.stop.now(self.env.enabled)
                     break
                 mid_epoch = loop.step_in_epoch < self.data.micro_per_epoch  # epoch ends save anyway
                 if cfg.run.save_every and loop.global_step % cfg.run.save_every == 0 and mid_epoch:
@@ -284,14 +250,6 @@ class Trainer:
             record["amp_skipped"], self.amp_skipped = self.amp_skipped, 0
         self.log(record)
         return postfix_of(record)
-
-    def _note_skips(self, batch: MixedBatch, meter: TrainMeter) -> None:
-        """Log unreadable examples and charge them to their source's skip budget (checked at the update)."""
-        for path, reason in batch.skipped:
-            meter.skipped += 1
-            if self.is_main:
-                print(f"warning: skipped {path}: {reason}", file=sys.stderr)
-        self.data.skips.add(batch.drawn(), list(zip(batch.skipped_sources, batch.skipped)))
 
     def _micro_step(
         self, sub: dict[str, SubBatch], sync: bool, acc: int, meter: TrainMeter, ready: dict[str, Any] | None = None
@@ -312,9 +270,7 @@ class Trainer:
                 self.compiled.disable(exc)  # e.g. the backward graph failed to compile: redo this step eager
                 return self._micro_step(sub, sync, acc, meter, batch)
             if is_oom(exc):
-                raise TrainingError(
-                    f"out of memory with optim.batch_size={self.cfg.optim.batch_size} on {self.device}: {OOM_HINT}"
-                ) from exc
+                raise out_of_memory(self.cfg.optim.batch_size, self.device) from exc
             raise
         self._losses.append(loss.detach())
         meter.add(stats, loss)
@@ -332,12 +288,8 @@ class Trainer:
         flags = [self.data.skips.over(), ~finite, bool(self.stop.received), overflow if overflow is not None else False]
         over, not_finite, signalled, overflowed = D.any_rank(flags, self.device)
         if over:
-            raise DataError(self.data.skips.message() if self.data.skips.over() else
-                            "another process exceeded the skip budget (data.max_skipped / "
-                            "data.max_skipped_fraction); see its message")  # fmt: skip
-        if signalled:
-            self._stop_agreed = True
-            self.stop.received = self.stop.received or "a signal on another rank"
+            raise self.data.skips.error()
+        self.stop.agree(signalled)
         if self.precision.scaler is not None and (overflowed or not_finite):
             self.optimizer.zero_grad(set_to_none=True)  # no step, no schedule step: the update is redone
             self.amp_skipped += 1
@@ -363,29 +315,28 @@ class Trainer:
 
     def _validate_and_save(self) -> None:
         ema = cast(ImageVideoNet, self.ema.module) if self.ema is not None else None
+        loop, workers = self.loop, self.loader.workers
         if self.cfg.data.precise_bn_batches:
-            precise_bn(self.model, self.data, self.cfg, self.device, self.env, self.loop.epoch, self.loader.workers,
-                       ema=ema)  # fmt: skip
-        loop = self.loop
-        loop.last_metrics = self.validate()
-        score = primary_score(loop.last_metrics, self.data.modalities)
-        record = {"type": "val", "epoch": loop.epoch, "step": loop.global_step, "score": score}
-        for key, values in loop.last_metrics.items():
-            record.update({f"{key}/{m}": v for m, v in values.items()})
-        if ema is not None:  # the EMA weights beside the raw ones; the better of the two picks best.pt
-            ema_metrics = validate(ema, self.data, self.cfg, self.device, self.env, self.loader.workers)
-            ema_score = primary_score(ema_metrics, self.data.modalities)
-            loop.weights = better_weights(score, ema_score)
-            score = ema_score if loop.weights == "ema" else score
-            record.update({"ema/score": ema_score, "weights": loop.weights})
-            for key, values in ema_metrics.items():
-                record.update({f"ema/{key}/{m}": v for m, v in values.items()})
+            precise_bn(self.model, self.data, self.cfg, self.device, self.env, loop.epoch, workers, ema=ema)
+        loop.last_metrics, record, score, weights = validation_record(
+            self.model,
+            ema,
+            self.data,
+            self.cfg,
+            self.device,
+            self.env,
+            workers,
+            epoch=loop.epoch,
+            step=loop.global_step,
+        )
+        if weights is not None:
+            loop.weights = weights
         best = loop.best_score is None or (not math.isnan(score) and score > loop.best_score)
         if best:
             loop.best_score = score
         self.log(record)
         self.save(best=best)
-        self._plot()
+        self.metrics.plot(self.cfg.run.plots)
 
 
 def train(

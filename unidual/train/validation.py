@@ -94,3 +94,36 @@ class _Together(nn.Module):
     def forward(self, x: Tensor) -> None:
         for m in self.models:
             m(x)
+
+
+def validation_record(
+    model: ImageVideoNet,
+    ema: ImageVideoNet | None,
+    data: DataParts,
+    cfg: TrainConfig,
+    device: torch.device,
+    env: D.DistEnv,
+    workers: int,
+    *,
+    epoch: int,
+    step: int,
+) -> tuple[dict[str, dict[str, float]], dict[str, object], float, str | None]:
+    """Validate the raw weights (and the EMA ones beside them): ``(metrics, record, score, weights)``.
+
+    ``score`` is the better of the two primary scores, the one that picks best.pt; ``weights`` says
+    whose ("raw" / "ema"; None without EMA). ``record`` is the ``metrics.jsonl`` line.
+    """
+    metrics = validate(model, data, cfg, device, env, workers)
+    score = primary_score(metrics, data.modalities)
+    record: dict[str, object] = {"type": "val", "epoch": epoch, "step": step, "score": score}
+    for key, values in metrics.items():
+        record.update({f"{key}/{m}": v for m, v in values.items()})
+    if ema is None:
+        return metrics, record, score, None
+    ema_metrics = validate(ema, data, cfg, device, env, workers)
+    ema_score = primary_score(ema_metrics, data.modalities)
+    weights = better_weights(score, ema_score)
+    record.update({"ema/score": ema_score, "weights": weights})
+    for key, values in ema_metrics.items():
+        record.update({f"ema/{key}/{m}": v for m, v in values.items()})
+    return metrics, record, (ema_score if weights == "ema" else score), weights
