@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 from common import add_run_args, provenance, start_run, table, write_section  # noqa: E402
 
 from unidual.data import shared_data_dir  # noqa: E402
-from unidual.data.builtin import build_motion_dataset  # noqa: E402
 from unidual.data.decode import probe_video, read_frames, read_video  # noqa: E402
 from unidual.data.mixing import MixedDataset, MixedSampler, collate_mixed  # noqa: E402
+from unidual.data.motion import build_motion_dataset  # noqa: E402
 from unidual.data.sources import SourceSpec, build_dataset  # noqa: E402
 
 SECTION = "Data loading"

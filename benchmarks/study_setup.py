@@ -17,7 +17,8 @@ import yaml
 from common import ROOT
 
 from unidual.data import shared_data_dir
-from unidual.data.builtin import build_motion_dataset, read_sources
+from unidual.data.builtin import read_sources
+from unidual.data.motion import build_motion_dataset
 from unidual.train.config import TrainConfig, load_config, read_yaml
 
 BASE = ROOT / "configs" / "cpu" / "study" / "base.yaml"

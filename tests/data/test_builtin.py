@@ -7,8 +7,9 @@ import numpy as np
 from PIL import Image
 
 from unidual.data import build_dataset
-from unidual.data.builtin import _motion_frames, _moving_centres, build_motion_dataset, make_default_dataset
+from unidual.data.builtin import _moving_centres, make_default_dataset
 from unidual.data.decode import probe_video
+from unidual.data.motion import _motion_frames, build_motion_dataset
 
 SMALL = dict(images_per_class=(4, 2), videos_per_class=(2, 1))
 

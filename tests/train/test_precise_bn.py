@@ -6,9 +6,9 @@ import torch
 from helpers.tinydata import tiny_config
 
 from unidual.models import create_model
+from unidual.train import validation as V
 from unidual.train.config import load_config
 from unidual.train.precise_bn import recompute_bn_statistics
-from unidual.train import validation as V
 from unidual.train.trainer import Trainer
 
 MODS = {"img": "image", "vid": "video"}

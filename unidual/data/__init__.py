@@ -34,7 +34,7 @@ _EXPORTS = {
     "MixedBatch": "mixing",
     "SubBatch": "mixing",
     "make_default_dataset": "builtin",
-    "build_motion_dataset": "builtin",
+    "build_motion_dataset": "motion",
     "check_dataset": "check",
 }
 

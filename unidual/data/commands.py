@@ -10,15 +10,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from unidual.data.builtin import (
-    DEFAULT_MOTIONS,
-    VIDEO_LABELS,
-    build_motion_dataset,
-    make_default_dataset,
-)
+from unidual.data.builtin import make_default_dataset
 from unidual.data.check import check_dataset, format_report
 from unidual.data.errors import DataError
 from unidual.data.mirror import shown
+from unidual.data.motion import DEFAULT_MOTIONS, VIDEO_LABELS, build_motion_dataset
 from unidual.data.prepare import UNREADABLE, OutputError, PrepareOptions, prepare_dataset
 from unidual.data.prepare_sources import prepare_sources
 

@@ -28,11 +28,8 @@ from typing import Any
 import yaml
 
 from unidual.data.archive import is_archive, open_archive
-from unidual.data.builtin import (
-    build_motion_dataset,
-    make_default_dataset,
-    read_sources,
-)
+from unidual.data.builtin import make_default_dataset, read_sources
+from unidual.data.motion import build_motion_dataset
 from unidual.data.sources import SourceSpec
 from unidual.study.config import Study, StudyError
 from unidual.yamlconfig import deep_merge

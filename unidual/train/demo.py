@@ -30,10 +30,9 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "cpu"
 DEMO_CONFIG = CONFIG_DIR / "demo.yaml"
 COMPARE_CONFIG = CONFIG_DIR / "demo_r2plus1d.yaml"
 
-# Few labelled videos, many labelled images: the regime where the few-videos study (docs/results.md)
-# found that joint training helps video (UniDual-Aux +5.6 [+3.9, +7.4] points video@1 over R(2+1)D, 5 seeds).
-# 6 training videos per class (10 % of the default dataset's 60), all 150 shape images per class;
-# 24 test videos per class (384 in all): one run's standard error ~1.9 points at ~16 %, ~2.6 with 12.
+# Few labelled videos, many labelled images: the regime where the few-videos study found joint
+# training helps video (its numbers: docs/results.md). 6 training videos per class (10 % of the default
+# dataset's 60), all 150 shape images per class; 24 test videos per class (384 in all).
 DEMO_DATA = {"images_per_class": (150, 30), "videos_per_class": (6, 24)}
 SMOKE_DATA = {"images_per_class": (12, 4), "videos_per_class": (6, 2)}
 
