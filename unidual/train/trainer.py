@@ -71,7 +71,7 @@ class Trainer:
         env: D.DistEnv | None = None,
         auto_resume: bool = False,
     ) -> None:
-        tune_allocator()  # reuse freed activation memory (unidual/allocator.py); UNIDUAL_MALLOC_TUNING=0: off
+        tune_allocator()  # reuse freed activation memory (unidual/runtime.py); UNIDUAL_MALLOC_TUNING=0: off
         self.cfg = cfg
         self.env = env or D.env_from_torchrun()
         try:
