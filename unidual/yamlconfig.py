@@ -317,6 +317,8 @@ def _build(cls: type, raw: Any, where: str, prefix: str) -> Any:
     except FieldError as exc:
         raise ConfigError(f"{where}: {prefix}{exc.key}: {exc.problem}") from None
     except Exception as exc:
+        if not prefix and str(exc).startswith(f"{where}: "):  # the check named the object already
+            raise ConfigError(str(exc)) from exc
         raise ConfigError(f"{where}: {prefix.rstrip('.') or 'config'}: {exc}") from exc
 
 

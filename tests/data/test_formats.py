@@ -113,3 +113,14 @@ def test_data_check_json_lists_every_missing_file_of_a_refused_source(tmp_path, 
     assert cli(["data", "check", str(sources), "--json"]) == 1
     split = json.loads(capsys.readouterr().out)["sources"][0]["splits"]["train"]
     assert "none of the 2 listed files exists" in split["error"] and len(split["missing"]) == 2
+
+
+def test_a_format_refusing_a_key_names_the_source_once(tmp_path):
+    from unidual.data.specs import SourceSpec
+    from unidual.yamlconfig import ConfigError
+
+    spec = {"key": "u", "modality": "video", "format": "ucf101", "root": str(tmp_path), "splits": str(tmp_path),
+            "split": 1, "train": "x.txt"}  # fmt: skip
+    with pytest.raises((ConfigError, ValueError)) as info:
+        SourceSpec.from_dict(spec)
+    assert str(info.value).count("source 'u'") == 1 and "config:" not in str(info.value)

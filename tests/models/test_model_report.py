@@ -57,11 +57,20 @@ def test_params_per_pathway_add_up():
         "unidual_aux", depth=10, width=0.25, heads={"i": 3, "v": 4}, modalities={"i": "image", "v": "video"}
     )
     p = count_params(model)
+    names: dict[int, list[str]] = {}
+    tensors = {}
+    for k, t in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(t), []).append(k)
+        tensors[id(t)] = t
+    # shared by both pathways: no pathway in its name, or (BN scale/shift with statistics per pathway)
+    # one tensor registered under both pathways' names
     shared = sum(
-        t.numel()
-        for k, t in model.named_parameters()
-        if ".video." not in k and ".image." not in k and not k.startswith("heads.")
-    )
+        tensors[i].numel()
+        for i, ks in names.items()
+        if not any(k.startswith("heads.") for k in ks)
+        and (all(".video." not in k and ".image." not in k for k in ks)
+             or (any(".video." in k for k in ks) and any(".image." in k for k in ks)))
+    )  # fmt: skip
     per = p["params_per_pathway"]
     assert per["image"] + per["video"] - shared == p["params"]
     assert per["video"] > per["image"]  # t×1×1 vs 1×1 filters
@@ -85,3 +94,17 @@ def test_parse_heads_errors():
     assert parse_heads("a=3:image,b=4:video") == ({"a": 3, "b": 4}, {"a": "image", "b": "video"})
     with pytest.raises(ValueError, match="KEY=CLASSES"):
         parse_heads("a:3")
+
+
+def test_unidual_pathways_count_as_the_single_modality_models():
+    """Each pathway of UniDual is R2D / R(2+1)D with the shared filters: the same parameter counts,
+    also when BN scale/shift are shared by both pathways' statistics (``pathway_bn_stats``)."""
+    from unidual.models import create_model
+    from unidual.models.report import count_params
+
+    heads = {"img": 10, "vid": 7}
+    modalities = {"img": "image", "vid": "video"}
+    uni = count_params(create_model("unidual", depth=18, width=0.25, heads=heads, modalities=modalities))
+    r2d = count_params(create_model("r2d", depth=18, width=0.25, heads={"img": 10}))
+    r21d = count_params(create_model("r2plus1d", depth=18, width=0.25, heads={"vid": 7}))
+    assert uni["params_per_pathway"] == {"image": r2d["params"], "video": r21d["params"]}

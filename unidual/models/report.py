@@ -68,12 +68,16 @@ def count_params(model: ImageVideoNet) -> dict[str, Any]:
     if len(model.pathways) > 1:
         per = {}
         for pathway in model.pathways:
-            n = 0
-            for key, p in model.named_parameters():
+            n, seen = 0, set()
+            # every name of a tensor: a BN with statistics per pathway shares its scale/shift between
+            # its two modules, listed (deduplicated) under one pathway's name only
+            for key, p in model.named_parameters(remove_duplicate=False):
                 if key.startswith("heads."):
-                    head = key.split(".")[1]
-                    n += p.numel() if model.heads.pathway_of[head] == pathway else 0
-                elif _split(key)[1] in (None, pathway):
+                    mine = model.heads.pathway_of[key.split(".")[1]] == pathway
+                else:
+                    mine = _split(key)[1] in (None, pathway)
+                if mine and id(p) not in seen:
+                    seen.add(id(p))
                     n += p.numel()
             per[pathway] = n
         out["params_per_pathway"] = per
