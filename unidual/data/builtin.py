@@ -31,6 +31,7 @@ from unidual.data.encode import write_video
 from unidual.data.errors import DataError
 from unidual.data.sourcefile import read_source_file
 from unidual.data.sources import SourceDataset, SourceSpec
+from unidual.data.specs import ClipSpec, TransformSpec
 
 DEFAULT_VERSION = 2
 MOTION_VERSION = 1
@@ -102,7 +103,9 @@ def _video_name(index: int, duration: int) -> str:
 _SUPER = 4  # supersampling factor: shapes are drawn 4x larger then downsampled (smooth sub-pixel motion)
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, colour: tuple) -> None:
+def _draw_shape(
+    draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, colour: tuple[int, ...] | int
+) -> None:
     s = _SUPER
     cx, cy, r = cx * s, cy * s, r * s
     if shape == "circle":
@@ -139,7 +142,7 @@ def _colour(rng: np.random.Generator, background: np.ndarray) -> tuple[int, int,
     while True:
         c = rng.integers(0, 256, size=3)
         if np.abs(c - mean).sum() > 180:
-            return tuple(int(v) for v in c)
+            return int(c[0]), int(c[1]), int(c[2])
 
 
 def _render(
@@ -151,7 +154,7 @@ def _render(
     for cx, cy in centres:
         mask = Image.new("L", (size * _SUPER, size * _SUPER), 0)
         _draw_shape(ImageDraw.Draw(mask), shape, cx, cy, r, 255)
-        alpha = np.asarray(mask.resize((size, size), Image.BOX), dtype=np.float64)[..., None] / 255.0
+        alpha = np.asarray(mask.resize((size, size), Image.Resampling.BOX), dtype=np.float64)[..., None] / 255.0
         frames.append(background * (1 - alpha) + np.array(colour, dtype=np.float64) * alpha)
     return np.clip(np.stack(frames) + 0.5, 0, 255).astype(np.uint8)
 
@@ -242,7 +245,7 @@ def make_default_dataset(
             train="train",
             test="test",
             classes=list(SHAPES),
-            transform={"protocol": "custom", "flip": True},
+            transform=TransformSpec(protocol="custom", flip=True),
         ),
         "motion": SourceSpec(
             key="motion",
@@ -252,8 +255,8 @@ def make_default_dataset(
             train="train.csv",
             test="test.csv",
             classes=video_classes,
-            clip={"frames": frames, "num_clips": 1},
-            transform={"protocol": "custom", "flip": False},
+            clip=ClipSpec(frames=frames, num_clips=1),
+            transform=TransformSpec(protocol="custom", flip=False),
         ),
     }
     _finish(root, "unidual-default.json", settings, specs, counts)
@@ -271,7 +274,7 @@ VIDEO_LABELS = ("class_motion", "class")
 
 def _motion_frames(photo: Image.Image, motion: str, frames: int, size: int, rng: random.Random) -> np.ndarray:
     """The photo seen through a moving ``size`` window: content pans, zooms or rotates."""
-    big = photo.resize((size * 3 // 2, size * 3 // 2), Image.BICUBIC)
+    big = photo.resize((size * 3 // 2, size * 3 // 2), Image.Resampling.BICUBIC)
     extent = big.width - size  # room for the window to move
     out = []
     across = rng.uniform(0, extent)
@@ -280,17 +283,19 @@ def _motion_frames(photo: Image.Image, motion: str, frames: int, size: int, rng:
         if motion in ("left", "right", "up", "down"):
             along = u * extent if motion in ("left", "up") else (1 - u) * extent  # content moves opposite the window
             x0, y0 = (along, across) if motion in ("left", "right") else (across, along)
-            frame = big.resize((size, size), Image.BILINEAR, box=(x0, y0, x0 + size, y0 + size))
+            frame = big.resize((size, size), Image.Resampling.BILINEAR, box=(x0, y0, x0 + size, y0 + size))
         elif motion in ("zoom_in", "zoom_out"):
             scale = u if motion == "zoom_in" else 1 - u
             w = big.width - scale * extent
             c = big.width / 2
-            frame = big.resize((size, size), Image.BILINEAR, box=(c - w / 2, c - w / 2, c + w / 2, c + w / 2))
+            frame = big.resize(
+                (size, size), Image.Resampling.BILINEAR, box=(c - w / 2, c - w / 2, c + w / 2, c + w / 2)
+            )
         elif motion in ("rotate_cw", "rotate_ccw"):
             angle = (u - 0.5) * 40.0 * (-1 if motion == "rotate_cw" else 1)  # PIL rotates counter-clockwise
-            turned = big.rotate(angle, resample=Image.BILINEAR)
+            turned = big.rotate(angle, resample=Image.Resampling.BILINEAR)
             off = extent / 2
-            frame = turned.resize((size, size), Image.BILINEAR, box=(off, off, off + size, off + size))
+            frame = turned.resize((size, size), Image.Resampling.BILINEAR, box=(off, off, off + size, off + size))
         else:
             raise DataError(f"unknown motion {motion!r}; choose from {MOTIONS}")
         out.append(np.asarray(frame, dtype=np.uint8))
@@ -440,7 +445,7 @@ def build_motion_dataset(
             train=str((out / "images" / "train.txt").resolve()),
             test=str((out / "images" / "test.txt").resolve()),
             classes=list(classes),
-            transform={"protocol": "custom", "flip": True},
+            transform=TransformSpec(protocol="custom", flip=True),
         ),
         video_key: SourceSpec(
             key=video_key,
@@ -450,8 +455,8 @@ def build_motion_dataset(
             train="train.csv",
             test="test.csv",
             classes=labels,
-            clip={"frames": frames, "num_clips": 1},
-            transform={"protocol": "custom", "flip": False},
+            clip=ClipSpec(frames=frames, num_clips=1),
+            transform=TransformSpec(protocol="custom", flip=False),
         ),
     }
     _finish(out, "unidual-motion.json", settings, specs, counts)

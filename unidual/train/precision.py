@@ -104,7 +104,7 @@ def configure_cuda(device: torch.device, *, cudnn_benchmark: bool, tf32: bool) -
     precision = "tf32" if tf32 else "ieee"
     if hasattr(torch.backends.cuda.matmul, "fp32_precision"):  # torch >= 2.9
         torch.backends.cuda.matmul.fp32_precision = precision
-        torch.backends.cudnn.fp32_precision = precision  # type: ignore[attr-defined]  # convolutions and RNNs
+        torch.backends.cudnn.fp32_precision = precision  # convolutions and RNNs
     else:
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32
