@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # The CPU wheel; CUDA users install their own torch first and skip this pin.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: setup demo test test-fast test-pythons parity clean
+.PHONY: setup demo lint test test-fast test-pythons parity clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,14 @@ setup: $(VENV)/.installed
 demo: setup
 	$(VENV)/bin/unidual demo
 
-test: setup
+# Lint and types first (seconds), so a style or type error fails before the long suite; config in pyproject.toml.
+LINT_PATHS := unidual tests benchmarks hubconf.py
+lint: setup
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/mypy
+
+test: lint
 	$(PY) -m pytest -q
 
 test-fast: setup

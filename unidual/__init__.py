@@ -111,4 +111,4 @@ def load_model(
     from unidual.checkpoint import load_model as load
 
     model, _ = load(checkpoint, deploy=deploy, map_location=map_location)
-    return model  # type: ignore[return-value]
+    return model

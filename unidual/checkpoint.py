@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from unidual.models import create_model
+from unidual.models import ImageVideoNet, create_model
 
 FORMAT = "unidual-checkpoint/1"
 LAST = "last.pt"
@@ -83,7 +83,7 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
 
 def _reason(exc: BaseException) -> str:
     """The root OS error of a (possibly chained) write failure, in one line."""
-    seen = exc
+    seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, OSError) and seen.errno is not None:
             if seen.errno == errno.ENOSPC:
@@ -176,7 +176,7 @@ def spec_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> l
     return out
 
 
-def build_model(spec: dict[str, Any]) -> nn.Module:
+def build_model(spec: dict[str, Any]) -> ImageVideoNet:
     """Rebuild the network described by a checkpoint's ``model_spec``."""
     try:
         return create_model(
@@ -220,7 +220,7 @@ def load_model(
     deploy: bool = True,
     map_location: str | torch.device = "cpu",
     weights: str | None = None,
-) -> tuple[nn.Module, dict[str, Any]]:
+) -> tuple[ImageVideoNet, dict[str, Any]]:
     """Model in eval mode plus the checkpoint dict (for its label maps and config).
 
     ``deploy=True`` drops auxiliary heads, as the paper does at inference. ``weights``: ``"raw"``,
@@ -234,7 +234,7 @@ def load_model(
         raise CheckpointError(f"{file}: {exc}") from None
     chosen = chosen_weights(payload, weights, file)
     load_weights(model, payload["ema"]["model"] if chosen == "ema" else payload["model"], file)
-    if deploy and hasattr(model, "deploy"):
+    if deploy:
         model.deploy()
     model.eval()
     return model, payload

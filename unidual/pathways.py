@@ -28,7 +28,7 @@ def other_pathway(pathway: str) -> str:
 def check_modality(value: object, what: str = "modality") -> str:
     if value not in MODALITIES:
         raise ValueError(f"{what} must be 'image' or 'video', got {value!r}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def aux_name(key: str) -> str:

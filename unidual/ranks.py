@@ -90,14 +90,15 @@ def setup(env: DistEnv, device: torch.device, timeout_s: float = DEFAULT_TIMEOUT
         return
     backend = "nccl" if device.type == "cuda" else "gloo"
     store = _attempt_store(env)
+    # NCCL binds this rank's GPU at creation (barrier, object collectives); the argument is torch >= 2.3's
+    bind: dict[str, Any] = {"device_id": device} if device.type == "cuda" and torch_version() >= (2, 3, 0) else {}
     dist.init_process_group(
         backend=backend,
         rank=env.rank,
         world_size=env.world_size,
         store=store,
         timeout=timedelta(seconds=timeout_s),
-        # NCCL binds this rank's GPU at creation (barrier, object collectives); the argument is torch >= 2.3's
-        **({"device_id": device} if device.type == "cuda" and torch_version() >= (2, 3, 0) else {}),
+        **bind,
     )
 
 

@@ -116,8 +116,8 @@ def test_data_check_json_lists_every_missing_file_of_a_refused_source(tmp_path, 
 
 
 def test_a_format_refusing_a_key_names_the_source_once(tmp_path):
-    from unidual.data.specs import SourceSpec
     from unidual.data.errors import DataError
+    from unidual.data.specs import SourceSpec
     from unidual.yamlconfig import ConfigError
 
     spec = {"key": "u", "modality": "video", "format": "ucf101", "root": str(tmp_path), "splits": str(tmp_path),

@@ -183,6 +183,12 @@ def test_sources_file_in_train_config_data_check_and_eval(tmp_path, monkeypatch)
         load_config(tmp_path / "cfg" / "bad.yaml")
 
 
+def test_eval_data_file_with_a_source_without_key_is_a_clear_error(tmp_path):
+    (tmp_path / "sources.yaml").write_text(yaml.safe_dump([{"modality": "video", "format": "folder", "root": "v"}]))
+    with pytest.raises(ValueError, match=r"sources.yaml: a source has no 'key' \(got None\)"):
+        parse_data_args([str(tmp_path / "sources.yaml")])
+
+
 def test_missing_files_are_summarised_once_with_the_full_list_written(tmp_path):
     tiny = _mmaction_tiny(tmp_path)
     listing = "".join(f"gone_{i}.mp4 0\n" for i in range(5)) + "D32_1gwq35E.mp4 0\n"

@@ -48,7 +48,9 @@ class Archive:
                 continue
             name = member.name.lstrip("./") if member.name.startswith("./") else member.name
             if self.compressed:
-                data = tf.extractfile(member).read()  # type: ignore[union-attr]
+                extracted = tf.extractfile(member)
+                assert extracted is not None  # a regular file (isfile above) always extracts
+                data = extracted.read()
                 chunks.append(data)
                 self._offsets[name] = (position, len(data))
                 position += len(data)

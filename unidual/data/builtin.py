@@ -27,6 +27,7 @@ from unidual.data.encode import write_video
 from unidual.data.errors import DataError
 from unidual.data.sourcefile import read_source_file
 from unidual.data.sources import SourceSpec
+from unidual.data.specs import ClipSpec, TransformSpec
 
 DEFAULT_VERSION = 2
 MOTION_VERSION = 1
@@ -98,7 +99,9 @@ def _video_name(index: int, duration: int) -> str:
 _SUPER = 4  # supersampling factor: shapes are drawn 4x larger then downsampled (smooth sub-pixel motion)
 
 
-def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, colour: tuple) -> None:
+def _draw_shape(
+    draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, colour: tuple[int, ...] | int
+) -> None:
     s = _SUPER
     cx, cy, r = cx * s, cy * s, r * s
     if shape == "circle":
@@ -135,7 +138,7 @@ def _colour(rng: np.random.Generator, background: np.ndarray) -> tuple[int, int,
     while True:
         c = rng.integers(0, 256, size=3)
         if np.abs(c - mean).sum() > 180:
-            return tuple(int(v) for v in c)
+            return int(c[0]), int(c[1]), int(c[2])
 
 
 def _render(
@@ -147,7 +150,7 @@ def _render(
     for cx, cy in centres:
         mask = Image.new("L", (size * _SUPER, size * _SUPER), 0)
         _draw_shape(ImageDraw.Draw(mask), shape, cx, cy, r, 255)
-        alpha = np.asarray(mask.resize((size, size), Image.BOX), dtype=np.float64)[..., None] / 255.0
+        alpha = np.asarray(mask.resize((size, size), Image.Resampling.BOX), dtype=np.float64)[..., None] / 255.0
         frames.append(background * (1 - alpha) + np.array(colour, dtype=np.float64) * alpha)
     return np.clip(np.stack(frames) + 0.5, 0, 255).astype(np.uint8)
 
@@ -238,7 +241,7 @@ def make_default_dataset(
             train="train",
             test="test",
             classes=list(SHAPES),
-            transform={"protocol": "custom", "flip": True},
+            transform=TransformSpec(protocol="custom", flip=True),
         ),
         "motion": SourceSpec(
             key="motion",
@@ -248,8 +251,8 @@ def make_default_dataset(
             train="train.csv",
             test="test.csv",
             classes=video_classes,
-            clip={"frames": frames, "num_clips": 1},
-            transform={"protocol": "custom", "flip": False},
+            clip=ClipSpec(frames=frames, num_clips=1),
+            transform=TransformSpec(protocol="custom", flip=False),
         ),
     }
     _finish(root, "unidual-default.json", settings, specs, counts)

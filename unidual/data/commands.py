@@ -61,6 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     default.add_argument("out")
     default.add_argument("--seed", type=int, default=0)
     sizes = make_default_dataset.__kwdefaults__  # one place for the default counts: the generator's signature
+    assert sizes is not None  # its keyword-only parameters all have defaults
     default.add_argument(
         "--images-per-class",
         type=int,

@@ -31,7 +31,7 @@ from torch.utils.data import Dataset, Sampler, get_worker_info
 from torch.utils.data._utils.worker import _generate_state
 
 from unidual.data.errors import DataError
-from unidual.data.utils import SKIPPED, read_or_skip
+from unidual.data.utils import SKIPPED, SizedDataset, read_or_skip
 
 
 def batch_shares(weights: Mapping[str, float], batch_size: int, steps: int) -> list[dict[str, int]]:
@@ -227,12 +227,12 @@ class MixedDataset(Dataset):
     augmentations do not depend on whether the workers were kept from the previous epoch.
     """
 
-    def __init__(self, datasets: Mapping[str, Dataset]) -> None:
+    def __init__(self, datasets: Mapping[str, SizedDataset]) -> None:
         self.datasets = dict(datasets)
         self._seeded: int | None = None  # the base seed this worker last applied
 
     def __len__(self) -> int:
-        return sum(len(d) for d in self.datasets.values())  # type: ignore[arg-type]
+        return sum(len(d) for d in self.datasets.values())
 
     def __getitem__(self, item: tuple[str, int] | tuple[str, int, int]) -> dict[str, Any]:
         key, index = item[0], item[1]
@@ -259,12 +259,12 @@ class EpochSeeded(Sampler[list[tuple[str, int, int]]]):
     before each epoch to what a new DataLoader would have drawn for it.
     """
 
-    def __init__(self, batches: Sampler[list[tuple[str, int]]]) -> None:
+    def __init__(self, batches: MixedSampler) -> None:
         self.batches = batches
         self.base_seed = 0
 
     def __len__(self) -> int:
-        return len(self.batches)  # type: ignore[arg-type]
+        return len(self.batches)
 
     def __iter__(self) -> Iterator[list[tuple[str, int, int]]]:
         seed = self.base_seed

@@ -22,6 +22,7 @@ from unidual.data.builtin import CSV_HEADER, MOTION_VERSION, _clean, _finish, _m
 from unidual.data.encode import write_video
 from unidual.data.errors import DataError
 from unidual.data.sources import SourceDataset, SourceSpec
+from unidual.data.specs import ClipSpec, TransformSpec
 
 MOTIONS = ("left", "right", "up", "down", "zoom_in", "zoom_out", "rotate_cw", "rotate_ccw")
 DEFAULT_MOTIONS = ("left", "right", "zoom_in")
@@ -32,7 +33,7 @@ VIDEO_LABELS = ("class_motion", "class")
 
 def _motion_frames(photo: Image.Image, motion: str, frames: int, size: int, rng: random.Random) -> np.ndarray:
     """The photo seen through a moving ``size`` window: content pans, zooms or rotates."""
-    big = photo.resize((size * 3 // 2, size * 3 // 2), Image.BICUBIC)
+    big = photo.resize((size * 3 // 2, size * 3 // 2), Image.Resampling.BICUBIC)
     extent = big.width - size  # room for the window to move
     out = []
     across = rng.uniform(0, extent)
@@ -41,17 +42,19 @@ def _motion_frames(photo: Image.Image, motion: str, frames: int, size: int, rng:
         if motion in ("left", "right", "up", "down"):
             along = u * extent if motion in ("left", "up") else (1 - u) * extent  # content moves opposite the window
             x0, y0 = (along, across) if motion in ("left", "right") else (across, along)
-            frame = big.resize((size, size), Image.BILINEAR, box=(x0, y0, x0 + size, y0 + size))
+            frame = big.resize((size, size), Image.Resampling.BILINEAR, box=(x0, y0, x0 + size, y0 + size))
         elif motion in ("zoom_in", "zoom_out"):
             scale = u if motion == "zoom_in" else 1 - u
             w = big.width - scale * extent
             c = big.width / 2
-            frame = big.resize((size, size), Image.BILINEAR, box=(c - w / 2, c - w / 2, c + w / 2, c + w / 2))
+            frame = big.resize(
+                (size, size), Image.Resampling.BILINEAR, box=(c - w / 2, c - w / 2, c + w / 2, c + w / 2)
+            )
         elif motion in ("rotate_cw", "rotate_ccw"):
             angle = (u - 0.5) * 40.0 * (-1 if motion == "rotate_cw" else 1)  # PIL rotates counter-clockwise
-            turned = big.rotate(angle, resample=Image.BILINEAR)
+            turned = big.rotate(angle, resample=Image.Resampling.BILINEAR)
             off = extent / 2
-            frame = turned.resize((size, size), Image.BILINEAR, box=(off, off, off + size, off + size))
+            frame = turned.resize((size, size), Image.Resampling.BILINEAR, box=(off, off, off + size, off + size))
         else:
             raise DataError(f"unknown motion {motion!r}; choose from {MOTIONS}")
         out.append(np.asarray(frame, dtype=np.uint8))
@@ -201,7 +204,7 @@ def build_motion_dataset(
             train=str((out / "images" / "train.txt").resolve()),
             test=str((out / "images" / "test.txt").resolve()),
             classes=list(classes),
-            transform={"protocol": "custom", "flip": True},
+            transform=TransformSpec(protocol="custom", flip=True),
         ),
         video_key: SourceSpec(
             key=video_key,
@@ -211,8 +214,8 @@ def build_motion_dataset(
             train="train.csv",
             test="test.csv",
             classes=labels,
-            clip={"frames": frames, "num_clips": 1},
-            transform={"protocol": "custom", "flip": False},
+            clip=ClipSpec(frames=frames, num_clips=1),
+            transform=TransformSpec(protocol="custom", flip=False),
         ),
     }
     _finish(out, "unidual-motion.json", settings, specs, counts)

@@ -141,7 +141,7 @@ class TransformSpec(Checked):
             plan = dataclasses.replace(
                 plan,
                 scale=(float(self.scale[0]), float(self.scale[1])) if self.scale else None,
-                randaugment=(int(ra.n), float(ra.m)) if ra is not None else None,  # type: ignore[arg-type]
+                randaugment=(int(ra.n), float(ra.m)) if ra is not None else None,
                 color_jitter=float(self.color_jitter),
             )
         return plan

@@ -47,7 +47,7 @@ class Plan:
     std: tuple[float, float, float] = IMAGENET_STD
     max_side: int | None = None  # frames with a longer side past this are scaled down first (bounded work)
     scale: tuple[float, float] | None = None  # random-resized crop: area fraction range (replaces resize + crop)
-    randaugment: tuple[int, int] | None = None  # (n ops, magnitude 0-10), drawn once per clip
+    randaugment: tuple[int, float] | None = None  # (n ops, magnitude 0-10), drawn once per clip
     color_jitter: float = 0.0  # brightness / contrast / saturation strength, drawn once per clip
     # False: views stay uint8 and are normalised where they are used (the trainer does it on the GPU:
     # a quarter of the bytes through pinned memory and PCIe, and no float work in the loader)
@@ -184,8 +184,9 @@ def apply_plan(frames: np.ndarray, plan: Plan, rng: random.Random) -> list[Tenso
     Pixels stay uint8 through resize, crop and flip; only the final views become float.
     """
     x = to_tensor(frames)
-    if plan.max_side is not None and max(x.shape[-2:]) > plan.max_side:
-        x = resize(x, bounded_size(*x.shape[-2:], plan.max_side))
+    height, width = x.shape[-2:]
+    if plan.max_side is not None and max(height, width) > plan.max_side:
+        x = resize(x, bounded_size(height, width, plan.max_side))
     views = _views(x, plan, rng)
     if plan.flip and rng.random() < 0.5:
         views = [v.flip(-1) for v in views]

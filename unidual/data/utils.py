@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 from torch.utils.data import Dataset
 
 SKIPPED = "skipped"  # key of an item that could not be read: {SKIPPED: (path, reason), "source", "index"}
+
+
+class SizedDataset(Protocol):
+    """A map-style dataset with a length, as every dataset here is (torch's ``Dataset`` declares no ``__len__``)."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: int) -> Any: ...
 
 
 def example_path(dataset: Any, index: int, key: str | None = None) -> str:

@@ -86,7 +86,10 @@ def parse_data_args(items: Sequence[str]) -> dict[str, str | dict[str, Any]]:
     out: dict[str, str | dict[str, Any]] = {}
     for item in items:
         if "=" not in item and item.endswith((".yaml", ".yml")):
-            out.update({d.get("key"): d for d in read_source_file(item)})  # the file data check and train read
+            for d in read_source_file(item):  # the file data check and train read
+                if not isinstance(d.get("key"), str):
+                    raise ValueError(f"--data {item}: a source has no 'key' (got {d.get('key')!r})")
+                out[d["key"]] = d
             continue
         key, sep, path = item.partition("=")
         if not sep or not key or not path:

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from unidual.data.utils import SKIPPED, read_or_skip
+from unidual.data.utils import SKIPPED, SizedDataset, read_or_skip
 from unidual.evaluate import metrics as M
 from unidual.evaluate.shards import BatchRecord, gather, loader_batches, shard
 from unidual.progress import Progress
@@ -96,11 +96,11 @@ class SourceResult:
 class _Guarded(Dataset):
     """Returns a skip marker instead of raising for an unreadable example, so one bad file is skipped."""
 
-    def __init__(self, dataset: Dataset) -> None:
+    def __init__(self, dataset: SizedDataset) -> None:
         self.dataset = dataset
 
     def __len__(self) -> int:
-        return len(self.dataset)  # type: ignore[arg-type]
+        return len(self.dataset)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         return read_or_skip(self.dataset, index)
@@ -142,9 +142,8 @@ def centre_view(clips: int, crops: int) -> int:
 
 def head_name(model: nn.Module, key: str, modality: str) -> str:
     """The head a sample of source ``key`` uses on its own pathway."""
-    if hasattr(model, "head_for"):
-        return model.head_for(key, modality)
-    return key
+    head_for = getattr(model, "head_for", None)  # an ImageVideoNet's; any other model: one head per source
+    return key if head_for is None else head_for(key, modality)
 
 
 def iterate_views(x: Tensor, chunk: int) -> Iterator[Tensor]:
@@ -177,9 +176,9 @@ def _view_logits(
     return torch.cat(logits).view(b, v, -1)
 
 
-def _views_per_example(dataset: Dataset, modality: str) -> int:
+def _views_per_example(dataset: SizedDataset, modality: str) -> int:
     """How many views an example has, read from example 0 (1 if it is unreadable or there is none)."""
-    n = len(dataset)  # type: ignore[arg-type]
+    n = len(dataset)
     probe = _Guarded(dataset)[0] if n else None
     if probe is None or SKIPPED in probe:
         return 1
@@ -189,7 +188,7 @@ def _views_per_example(dataset: Dataset, modality: str) -> int:
 
 def _run_batches(
     net: nn.Module,
-    dataset: Dataset,
+    dataset: SizedDataset,
     mine: list[tuple[int, list[int]]],
     source: tuple[str, str, str, list[str]],
     *,
@@ -228,7 +227,7 @@ def _run_batches(
 @torch.no_grad()
 def evaluate_source(
     model: nn.Module,
-    dataset: Dataset,
+    dataset: SizedDataset,
     key: str,
     modality: str,
     *,
@@ -256,7 +255,7 @@ def evaluate_source(
     views = _views_per_example(dataset, modality)
     clips, crops = view_layout(dataset, views)
     rank, world = rank_and_world() if distributed else (0, 1)
-    mine = shard(loader_batches(len(dataset), batch_size // views), rank, world)  # type: ignore[arg-type]
+    mine = shard(loader_batches(len(dataset), batch_size // views), rank, world)
     records: list[BatchRecord] = []
     failure: Exception | None = None
     try:
@@ -309,7 +308,7 @@ def _source_result(
 
 def evaluate_sources(
     model: nn.Module,
-    datasets: Mapping[str, Dataset],
+    datasets: Mapping[str, SizedDataset],
     modalities: Mapping[str, str],
     *,
     batch_size: int = 32,
@@ -350,7 +349,7 @@ def evaluate_sources(
 
 def evaluate(
     model: nn.Module,
-    datasets: Mapping[str, Dataset],
+    datasets: Mapping[str, SizedDataset],
     modalities: Mapping[str, str],
     *,
     batch_size: int = 32,

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from unidual.checkpoint import CheckpointError, load_model
 from unidual.data import DataError
@@ -32,6 +32,7 @@ from unidual.data.utils import SKIPPED, read_or_skip
 from unidual.evaluate.commands import parse_data_args
 from unidual.evaluate.datasets import build_test_datasets, source_specs
 from unidual.evaluate.predict import MAX_SIDE, detect_modality, expand_inputs, load_views, spec_for
+from unidual.models import ImageVideoNet
 from unidual.progress import Progress
 
 
@@ -70,12 +71,12 @@ class FeatureTable:
 
 
 @torch.no_grad()
-def pooled_features(model: nn.Module, views: Tensor, modality: str, device: str | torch.device = "cpu") -> Tensor:
+def pooled_features(model: ImageVideoNet, views: Tensor, modality: str, device: str | torch.device = "cpu") -> Tensor:
     """(C,) pre-head activations of one file's views on the pathway of ``modality``, averaged over views."""
     if views.dim() == (3 if modality == "image" else 4):
         views = views.unsqueeze(0)  # one view without its view axis
     pathway = modality if modality in getattr(model, "pathways", ()) else None
-    return model.forward_features(views.to(device), pathway).float().mean(dim=0).cpu()  # type: ignore[operator]
+    return model.forward_features(views.to(device), pathway).float().mean(dim=0).cpu()
 
 
 def file_rows(
@@ -111,7 +112,7 @@ def dataset_rows(
 
 
 def extract(
-    model: nn.Module, rows: Iterable[Row], *, device: str | torch.device = "cpu", progress: bool = False
+    model: ImageVideoNet, rows: Iterable[Row], *, device: str | torch.device = "cpu", progress: bool = False
 ) -> list[tuple[Row, Tensor]]:
     model.eval().to(device)
     out = []

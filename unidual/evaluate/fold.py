@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.nn.modules.conv import _ConvNd
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -100,8 +103,9 @@ def fold_batchnorm(
     reference = _outputs(model, example)
     pairs = _trace_pairs(model, example)
     for pair in pairs:
-        conv = model.get_submodule(pair.conv)
-        norm = model.get_submodule(pair.norm)
+        # _trace_pairs hooked only _CONVS and _NORMS
+        conv = cast(_ConvNd, model.get_submodule(pair.conv))
+        norm = cast(_BatchNorm, model.get_submodule(pair.norm))
         _set_submodule(model, pair.conv, fuse_conv_bn_eval(conv, norm))
         _set_submodule(model, pair.norm, nn.Identity())
     folded = _outputs(model, example)

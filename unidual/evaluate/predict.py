@@ -188,13 +188,13 @@ def predict_views(
 
 def _run_group(
     model: nn.Module,
+    modality: str,
     group: list[tuple[Prediction, Tensor]],
     maps: Mapping[str, list[str]],
     topk: int,
     device: str | torch.device,
 ) -> None:
-    """One forward pass for files of the same modality and view shape; fills each ``Prediction.top``."""
-    modality = group[0][0].modality
+    """One forward pass for files of ``modality`` and the same view shape; fills each ``Prediction.top``."""
     counts = [views.shape[0] for _, views in group]
     logits = predict_views(model, torch.cat([views for _, views in group]), modality, device)
     for head, values in logits.items():
@@ -228,18 +228,18 @@ def predict_files(
     results = [Prediction(str(p)) for p in files]
     with tqdm(total=len(files), desc="predict", unit="file", disable=not progress, file=sys.stderr) as bar:
         for start in range(0, len(files), max(1, batch_size)):
-            groups: dict[tuple, list[tuple[Prediction, Tensor]]] = {}
+            groups: dict[tuple[str, tuple[int, ...]], list[tuple[Prediction, Tensor]]] = {}
             for path, result in zip(files[start : start + batch_size], results[start : start + batch_size]):
                 try:
-                    result.modality = detect_modality(path)
-                    spec = specs.setdefault(result.modality, spec_for(payload, result.modality))
-                    views = load_views(path, result.modality, spec, max_side)
+                    modality = result.modality = detect_modality(path)
+                    spec = specs.setdefault(modality, spec_for(payload, modality))
+                    views = load_views(path, modality, spec, max_side)
                 except Exception as exc:  # one unreadable file is reported, never stops the rest
                     result.error = f"{type(exc).__name__}: {exc}"
                     continue
-                groups.setdefault((result.modality, tuple(views.shape[1:])), []).append((result, views))
-            for group in groups.values():
-                _run_group(model, group, maps, topk, device)
+                groups.setdefault((modality, tuple(views.shape[1:])), []).append((result, views))
+            for (modality, _), group in groups.items():
+                _run_group(model, modality, group, maps, topk, device)
             bar.update(min(batch_size, len(files) - start))
     return results
 

@@ -122,7 +122,8 @@ def plot_figure(
     t = clip.shape[1]
     frames = [_display(clip[:, i], mean, std) for i in (0, t // 2, t - 1)]
     middle = frames[1]
-    size = tuple(middle.shape[:2])
+    height, width = middle.shape[:2]
+    size = (height, width)
     groups = [("video", acts.top_channels("video")), ("image", acts.top_channels("image"))]
     cols = 3 + TOP * len(groups)
     fig = Figure(figsize=(1.7 * cols, 4.2))

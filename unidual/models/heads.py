@@ -35,15 +35,14 @@ class Heads(nn.ModuleDict):
     """
 
     def __init__(self, in_features: int, classes: dict[str, int], pathway_of: dict[str, str]) -> None:
-        super().__init__({name: nn.Linear(in_features, n) for name, n in classes.items()})
+        linears = {name: nn.Linear(in_features, n) for name, n in classes.items()}
+        super().__init__(linears)
         self.pathway_of = dict(pathway_of)
-        for fc in self.values():
+        for fc in linears.values():
             nn.init.normal_(fc.weight, std=0.01)
             nn.init.zeros_(fc.bias)
 
-    def forward(  # type: ignore[override]
-        self, features: Tensor, pathway: str, names: Sequence[str] | None = None
-    ) -> dict[str, Tensor]:
+    def forward(self, features: Tensor, pathway: str, names: Sequence[str] | None = None) -> dict[str, Tensor]:
         """Logits of every head on ``pathway``; or, with ``names``, of exactly those heads, wherever they live
         (a shared label space feeds one pathway's features into a head of the other pathway)."""
         if names is not None:

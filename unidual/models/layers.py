@@ -15,6 +15,7 @@ A module that exists once per pathway is a :class:`Dual` (``.video`` /
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -22,7 +23,10 @@ from torch.nn import functional as F
 
 
 def _triple(v: int | Sequence[int]) -> tuple[int, int, int]:
-    return (v, v, v) if isinstance(v, int) else tuple(v)  # type: ignore[return-value]
+    if isinstance(v, int):
+        return v, v, v
+    t, h, w = v
+    return t, h, w
 
 
 class Conv(nn.Conv3d):
@@ -67,7 +71,7 @@ class Norm(nn.BatchNorm3d):
 class Dual(nn.ModuleDict):
     """One module per pathway (``.video`` / ``.image``); the pathway picks which one runs."""
 
-    def forward(self, x: Tensor, pathway: str) -> Tensor:  # type: ignore[override]
+    def forward(self, x: Tensor, pathway: str) -> Tensor:
         if pathway not in self:
             raise ValueError(f"no {pathway!r} pathway here (have {list(self.keys())})")
         return self[pathway](x)
@@ -164,7 +168,9 @@ class UniDualBlock(PathwayModule):
         (away from the clip's borders), instead of starting from independent random filters.
         """
         if isinstance(self.pointwise, Dual) and set(self.pointwise.keys()) == {"image", "video"}:
-            self.pointwise["image"].weight.copy_(self.pointwise["video"].weight.sum(2, keepdim=True))
+            image = cast(Conv, self.pointwise["image"])  # both built by _pointwise
+            video = cast(Conv, self.pointwise["video"])
+            image.weight.copy_(video.weight.sum(2, keepdim=True))
 
 
 class SpatialMaxPool(nn.Module):

@@ -19,6 +19,7 @@ the environment variable ``UNIDUAL_CHANNELS_LAST=0``.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
 import torch
 from torch import nn
@@ -26,6 +27,7 @@ from torch import nn
 from unidual.runtime import env_flag
 
 ENV_SWITCH = "UNIDUAL_CHANNELS_LAST"
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 def default_channels_last() -> bool:
@@ -37,7 +39,7 @@ def _format(channels_last: bool) -> torch.memory_format:
     return torch.channels_last_3d if channels_last else torch.contiguous_format
 
 
-def set_memory_format(model: nn.Module, channels_last: bool = True) -> nn.Module:
+def set_memory_format(model: ModuleT, channels_last: bool = True) -> ModuleT:
     """Store every 5D parameter and buffer of ``model`` channels-last (or contiguous), in place.
 
     Parameters stay the same objects, so an optimiser created earlier still holds them; call

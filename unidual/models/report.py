@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn.modules.conv import _ConvNd
 
 from unidual.models.network import ImageVideoNet
 from unidual.models.surgery import _split
@@ -29,7 +30,7 @@ def count_macs(model: nn.Module, x: Tensor, pathway: str | None = None) -> int:
     """Multiply-adds of one forward of ``model(x, pathway=...)``, measured with forward hooks."""
     total = 0
 
-    def conv_hook(m: nn.Module, _inp: tuple, out: Tensor) -> None:
+    def conv_hook(m: _ConvNd, _inp: tuple, out: Tensor) -> None:
         nonlocal total
         total += out.numel() * (m.in_channels // m.groups) * math.prod(m.kernel_size)
 

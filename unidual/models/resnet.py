@@ -16,6 +16,7 @@ can use it, and it is where R(2+1)D and R2D already agree.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import cast
 
 from torch import Tensor, nn
 
@@ -73,12 +74,9 @@ class BasicBlock(PathwayModule):
         m1 = midplanes(in_ch, planes, cfg.t)
         # torchvision reuses the first conv's M for the second conv; VMZ computes it per conv
         m2 = m1 if cfg.layout == "torchvision" else midplanes(planes, planes, cfg.t)
-        common = dict(
-            pathways=cfg.pathways, t=cfg.t, per_pathway_bn=cfg.per_pathway_bn, pathway_bn_stats=cfg.pathway_bn_stats
-        )
-        self.conv1 = UniDualBlock(in_ch, planes, m1, stride=stride, temporal_stride=temporal_stride, **common)
+        self.conv1 = cfg.unidual_block(in_ch, planes, m1, stride=stride, temporal_stride=temporal_stride)
         self.bn1 = cfg.pathway_norm(planes)
-        self.conv2 = UniDualBlock(planes, planes, m2, **common)
+        self.conv2 = cfg.unidual_block(planes, planes, m2)
         self.bn2 = cfg.pathway_norm(planes)
         self.relu = nn.ReLU(inplace=True)
         self.shortcut = cfg.shortcut(in_ch, out_ch, stride, temporal_stride)
@@ -107,16 +105,8 @@ class Bottleneck(PathwayModule):
         out_ch = planes * self.expansion
         self.conv1 = Conv(in_ch, planes, 1)
         self.bn1 = cfg.shared_norm(planes)
-        self.conv2 = UniDualBlock(
-            planes,
-            planes,
-            midplanes(planes, planes, cfg.t),
-            pathways=cfg.pathways,
-            t=cfg.t,
-            stride=stride,
-            temporal_stride=temporal_stride,
-            per_pathway_bn=cfg.per_pathway_bn,
-            pathway_bn_stats=cfg.pathway_bn_stats,
+        self.conv2 = cfg.unidual_block(
+            planes, planes, midplanes(planes, planes, cfg.t), stride=stride, temporal_stride=temporal_stride
         )
         self.bn2 = cfg.pathway_norm(planes)
         self.conv3 = Conv(planes, out_ch, 1)
@@ -150,6 +140,23 @@ class BackboneConfig:
         self.per_pathway_bn = per_pathway_bn
         self.pathway_bn_stats = pathway_bn_stats
 
+    def unidual_block(
+        self, in_ch: int, out_ch: int, mid_ch: int, *, d: int = 3, stride: int = 1, temporal_stride: int = 1
+    ) -> UniDualBlock:
+        """A (2+1)D conv with this backbone's pathways, temporal kernel and BN choices."""
+        return UniDualBlock(
+            in_ch,
+            out_ch,
+            mid_ch,
+            pathways=self.pathways,
+            t=self.t,
+            d=d,
+            stride=stride,
+            temporal_stride=temporal_stride,
+            per_pathway_bn=self.per_pathway_bn,
+            pathway_bn_stats=self.pathway_bn_stats,
+        )
+
     def pathway_norm(self, channels: int) -> nn.Module:
         """BN after a point-wise conv: one per pathway."""
         return make_norm(channels, self.pathways, per_pathway=True)
@@ -169,17 +176,7 @@ class Stem(PathwayModule):
 
     def __init__(self, in_ch: int, out_ch: int, mid_ch: int, cfg: BackboneConfig, maxpool: bool) -> None:
         super().__init__()
-        self.conv = UniDualBlock(
-            in_ch,
-            out_ch,
-            mid_ch,
-            pathways=cfg.pathways,
-            t=cfg.t,
-            d=7,
-            stride=2,
-            per_pathway_bn=cfg.per_pathway_bn,
-            pathway_bn_stats=cfg.pathway_bn_stats,
-        )
+        self.conv = cfg.unidual_block(in_ch, out_ch, mid_ch, d=7, stride=2)
         self.bn = cfg.pathway_norm(out_ch)
         self.relu = nn.ReLU(inplace=True)
         self.pool = SpatialMaxPool() if maxpool else nn.Identity()
@@ -195,6 +192,12 @@ class ResNet2Plus1d(nn.Module):
     needs clips, the image pathway runs on images (frames are folded into the
     batch by the caller).
     """
+
+    # the four stages, registered by name in __init__ (state-dict keys ``layer1.*`` .. ``layer4.*``)
+    layer1: nn.ModuleList
+    layer2: nn.ModuleList
+    layer3: nn.ModuleList
+    layer4: nn.ModuleList
 
     def __init__(
         self,
@@ -252,7 +255,6 @@ class ResNet2Plus1d(nn.Module):
                     m.image_from_video()
         if zero_init_residual:  # every residual branch starts at 0: a block without projection is the identity
             for b in self.blocks():
-                assert isinstance(b, (BasicBlock, Bottleneck))
                 for m in b.last_norm().modules():
                     if isinstance(m, nn.BatchNorm3d):
                         nn.init.zeros_(m.weight)
@@ -268,8 +270,9 @@ class ResNet2Plus1d(nn.Module):
     def stages(self) -> list[nn.ModuleList]:
         return [self.layer1, self.layer2, self.layer3, self.layer4]
 
-    def blocks(self) -> list[nn.Module]:
-        return [b for stage in self.stages() for b in stage]
+    def blocks(self) -> list[BasicBlock | Bottleneck]:
+        """Every residual block, stage by stage (each stage holds blocks of one kind)."""
+        return [cast("BasicBlock | Bottleneck", b) for stage in self.stages() for b in stage]
 
     def forward(self, x: Tensor, pathway: str) -> Tensor:
         if pathway not in self.pathways:

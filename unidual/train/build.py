@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -274,8 +274,8 @@ def build_model(cfg: TrainConfig, data: DataParts, device: torch.device, env: D.
         example = to_device(example_batch(data).sub, device, data.norms)
         match_gradient_layout(model, lambda: LossModule(model, objective)(example, torch.Generator())[0])
     train_module = D.wrap(LossModule(model, objective), env, device, sync_bn=cfg.run.sync_bn)
-    loss_module = D.unwrap(train_module)
-    model = loss_module.model  # SyncBatchNorm conversion may replace modules
+    loss_module = cast(LossModule, D.unwrap(train_module))
+    model = cast(ImageVideoNet, loss_module.model)  # SyncBatchNorm conversion may replace modules; not compiled yet
     compiled: CompiledModel | None = None
     if cfg.run.compile:  # the training step only; checkpoints, validation and eval use the plain model
         cache = enable_compile_caches()
@@ -288,12 +288,12 @@ def build_model(cfg: TrainConfig, data: DataParts, device: torch.device, env: D.
     return ModelParts(model, objective, train_module, compiled, missing)
 
 
-def load_pretrained(cfg: TrainConfig, model: nn.Module) -> list[str]:
+def load_pretrained(cfg: TrainConfig, model: ImageVideoNet) -> list[str]:
     """Copy ``finetune.checkpoint``'s backbone into ``model``; returns the keys left at init (new heads)."""
     source = cfg.finetune.checkpoint
     assert source is not None
     payload = ckpt.load_checkpoint(source, map_location="cpu")
-    differ = architecture_mismatch(payload["model_spec"], model.spec)  # type: ignore[arg-type]
+    differ = architecture_mismatch(payload["model_spec"], model.spec)
     if differ:  # bn_eps / maxpool are in no tensor: copying anyway would silently compute something else
         raise TrainingError(
             f"{source}: its backbone differs from the configured {cfg.model.name} "

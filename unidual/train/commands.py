@@ -66,6 +66,7 @@ def _split_positionals(args: argparse.Namespace) -> tuple[str | None, list[str]]
 
 def main(args: argparse.Namespace) -> int:
     config, overrides = _split_positionals(args)
+    run_dir: Path | None
     try:
         if args.resume:
             run = Run(args.resume)

@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from unidual.compat import require_torch
+from unidual.models import ImageVideoNet
 
 CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
 MIN_TORCH = "2.7"  # torch._dynamo.config.recompile_limit (cache_size_limit before); AOTAutograd's cache: 2.4
@@ -69,9 +70,11 @@ class CompiledModel(nn.Module):
     checkpoints keep saving the plain model.
     """
 
+    _compiled: Callable[..., Any]  # torch.compile(model), set past nn.Module's registry (see __init__)
+
     def __init__(
         self,
-        model: nn.Module,
+        model: ImageVideoNet,
         *,
         backend: str | Callable[..., Any] = "inductor",
         max_shapes: int = 8,
@@ -114,7 +117,7 @@ class CompiledModel(nn.Module):
     def _key(self, x: Tensor, kwargs: dict[str, Any]) -> tuple[Any, ...]:
         return (tuple(x.shape), x.dtype, x.device.type, tuple(sorted((k, str(v)) for k, v in kwargs.items())))
 
-    def forward(self, x: Tensor, **kwargs: Any) -> Any:  # type: ignore[override]
+    def forward(self, x: Tensor, **kwargs: Any) -> Any:
         if not self.training or self.failure is not None:
             return self.model(x, **kwargs)
         key = self._key(x, kwargs)

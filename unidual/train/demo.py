@@ -13,7 +13,7 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from unidual.data.builtin import make_default_dataset
 from unidual.train.config import (
@@ -30,11 +30,19 @@ CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs" / "cpu"
 DEMO_CONFIG = CONFIG_DIR / "demo.yaml"
 COMPARE_CONFIG = CONFIG_DIR / "demo_r2plus1d.yaml"
 
+
+class DatasetSizes(TypedDict):
+    """The example counts ``make_default_dataset`` takes: (train, test) per class."""
+
+    images_per_class: tuple[int, int]
+    videos_per_class: tuple[int, int]
+
+
 # Few labelled videos, many labelled images: the regime where the few-videos study found joint
 # training helps video (its numbers: docs/results.md). 6 training videos per class (10 % of the default
 # dataset's 60), all 150 shape images per class; 24 test videos per class (384 in all).
-DEMO_DATA = {"images_per_class": (150, 30), "videos_per_class": (6, 24)}
-SMOKE_DATA = {"images_per_class": (12, 4), "videos_per_class": (6, 2)}
+DEMO_DATA: DatasetSizes = {"images_per_class": (150, 30), "videos_per_class": (6, 24)}
+SMOKE_DATA: DatasetSizes = {"images_per_class": (12, 4), "videos_per_class": (6, 2)}
 
 
 def _sources(specs: dict[str, Any], keys: list[str]) -> list[dict[str, Any]]:

@@ -74,11 +74,11 @@ class TrainMeter:
         names = sorted(self.count)
         values = [self.loss_total if self.loss_total is not None else 0.0]
         values += [self.loss_sum[n] for n in names] + [self.correct[n] for n in names]
-        on_device = [i for i, v in enumerate(values) if isinstance(v, torch.Tensor)]
+        on_device = [(i, v) for i, v in enumerate(values) if isinstance(v, torch.Tensor)]
         read = [float(v) if not isinstance(v, torch.Tensor) else 0.0 for v in values]
         if on_device:
-            got = torch.stack([values[i].reshape(()) for i in on_device]).cpu().tolist()  # type: ignore[union-attr]
-            for i, v in zip(on_device, got):
+            got = torch.stack([t.reshape(()) for _, t in on_device]).cpu().tolist()
+            for (i, _), v in zip(on_device, got):
                 read[i] = v
         k = len(names)
         return read[0], dict(zip(names, read[1 : 1 + k])), dict(zip(names, read[1 + k :]))

@@ -42,16 +42,20 @@ averaged gradient equals the global-batch one.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from unidual.models import ImageVideoNet
 from unidual.models.table import get_model_def
 from unidual.pathways import aux_name, image_to_clip, other_pathway, select_frame
+
+if TYPE_CHECKING:  # an annotation only: importing it loads torch._dynamo
+    from unidual.train.compiled import CompiledModel
 
 ROUTINGS = ("both", "random")
 NORMALIZE = ("examples", "terms")
@@ -80,7 +84,18 @@ class LossOutput:
     correct: dict[str, Tensor] = field(default_factory=dict)  # term -> top-1 hits, on the device
 
 
-def pathway_for(model: nn.Module, modality: str) -> str:
+class RoutedModel(Protocol):
+    """What the objective asks of the model it trains: an :class:`ImageVideoNet`, or the CompiledModel around one."""
+
+    @property
+    def pathways(self) -> tuple[str, ...]: ...
+
+    def head_for(self, key: str, pathway: str) -> str: ...
+
+    def __call__(self, x: Tensor, pathway: str | None = ..., heads: Sequence[str] | None = ...) -> Any: ...
+
+
+def pathway_for(model: object, modality: str) -> str:
     """The pathway an example of ``modality`` takes: its own if the model has it, else the only one."""
     pathways = tuple(getattr(model, "pathways", ()))
     if modality in pathways:
@@ -159,7 +174,7 @@ class Objective:
 
     # -- planning --------------------------------------------------------
     def segments(
-        self, model: nn.Module, sub: Mapping[str, Mapping[str, Tensor]], generator: torch.Generator | None = None
+        self, model: RoutedModel, sub: Mapping[str, Mapping[str, Tensor]], generator: torch.Generator | None = None
     ) -> list[Segment]:
         """Where every example of the batch goes (task and auxiliary segments)."""
         out: list[Segment] = []
@@ -200,7 +215,7 @@ class Objective:
 
     def _segment(
         self,
-        model: nn.Module,
+        model: RoutedModel,
         key: str,
         pathway: str,
         x: Tensor,
@@ -216,7 +231,7 @@ class Objective:
 
     # -- loss ------------------------------------------------------------
     def __call__(
-        self, model: nn.Module, sub: Mapping[str, Mapping[str, Tensor]], generator: torch.Generator | None = None
+        self, model: RoutedModel, sub: Mapping[str, Mapping[str, Tensor]], generator: torch.Generator | None = None
     ) -> LossOutput:
         examples = sum(len(part["label"]) for part in sub.values())
         if examples == 0:
@@ -261,12 +276,12 @@ class LossModule(nn.Module):
     host sync, left to the metrics log), the counts plain numbers.
     """
 
-    def __init__(self, model: nn.Module, objective: Objective) -> None:
+    def __init__(self, model: ImageVideoNet, objective: Objective) -> None:
         super().__init__()
-        self.model = model
+        self.model: ImageVideoNet | CompiledModel = model  # build_model may put the CompiledModel around it here
         self.objective = objective
 
-    def forward(  # type: ignore[override]
+    def forward(
         self, sub: Mapping[str, Mapping[str, Tensor]], generator: torch.Generator | None = None
     ) -> tuple[Tensor, dict[str, Any]]:
         out = self.objective(self.model, sub, generator)

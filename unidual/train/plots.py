@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ def plot_metrics(metrics_path: str | Path, out_dir: str | Path) -> list[Path]:
         steps = [r["step"] for r in train]
         ax.plot(steps, [r["loss"] for r in train], label="total", linewidth=2)
         for name in _series(train, "loss/"):
-            ax.plot(steps, [r.get(name) for r in train], label=name[5:], alpha=0.7)
+            ax.plot(steps, _values(train, name), label=name[5:], alpha=0.7)
         ax.set(xlabel="update", ylabel="cross-entropy", title="training loss")
         ax.legend(fontsize=8)
         written.append(_save(fig, out_dir / "loss.png"))
@@ -32,9 +33,9 @@ def plot_metrics(metrics_path: str | Path, out_dir: str | Path) -> list[Path]:
         fig = Figure(figsize=(6, 4))
         ax = fig.subplots()
         for name in _series(train, "acc/"):
-            ax.plot([r["step"] for r in train], [r.get(name) for r in train], alpha=0.5, label=f"train {name[4:]}")
+            ax.plot([r["step"] for r in train], _values(train, name), alpha=0.5, label=f"train {name[4:]}")
         for name in _series(val, "", suffixes=("/top1", "/video@1", "/clip@1")):
-            ax.plot([r["step"] for r in val], [r.get(name) for r in val], marker="o", label=f"val {name}")
+            ax.plot([r["step"] for r in val], _values(val, name), marker="o", label=f"val {name}")
         ax.set(xlabel="update", ylabel="accuracy (%)", title="accuracy", ylim=(0, 100))
         ax.legend(fontsize=8)
         written.append(_save(fig, out_dir / "accuracy.png"))
@@ -49,6 +50,11 @@ def _series(records: list[dict[str, Any]], prefix: str, suffixes: tuple[str, ...
             if wanted and k not in names and k not in ("type", "step"):
                 names.append(k)
     return names
+
+
+def _values(records: list[dict[str, Any]], name: str) -> list[float]:
+    """``name`` of every record; NaN (a gap in the curve) where a record has none."""
+    return [math.nan if r.get(name) is None else r[name] for r in records]
 
 
 def _save(fig: Any, path: Path) -> Path:

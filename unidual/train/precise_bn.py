@@ -33,7 +33,7 @@ def recompute_bn_statistics(model: nn.Module, batches: Iterable[Batch], device: 
         return 0
     was_training = model.training
     momenta = [m.momentum for m in norms]
-    saved = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in norms]
+    saved = [tuple(t.clone() for t in _running_stats(m)) for m in norms]
     for m in norms:
         m.reset_running_stats()
         m.momentum = None  # cumulative moving average: every forward counts equally
@@ -49,7 +49,14 @@ def recompute_bn_statistics(model: nn.Module, batches: Iterable[Batch], device: 
         for m, momentum in zip(norms, momenta):
             m.momentum = momentum
         if forwards == 0:  # nothing seen: keep the old averages rather than reset ones
-            for m, (mean, var, n) in zip(norms, saved):
-                m.running_mean.copy_(mean), m.running_var.copy_(var), m.num_batches_tracked.copy_(n)
+            for m, old in zip(norms, saved):
+                for t, value in zip(_running_stats(m), old):
+                    t.copy_(value)
         model.train(was_training)
     return forwards
+
+
+def _running_stats(m: _BatchNorm) -> tuple[Tensor, Tensor, Tensor]:
+    """Mean, variance and count of a BN that tracks them (torch types them Optional for one that does not)."""
+    assert m.running_mean is not None and m.running_var is not None and m.num_batches_tracked is not None
+    return m.running_mean, m.running_var, m.num_batches_tracked

@@ -106,7 +106,7 @@ def configure_cuda(device: torch.device, *, cudnn_benchmark: bool, tf32: bool) -
         torch.backends.cuda.matmul.fp32_precision = precision
         # cuDNN's own setting and each of its ops' (a child set earlier does not follow its parent)
         for backend in (torch.backends.cudnn, torch.backends.cudnn.conv, torch.backends.cudnn.rnn):  # type: ignore[attr-defined]
-            backend.fp32_precision = precision
+            backend.fp32_precision = precision  # type: ignore[union-attr]
     else:
         torch.backends.cuda.matmul.allow_tf32 = tf32
         torch.backends.cudnn.allow_tf32 = tf32

@@ -15,12 +15,13 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 
 from unidual import checkpoint as ckpt
+from unidual.models import ImageVideoNet
 from unidual.train import distributed as D
 from unidual.train.config import ConfigError
 from unidual.train.ema import ModelEma
@@ -52,7 +53,8 @@ class LoopState:
 
 def rng_state() -> dict[str, Any]:
     """Every RNG the loop touches, as tensors / plain values (``weights_only``-safe)."""
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    # the legacy tuple: the global RandomState is an MT19937 (numpy types the call for any bit generator)
+    kind, keys, pos, has_gauss, gauss = cast(tuple[str, np.ndarray, int, int, float], np.random.get_state())
     version, internal, py_gauss = random.getstate()
     state: dict[str, Any] = {
         "torch": torch.get_rng_state(),
@@ -108,7 +110,7 @@ def training_state(
 
 
 def checkpoint_payload(
-    model: torch.nn.Module,
+    model: ImageVideoNet,
     sources: Mapping[str, Mapping[str, Any]],
     config: Mapping[str, Any],
     loop: LoopState,
@@ -118,7 +120,7 @@ def checkpoint_payload(
     """The whole checkpoint (layout: unidual/checkpoint.py); ``sources``: {key: {"modality", "classes"[, "head"]}}."""
     payload: dict[str, Any] = {
         "model": model.state_dict(),
-        "model_spec": model.spec,  # type: ignore[attr-defined]
+        "model_spec": model.spec,
         "sources": {k: dict(v) for k, v in sources.items()},
         "config": dict(config),
         "metrics": loop.last_metrics,
@@ -134,7 +136,7 @@ def restore(
     payload: Mapping[str, Any],
     file: Path,
     *,
-    model: torch.nn.Module,
+    model: ImageVideoNet,
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     scaler: torch.amp.GradScaler | None,
@@ -146,7 +148,7 @@ def restore(
     state = payload.get("train_state")
     if not state:
         raise TrainingError(f"{file}: holds no training state, cannot resume")
-    differ = ckpt.spec_differences(payload["model_spec"], model.spec)  # type: ignore[arg-type]
+    differ = ckpt.spec_differences(payload["model_spec"], model.spec)
     if differ:  # e.g. a default that changed since the run started: name it rather than fail on a tensor
         raise ConfigError(
             f"{file}: was trained with another model ({'; '.join(differ[:4])}); "

@@ -257,8 +257,12 @@ class Trainer:
         sub = {k: v for k, v in sub.items() if len(v["label"])}
         if not sub and not self.env.enabled:
             return  # every example unreadable: nothing to learn from
-        ddp = isinstance(self.train_module, nn.parallel.DistributedDataParallel)
-        context = self.train_module.no_sync() if (ddp and not sync) else nullcontext()
+        module = self.train_module
+        context = (
+            module.no_sync()
+            if (isinstance(module, nn.parallel.DistributedDataParallel) and not sync)
+            else nullcontext()
+        )
         batch = ready if ready is not None else self._device_batch(sub)  # a compile-error retry reuses it
         try:
             with context:
@@ -285,7 +289,12 @@ class Trainer:
         losses, self._losses = self._losses, []
         finite = torch.stack([torch.isfinite(x) for x in losses]).all() if losses else torch.ones((), dtype=torch.bool)
         overflow = self.precision.unscale(self.optimizer)  # fp16: gradients inf/NaN (a device flag)
-        flags = [self.data.skips.over(), ~finite, bool(self.stop.received), overflow if overflow is not None else False]
+        flags: list[bool | torch.Tensor] = [
+            self.data.skips.over(),
+            ~finite,
+            bool(self.stop.received),
+            overflow if overflow is not None else False,
+        ]
         over, not_finite, signalled, overflowed = D.any_rank(flags, self.device)
         if over:
             raise self.data.skips.error()
