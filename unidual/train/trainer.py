@@ -257,12 +257,8 @@ class Trainer:
         sub = {k: v for k, v in sub.items() if len(v["label"])}
         if not sub and not self.env.enabled:
             return  # every example unreadable: nothing to learn from
-        module = self.train_module
-        context = (
-            module.no_sync()
-            if (isinstance(module, nn.parallel.DistributedDataParallel) and not sync)
-            else nullcontext()
-        )
+        ddp = self.train_module  # no gradient all-reduce until the update's last micro-batch
+        context = ddp.no_sync() if isinstance(ddp, nn.parallel.DistributedDataParallel) and not sync else nullcontext()
         batch = ready if ready is not None else self._device_batch(sub)  # a compile-error retry reuses it
         try:
             with context:
@@ -289,12 +285,8 @@ class Trainer:
         losses, self._losses = self._losses, []
         finite = torch.stack([torch.isfinite(x) for x in losses]).all() if losses else torch.ones((), dtype=torch.bool)
         overflow = self.precision.unscale(self.optimizer)  # fp16: gradients inf/NaN (a device flag)
-        flags: list[bool | torch.Tensor] = [
-            self.data.skips.over(),
-            ~finite,
-            bool(self.stop.received),
-            overflow if overflow is not None else False,
-        ]
+        overflowing = overflow if overflow is not None else False
+        flags: list[bool | torch.Tensor] = [self.data.skips.over(), ~finite, bool(self.stop.received), overflowing]
         over, not_finite, signalled, overflowed = D.any_rank(flags, self.device)
         if over:
             raise self.data.skips.error()
@@ -353,7 +345,6 @@ def train(
 ) -> RunResult:
     """Train (or resume) one run; the Python entry point behind ``unidual train``.
 
-    ``auto_resume``: if the run directory already holds a checkpoint of this same config,
-    continue it (a job restarted by torchrun); a checkpoint of another config is an error.
-    """
+    ``auto_resume``: continue the run directory's checkpoint of this same config (a job restarted by
+    torchrun); a checkpoint of another config is an error."""
     return Trainer(cfg, run_dir=run_dir, resume=resume, auto_resume=auto_resume).fit()
