@@ -12,6 +12,7 @@ $PY benchmarks/loader_vs_model.py
 $PY benchmarks/loader_vs_model.py --randaugment 2 9 --scale 0.08 1 --color-jitter 0.4 --mixup 0.8 --cutmix 1.0
 $PY benchmarks/recipe_transforms.py
 $PY benchmarks/recipe_wiring.py
+$PY benchmarks/trainer_speed.py --baseline 79ccd47 --rounds 9 --updates 150
 $PY benchmarks/memory.py
 $PY benchmarks/allocator.py
 $PY benchmarks/loader.py
