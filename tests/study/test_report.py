@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from unidual.study.config import StudyError
-from unidual.study.report import markers, section, update_markdown
+from unidual.study.report import markers, section, training_machines, update_markdown
 
 
 def test_update_replaces_only_between_markers(tmp_path):
@@ -68,3 +68,33 @@ def test_section_names_command_machine_config_and_time():
         "min–max",
     ):
         assert part in text
+
+
+def test_section_names_the_machines_the_runs_trained_on():
+    """The runs' own thread count (one each, two side by side), not the reporting process's."""
+    one = {"cpu": "Some CPU", "cores": 2, "torch": "2.13.0", "threads": 1}
+    other = {**one, "cpu": "Other CPU"}
+    results = [{"train_machines": [one]}, {"train_machines": [one]}, {"train_machines": [one, other]}, {}]
+    counts = training_machines(results)
+    assert counts == {
+        "Some CPU, 2 cores, torch 2.13.0 (1 thread)": 2,
+        "Some CPU, 2 cores, torch 2.13.0 (1 thread) + Other CPU, 2 cores, torch 2.13.0 (1 thread)": 1,
+        "not recorded": 1,
+    }
+    summary = {
+        "title": "T",
+        "seeds": [0],
+        "command": "c",
+        "config": "c.yaml",
+        "machine": {**one, "threads": 2},
+        "training_machines": counts,
+        "run_seconds": 60.0,
+        "invocation_seconds": 60.0,
+        "runs_done": 4,
+        "out": "o",
+        "missing": [],
+    }
+    text = section(summary, "| a |\n")
+    assert "- Machine: Some CPU, 2 cores, torch 2.13.0 (2 threads) (this report)" in text
+    assert "- Runs trained on: Some CPU, 2 cores, torch 2.13.0 (1 thread) (2 runs); " in text
+    assert "; not recorded (1 run)" in text

@@ -172,6 +172,16 @@ def test_doc_section_generated(study):
     assert "run pending" not in section and "| UniDual-Aux |" in section
     assert f"`unidual study {study['path']} --doc {study['doc']}`" in section
     assert "torch " + torch.__version__ in section and "Wall time" in section
+    assert "(1 thread) (3 runs)" in section.split("- Runs trained on: ")[1].splitlines()[0]
+
+
+def test_results_record_the_training_machine(study):
+    """Resumed on the same machine: one entry, with the training process's thread count (the fixture's 1)."""
+    aux = json.loads((study["out"] / "unidual_aux" / RESULT_FILE).read_text())
+    assert len(aux["train_machines"]) == 1
+    assert aux["train_machines"][0]["threads"] == 1 and aux["train_machines"][0]["torch"] == torch.__version__
+    recorded = json.loads((study["out"] / "unidual_aux" / TIME_FILE).read_text())
+    assert recorded["machines"] == aux["train_machines"]
 
 
 def test_changed_config_is_refused_and_dry_run_shows_status(study):

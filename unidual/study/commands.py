@@ -142,6 +142,7 @@ def write_outputs(
         "config": str(study.path),
         "command": command_line(args),
         "machine": report.machine(),
+        "training_machines": report.training_machines(results),
         "seeds": list(seeds),
         "out": str(out),
         "runs_done": len(results),

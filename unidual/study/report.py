@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import platform
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -58,8 +58,25 @@ def machine() -> dict[str, Any]:
 
 
 def machine_text(info: Mapping[str, Any]) -> str:
-    text = f"{info['cpu']}, {info['cores']} cores, torch {info['torch']} ({info['threads']} threads)"
+    threads = info["threads"]
+    text = (
+        f"{info['cpu']}, {info['cores']} cores, torch {info['torch']} ({threads} thread{'s' if threads != 1 else ''})"
+    )
     return text + (f", GPU {info['gpu']}" if info.get("gpu") else "")
+
+
+def training_machines(results: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """How many runs trained on each machine (CPU, cores, torch, threads), from the runs' own records.
+
+    A run resumed on another machine lists both (``A + B``); runs trained before the record existed
+    are counted as not recorded rather than credited to the machine writing the report.
+    """
+    counts: dict[str, int] = {}
+    for r in results:
+        machines = r.get("train_machines") or []
+        key = " + ".join(machine_text(m) for m in machines) if machines else "not recorded"
+        counts[key] = counts.get(key, 0) + 1
+    return counts
 
 
 def minutes(seconds: float) -> str:
@@ -81,11 +98,16 @@ def section(summary: Mapping[str, Any], table_md: str) -> str:
         "",
         f"- Command: `{summary['command']}`",
         f"- Config: `{summary['config']}`",
-        f"- Machine: {machine_text(summary['machine'])}",
+        f"- Machine: {machine_text(summary['machine'])} (this report)",
         f"- Wall time: {minutes(summary['run_seconds'])} for {runs} training + evaluation run(s) "
         f"(sum over runs, including earlier sessions of a resumed study; this invocation "
         f"{minutes(summary['invocation_seconds'])})",
     ]
+    if summary.get("training_machines"):
+        lines.append(
+            "- Runs trained on: "
+            + "; ".join(f"{text} ({n} run{'s' if n != 1 else ''})" for text, n in summary["training_machines"].items())
+        )
     if summary.get("data_seconds") is not None:
         lines.append(
             f"- Data preparation in this invocation: {summary['data_seconds']:.0f} s "

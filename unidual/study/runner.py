@@ -33,6 +33,7 @@ from unidual.run import Run
 from unidual.study.atomic import replacing, write_json
 from unidual.study.config import ModelRun, Study, StudyError
 from unidual.study.data import fill_sources
+from unidual.study.report import machine
 from unidual.train.config import ConfigError, TrainConfig, apply_override, from_dict
 from unidual.train.regimes import get_regime, regime_names
 from unidual.train.trainer import train
@@ -159,16 +160,31 @@ def read_result(directory: Path) -> dict[str, Any]:
         raise StudyError(f"{path}: unreadable study result ({exc}); delete it to re-evaluate the run") from exc
 
 
+def _read_train_time(directory: Path) -> dict[str, Any]:
+    try:
+        record = json.loads((directory / TIME_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def _add_train_time(directory: Path, seconds: float) -> float:
-    path = directory / TIME_FILE
-    total = seconds
-    if path.is_file():
-        try:
-            total += float(json.loads(path.read_text()).get("train_seconds", 0.0))
-        except (json.JSONDecodeError, ValueError):
-            pass
+    """Add a training session's seconds, and the machine it ran on (CPU, thread count), to the run's record.
+
+    The machines are the training processes' own (a study's runs usually train at one thread each,
+    two side by side): the report's machine line comes from here, not from the reporting process.
+    """
+    previous = _read_train_time(directory)
+    try:
+        total = seconds + float(previous.get("train_seconds", 0.0))
+    except (TypeError, ValueError):
+        total = seconds
+    machines = [m for m in previous.get("machines", []) if isinstance(m, dict)]
+    here = machine()
+    if here not in machines:
+        machines.append(here)
     directory.mkdir(parents=True, exist_ok=True)
-    write_json(path, {"train_seconds": total})
+    write_json(directory / TIME_FILE, {"train_seconds": total, "machines": machines})
     return total
 
 
@@ -320,6 +336,7 @@ def _evaluate_and_record(
         "classes": classes,
         "modalities": modalities,
         "train_seconds": train_seconds,
+        "train_machines": _read_train_time(task.run_dir).get("machines", []),  # absent: trained before recorded
         "eval_seconds": time.perf_counter() - start,
         "eval": settings,
         "pretrained": str(Run(task.pretrained_dir).last) if task.pretrained_dir else None,
