@@ -18,13 +18,9 @@ from collections.abc import Sequence
 
 from torch import Tensor
 
+from unidual.data.labelparts import split_label
 
-def split_label(name: str) -> tuple[str, str]:
-    """``"automobile zoom_in"`` -> ``("automobile", "zoom_in")``: the appearance part and the motion part."""
-    head, sep, tail = name.rpartition(" ")
-    if not sep or not head or not tail:
-        raise ValueError(f"label {name!r} is not '<class> <motion>'")
-    return head, tail
+__all__ = ["part_accuracy", "split_label"]
 
 
 def part_accuracy(predictions: Tensor, labels: Tensor, classes: Sequence[str]) -> dict[str, float]:

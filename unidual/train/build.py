@@ -23,6 +23,7 @@ from unidual import checkpoint as ckpt
 from unidual.data import build_dataset
 from unidual.data.errors import DataError
 from unidual.data.formats import index_source
+from unidual.data.labelparts import part_indices
 from unidual.data.labelspace import Relabelled, map_classes
 from unidual.data.listing import Index
 from unidual.data.mixing import MixedBatch, MixedDataset, MixedSampler
@@ -250,6 +251,17 @@ def model_for_config(cfg: TrainConfig, heads: dict[str, int], channels_last: boo
     )
 
 
+def label_parts_of(data: DataParts) -> dict[str, dict[str, list[int]]]:
+    """``run.label_parts``: the part indices of each head's classes that read ``"<class> <motion>"``."""
+    parts = {k: part_indices(c) for k, c in data.classes.items() if k not in data.heads}
+    found = {k: p for k, p in parts.items() if p is not None}
+    if not found:
+        raise ConfigError(
+            "run.label_parts: no source has '<class> <motion>' class names (two parts, split at the last space)"
+        )
+    return found
+
+
 def _fixed(setting: bool | str) -> bool | None:
     return setting if isinstance(setting, bool) else None
 
@@ -269,7 +281,7 @@ def build_model(cfg: TrainConfig, data: DataParts, device: torch.device, env: D.
         raise ConfigError(f"model: {exc}") from None
     missing = load_pretrained(cfg, model) if cfg.finetune.checkpoint and not resume else []
     model = model.to(device)
-    objective = Objective.from_config(cfg)
+    objective = Objective.from_config(cfg, label_parts_of(data) if cfg.run.label_parts else None)
     if env.enabled:
         example = to_device(example_batch(data).sub, device, data.norms)
         match_gradient_layout(model, lambda: LossModule(model, objective)(example, torch.Generator())[0])

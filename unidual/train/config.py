@@ -229,6 +229,8 @@ class RunConfig(Checked):
     save_every: int = checked(0, at_least(0))  # also checkpoint every N updates mid-epoch (0: only at epoch ends)
     log_every: int = checked(10, at_least(1))  # updates between metrics.jsonl train records
     tensorboard: bool = False
+    # per source with "<class> <motion>" labels, also the training accuracy of each part (acc_class/, acc_motion/)
+    label_parts: bool = False
     plots: bool = True
     progress: bool = True
     max_steps: int | None = checked(None, positive)  # stop after N updates (smoke tests); None: the full schedule

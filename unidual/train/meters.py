@@ -46,6 +46,7 @@ class TrainMeter:
         self.loss_sum: dict[str, Number] = {}
         self.count: dict[str, int] = {}
         self.correct: dict[str, Number] = {}
+        self.part_correct: dict[str, Number] = {}  # "<part>/<term>" (run.label_parts)
 
     def add(self, stats: Mapping[str, Any], loss: torch.Tensor) -> None:
         """One micro-step's ``stats`` (from the objective) and its loss; nothing is read from the device."""
@@ -56,6 +57,8 @@ class TrainMeter:
             self.loss_sum[name] = _add(self.loss_sum.get(name), stats["loss_sum"][name])
             self.count[name] = self.count.get(name, 0) + int(stats["count"][name])
             self.correct[name] = _add(self.correct.get(name), stats["correct"][name])
+        for name, hits in stats.get("part_correct", {}).items():
+            self.part_correct[name] = _add(self.part_correct.get(name), hits)
 
     def note_skips(self, batch: MixedBatch, budget: SkipBudget, announce: bool) -> None:
         """Count and log a micro-batch's unreadable examples, charged to their source's skip budget
@@ -69,11 +72,12 @@ class TrainMeter:
     def rate(self) -> float:
         return self.examples / max(1e-9, time.perf_counter() - self.start)
 
-    def _read(self) -> tuple[float, dict[str, float], dict[str, float]]:
+    def _read(self) -> tuple[float, dict[str, float], dict[str, float], dict[str, float]]:
         """Every accumulated number as a Python float: the one device -> host read of a record."""
-        names = sorted(self.count)
+        names, parts = sorted(self.count), sorted(self.part_correct)
         values = [self.loss_total if self.loss_total is not None else 0.0]
         values += [self.loss_sum[n] for n in names] + [self.correct[n] for n in names]
+        values += [self.part_correct[n] for n in parts]
         on_device = [(i, v) for i, v in enumerate(values) if isinstance(v, torch.Tensor)]
         read = [float(v) if not isinstance(v, torch.Tensor) else 0.0 for v in values]
         if on_device:
@@ -81,10 +85,11 @@ class TrainMeter:
             for (i, _), v in zip(on_device, got):
                 read[i] = v
         k = len(names)
-        return read[0], dict(zip(names, read[1 : 1 + k])), dict(zip(names, read[1 + k :]))
+        by_part = dict(zip(parts, read[1 + 2 * k :]))
+        return read[0], dict(zip(names, read[1 : 1 + k])), dict(zip(names, read[1 + k : 1 + 2 * k])), by_part
 
     def record(self, *, epoch: float, step: int, lr: float, world_size: int) -> dict[str, Any]:
-        loss_total, loss_sum, correct = self._read()
+        loss_total, loss_sum, correct, part_correct = self._read()
         rec: dict[str, Any] = {
             "type": "train",
             "epoch": epoch,
@@ -97,6 +102,9 @@ class TrainMeter:
         for name in sorted(self.count):
             rec[f"loss/{name}"] = loss_sum[name] / max(1, self.count[name])
             rec[f"acc/{name}"] = 100.0 * correct[name] / max(1, self.count[name])
+        for name, hits in part_correct.items():  # "class/motion" -> acc_class/motion
+            part, term = name.split("/", 1)
+            rec[f"acc_{part}/{term}"] = 100.0 * hits / max(1, self.count[term])
         return rec
 
 

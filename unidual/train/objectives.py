@@ -73,6 +73,7 @@ class Segment:
     weight: float
     target: Tensor | None = None  # (n, C) soft targets (mixup / cutmix); None: ``label`` is the target
     shared: bool = False  # the head belongs to another source and may live on the other pathway
+    classes_of: str = ""  # the source whose classes the labels are in (the head's source under ``head:``)
 
 
 @dataclass
@@ -82,6 +83,7 @@ class LossOutput:
     loss_sum: dict[str, Tensor] = field(default_factory=dict)  # term -> Σ CE (unweighted), on the device
     count: dict[str, int] = field(default_factory=dict)  # term -> examples scored
     correct: dict[str, Tensor] = field(default_factory=dict)  # term -> top-1 hits, on the device
+    part_correct: dict[str, Tensor] = field(default_factory=dict)  # "<part>/<term>" -> hits on that label part
 
 
 class RoutedModel(Protocol):
@@ -123,6 +125,7 @@ class Objective:
         label_smoothing: float = 0.0,
         loss_weights: Mapping[str, float] | None = None,
         heads: Mapping[str, str] | None = None,
+        label_parts: Mapping[str, Mapping[str, Sequence[int]]] | None = None,
     ) -> None:
         if normalize not in NORMALIZE:
             raise ValueError(f"loss normalisation must be one of {NORMALIZE}, got {normalize!r}")
@@ -152,9 +155,13 @@ class Objective:
         self.routing = routing
         self.p = float(p)
         self.frame = frame
+        # source -> part -> each class's part index (run.label_parts), copied to the device once
+        self.label_parts = {
+            k: {p: torch.tensor(v) for p, v in parts.items()} for k, parts in (label_parts or {}).items()
+        }
 
     @classmethod
-    def from_config(cls, cfg: Any) -> Objective:  # cfg: TrainConfig
+    def from_config(cls, cfg: Any, label_parts: Mapping[str, Mapping[str, Sequence[int]]] | None = None) -> Objective:
         aux = get_model_def(cfg.model.name).aux_heads
         a = cfg.aux
         return cls(
@@ -170,6 +177,7 @@ class Objective:
             label_smoothing=cfg.optim.label_smoothing,
             loss_weights={s.key: s.loss_weight for s in cfg.sources},
             heads={s.key: s.head for s in cfg.sources if s.head},
+            label_parts=label_parts,
         )
 
     # -- planning --------------------------------------------------------
@@ -227,7 +235,7 @@ class Objective:
         """Source ``key``'s examples on ``pathway``: its own head there, or the shared head it trains."""
         shared = self.heads.get(key)
         head = model.head_for(key, pathway) if shared is None else shared
-        return Segment(pathway, x, y, head, term, weight, target, shared is not None)
+        return Segment(pathway, x, y, head, term, weight, target, shared is not None, shared or key)
 
     # -- loss ------------------------------------------------------------
     def __call__(
@@ -258,10 +266,20 @@ class Objective:
                 # statistics stay on the device (read when a record is written, unidual/train/meters.py)
                 stats.loss_sum[s.term] = _plus(stats.loss_sum.get(s.term), ce.detach())
                 stats.count[s.term] = stats.count.get(s.term, 0) + n
-                stats.correct[s.term] = _plus(stats.correct.get(s.term), (logits.detach().argmax(1) == s.label).sum())
+                predicted = logits.detach().argmax(1)
+                stats.correct[s.term] = _plus(stats.correct.get(s.term), (predicted == s.label).sum())
+                for part, index in self._parts(s.classes_of, logits.device).items():
+                    hits = (index[predicted] == index[s.label]).sum()
+                    stats.part_correct[f"{part}/{s.term}"] = _plus(stats.part_correct.get(f"{part}/{s.term}"), hits)
         assert total is not None
         stats.loss = total / (scored if self.normalize == "terms" and scored > 0 else examples)
         return stats
+
+    def _parts(self, source: str, device: torch.device) -> dict[str, Tensor]:
+        parts = self.label_parts.get(source, {})
+        if any(t.device != device for t in parts.values()):
+            parts = self.label_parts[source] = {p: t.to(device) for p, t in parts.items()}
+        return parts
 
     def cross_entropy(self, logits: Tensor, s: Segment) -> Tensor:
         """Summed CE of one segment: hard labels or soft targets, label-smoothed if asked."""
@@ -286,6 +304,8 @@ class LossModule(nn.Module):
     ) -> tuple[Tensor, dict[str, Any]]:
         out = self.objective(self.model, sub, generator)
         stats = {"examples": out.examples, "loss_sum": out.loss_sum, "count": out.count, "correct": out.correct}
+        if out.part_correct:
+            stats["part_correct"] = out.part_correct
         return out.loss, stats
 
 
