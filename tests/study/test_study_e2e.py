@@ -184,6 +184,24 @@ def test_results_record_the_training_machine(study):
     assert recorded["machines"] == aux["train_machines"]
 
 
+def test_study_parts_scores_the_label_parts_and_the_training_epochs(study):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code, err = run(["study-parts", str(study["path"]), "--source", "vid", "--epochs"])
+    assert code == 0, err
+    text = out.getvalue()
+    row = next(line for line in text.splitlines() if line.startswith("| UniDual-Aux | 0 |"))
+    video, cls, motion = (float(c) for c in row.strip("|").split("|")[2:5])
+    assert 0 <= video <= min(cls, motion) and max(cls, motion) <= 100  # a right label has both parts right
+    assert row.strip("|").split("|")[5].strip() == ("yes" if motion - 50.0 <= 5 else "no")  # 2 motions: chance 50
+    assert "Collapsed: the test motion part within 5 points of chance (50.0 %)" in text
+    assert "| UniDual-Aux |" in text.split("collapsed runs")[1] and " of 1 |" in text.split("collapsed runs")[1]
+    epochs = [line for line in text.splitlines() if line.startswith("| UniDual-Aux | 0 | ")][1:]
+    clip, cls_row, motion_row = (line.strip("|").split("|")[3:] for line in epochs)
+    assert len(clip) == 2 and all(0 <= float(c) <= 100 for c in clip)  # two epochs, logged without parts
+    assert [c.strip() for c in cls_row] == ["-", "-"] and [c.strip() for c in motion_row] == ["-", "-"]
+
+
 def test_changed_config_is_refused_and_dry_run_shows_status(study):
     code, err = run([*study["argv"][:2], "optim.lr=0.2"])
     assert code == 2 and "different config" in err and "optim.lr" in err

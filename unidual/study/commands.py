@@ -19,7 +19,7 @@ from typing import Any
 from unidual.checkpoint import CheckpointError
 from unidual.data.errors import DataError
 from unidual.progress import Progress
-from unidual.run import RunDirError, RunLock
+from unidual.run import Run, RunDirError, RunLock
 from unidual.study import report
 from unidual.study.atomic import write_json, write_text
 from unidual.study.calibrate import calibrate
@@ -27,7 +27,7 @@ from unidual.study.chart import plot_table
 from unidual.study.compare import compare, comparisons_markdown, write_comparisons_csv
 from unidual.study.config import Study, StudyError, load_study
 from unidual.study.data import built_sources, prepare_data
-from unidual.study.parts import part_accuracy
+from unidual.study.parts import collapsed, epoch_parts, motion_chance, part_accuracy
 from unidual.study.runner import (
     RESULT_FILE,
     collect,
@@ -302,6 +302,12 @@ def parts_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", help="study directory (default: the study's out:)")
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds (default: the study's seeds:)")
     parser.add_argument("--source", default="motion", help="the video source with '<class> <motion>' labels")
+    parser.add_argument(
+        "--epochs",
+        action="store_true",
+        help="also the training accuracy per epoch (clip, class part, motion part) from each run's metrics.jsonl "
+        "(the parts need run.label_parts)",
+    )
 
 
 def parts_main(args: argparse.Namespace) -> int:
@@ -312,24 +318,51 @@ def parts_main(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out) if args.out else study.out
     rows: list[str] = []
+    epoch_rows: list[str] = []
     per_model: dict[str, list[dict[str, float]]] = {}
+    chance = 0.0
     for task in plan(study, out, args.seeds or study.seeds):
         if not (task.run_dir / RESULT_FILE).is_file() or args.source not in read_result(task.run_dir)["metrics"]:
             continue  # not finished, or a model without that task (R2D)
         r = evaluate_run_sources(task.run_dir, [args.source], study.eval)[0][args.source]
         acc = part_accuracy(r.predictions, r.labels, r.classes)
+        acc["collapsed"] = float(collapsed(acc["motion"], r.classes))
+        chance = motion_chance(r.classes)
         rows.append(
-            f"| {task.model.row} | {task.seed} | {acc['both']:.1f} | {acc['class']:.1f} | {acc['motion']:.1f} |"
+            f"| {task.model.row} | {task.seed} | {acc['both']:.1f} | {acc['class']:.1f} | {acc['motion']:.1f} | "
+            f"{'yes' if acc['collapsed'] else 'no'} |"
         )
         per_model.setdefault(task.model.row, []).append(acc)
         print(f"{task.label}: {acc}", file=sys.stderr, flush=True)
+        if args.epochs:
+            records, _ = Run(task.run_dir).read_metrics()
+            for part, label in (("clip", "clip"), ("class", "class part"), ("motion", "motion part")):
+                cells = [f"{e[part]:.1f}" if part in e else "-" for e in epoch_parts(records, args.source).values()]
+                epoch_rows.append(f"| {task.model.row} | {task.seed} | {label} | {' | '.join(cells)} |")
     if not rows:
         print(f"error: no finished run in {out} reports {args.source!r}", file=sys.stderr)
         return 1
-    print("| model | seed | video@1 (%) | class part right (%) | motion part right (%) |\n|---|---:|---:|---:|---:|")
+    print(
+        "| model | seed | video@1 (%) | class part right (%) | motion part right (%) | collapsed |\n"
+        "|---|---:|---:|---:|---:|---|"
+    )
     print("\n".join(rows))
-    print("\n| model | median video@1 | median class part | median motion part |\n|---|---:|---:|---:|")
+    print(
+        f"\nCollapsed: the test motion part within 5 points of chance ({chance:.1f} %).\n\n"
+        "| model | median video@1 | median class part | median motion part | collapsed runs |\n|---|---:|---:|---:|---:|"
+    )
     for row, accs in per_model.items():
         med = {k: statistics.median(a[k] for a in accs) for k in ("both", "class", "motion")}
-        print(f"| {row} | {med['both']:.1f} | {med['class']:.1f} | {med['motion']:.1f} |")
+        down = sum(int(a["collapsed"]) for a in accs)
+        print(f"| {row} | {med['both']:.1f} | {med['class']:.1f} | {med['motion']:.1f} | {down} of {len(accs)} |")
+    if epoch_rows:
+        width = max(row.count("|") for row in epoch_rows) - 4
+        print(
+            f"\nTraining accuracy of {args.source!r} per epoch (%, mean of the epoch's metrics.jsonl records):\n\n"
+            + "| model | seed | accuracy | "
+            + " | ".join(f"epoch {e + 1}" for e in range(width))
+            + " |\n|---|---:|---|"
+            + "---:|" * width
+        )
+        print("\n".join(epoch_rows))
     return 0

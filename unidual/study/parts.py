@@ -14,13 +14,15 @@ then the median per model over the seeds. (The command lives in :mod:`unidual.st
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from torch import Tensor
 
 from unidual.data.labelparts import split_label
 
-__all__ = ["part_accuracy", "split_label"]
+__all__ = ["collapsed", "epoch_parts", "motion_chance", "part_accuracy", "split_label"]
 
 
 def part_accuracy(predictions: Tensor, labels: Tensor, classes: Sequence[str]) -> dict[str, float]:
@@ -35,3 +37,28 @@ def part_accuracy(predictions: Tensor, labels: Tensor, classes: Sequence[str]) -
         "class": 100.0 * sum(parts[p][0] == parts[y][0] for p, y in pairs) / n,
         "motion": 100.0 * sum(parts[p][1] == parts[y][1] for p, y in pairs) / n,
     }
+
+
+def motion_chance(classes: Sequence[str]) -> float:
+    """Percent a motion part is right by chance: one over the number of distinct motions."""
+    return 100.0 / len({split_label(c)[1] for c in classes})
+
+
+def collapsed(motion_part: float, classes: Sequence[str], margin: float = 5.0) -> bool:
+    """The issue's collapse rule: the test motion part stays within ``margin`` points of chance."""
+    return motion_part - motion_chance(classes) <= margin
+
+
+def epoch_parts(records: Sequence[Mapping[str, Any]], term: str) -> dict[int, dict[str, float]]:
+    """Per epoch (1-based), the mean over its ``train`` records of the term's training accuracy and,
+    where ``run.label_parts`` logged them, its class and motion parts (``clip``, ``class``, ``motion``)."""
+    keys = {"clip": f"acc/{term}", "class": f"acc_class/{term}", "motion": f"acc_motion/{term}"}
+    sums: dict[int, dict[str, list[float]]] = {}
+    for r in records:
+        if r.get("type") != "train" or keys["clip"] not in r:
+            continue
+        epoch = max(1, math.ceil(float(r["epoch"]) - 1e-9))
+        for name, key in keys.items():
+            if key in r:
+                sums.setdefault(epoch, {}).setdefault(name, []).append(float(r[key]))
+    return {e: {k: sum(v) / len(v) for k, v in parts.items()} for e, parts in sorted(sums.items())}
