@@ -75,6 +75,22 @@ def _relative_to_file(spec: SourceSpec, folder: Path) -> dict[str, Any]:
     return out
 
 
+def generated_video_spec(key: str, root: Path, classes: list[str], frames: int) -> SourceSpec:
+    """A generator's video source: ``train.csv`` / ``test.csv`` (Kinetics layout) under ``root``, one
+    clip of ``frames`` frames, no flips (a flip would swap the left/right motion labels)."""
+    return SourceSpec(
+        key=key,
+        modality="video",
+        format="kinetics_csv",
+        root=str(root),
+        train="train.csv",
+        test="test.csv",
+        classes=classes,
+        clip=ClipSpec(frames=frames, num_clips=1),
+        transform=TransformSpec(protocol="custom", flip=False),
+    )
+
+
 def _finish(root: Path, marker: str, settings: dict[str, Any], specs: dict[str, SourceSpec], counts: dict) -> None:
     stored = [_relative_to_file(s, root) for s in specs.values()]
     (root / "sources.yaml").write_text(yaml.safe_dump(stored, sort_keys=False))
@@ -243,17 +259,7 @@ def make_default_dataset(
             classes=list(SHAPES),
             transform=TransformSpec(protocol="custom", flip=True),
         ),
-        "motion": SourceSpec(
-            key="motion",
-            modality="video",
-            format="kinetics_csv",
-            root=str(root / "motion"),
-            train="train.csv",
-            test="test.csv",
-            classes=video_classes,
-            clip=ClipSpec(frames=frames, num_clips=1),
-            transform=TransformSpec(protocol="custom", flip=False),
-        ),
+        "motion": generated_video_spec("motion", root / "motion", video_classes, frames),
     }
     _finish(root, "unidual-default.json", settings, specs, counts)
     return specs

@@ -18,11 +18,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from unidual.data.builtin import CSV_HEADER, MOTION_VERSION, _clean, _finish, _marker_ok, _specs_from_yaml
+from unidual.data.builtin import (
+    CSV_HEADER,
+    MOTION_VERSION,
+    _clean,
+    _finish,
+    _marker_ok,
+    _specs_from_yaml,
+    generated_video_spec,
+)
 from unidual.data.encode import write_video
 from unidual.data.errors import DataError
 from unidual.data.sources import SourceDataset, SourceSpec
-from unidual.data.specs import ClipSpec, TransformSpec
+from unidual.data.specs import TransformSpec
 
 MOTIONS = ("left", "right", "up", "down", "zoom_in", "zoom_out", "rotate_cw", "rotate_ccw")
 DEFAULT_MOTIONS = ("left", "right", "zoom_in")
@@ -206,17 +214,7 @@ def build_motion_dataset(
             classes=list(classes),
             transform=TransformSpec(protocol="custom", flip=True),
         ),
-        video_key: SourceSpec(
-            key=video_key,
-            modality="video",
-            format="kinetics_csv",
-            root=str((out / "videos").resolve()),
-            train="train.csv",
-            test="test.csv",
-            classes=labels,
-            clip=ClipSpec(frames=frames, num_clips=1),
-            transform=TransformSpec(protocol="custom", flip=False),
-        ),
+        video_key: generated_video_spec(video_key, (out / "videos").resolve(), labels, frames),
     }
     _finish(out, "unidual-motion.json", settings, specs, counts)
     return specs

@@ -318,7 +318,7 @@ def parts_main(args: argparse.Namespace) -> int:
         return 2
     out = Path(args.out) if args.out else study.out
     rows: list[str] = []
-    epoch_rows: list[str] = []
+    epochs: list[tuple[str, int, dict[int, dict[str, float]]]] = []  # (row, seed, per-epoch accuracies)
     per_model: dict[str, list[dict[str, float]]] = {}
     chance = 0.0
     for task in plan(study, out, args.seeds or study.seeds):
@@ -336,9 +336,7 @@ def parts_main(args: argparse.Namespace) -> int:
         print(f"{task.label}: {acc}", file=sys.stderr, flush=True)
         if args.epochs:
             records, _ = Run(task.run_dir).read_metrics()
-            for part, label in (("clip", "clip"), ("class", "class part"), ("motion", "motion part")):
-                cells = [f"{e[part]:.1f}" if part in e else "-" for e in epoch_parts(records, args.source).values()]
-                epoch_rows.append(f"| {task.model.row} | {task.seed} | {label} | {' | '.join(cells)} |")
+            epochs.append((task.model.row, task.seed, epoch_parts(records, args.source)))
     if not rows:
         print(f"error: no finished run in {out} reports {args.source!r}", file=sys.stderr)
         return 1
@@ -355,14 +353,22 @@ def parts_main(args: argparse.Namespace) -> int:
         med = {k: statistics.median(a[k] for a in accs) for k in ("both", "class", "motion")}
         down = sum(int(a["collapsed"]) for a in accs)
         print(f"| {row} | {med['both']:.1f} | {med['class']:.1f} | {med['motion']:.1f} | {down} of {len(accs)} |")
-    if epoch_rows:
-        width = max(row.count("|") for row in epoch_rows) - 4
-        print(
-            f"\nTraining accuracy of {args.source!r} per epoch (%, mean of the epoch's metrics.jsonl records):\n\n"
-            + "| model | seed | accuracy | "
-            + " | ".join(f"epoch {e + 1}" for e in range(width))
-            + " |\n|---|---:|---|"
-            + "---:|" * width
-        )
-        print("\n".join(epoch_rows))
+    if epochs:
+        print_epoch_parts(epochs, args.source)
     return 0
+
+
+def print_epoch_parts(epochs: list[tuple[str, int, dict[int, dict[str, float]]]], source: str) -> None:
+    """One Markdown row per run and accuracy (clip, class part, motion part), one column per epoch."""
+    last = max((max(per, default=0) for _, _, per in epochs), default=0)
+    print(
+        f"\nTraining accuracy of {source!r} per epoch (%, mean of the epoch's metrics.jsonl records):\n\n"
+        + "| model | seed | accuracy | "
+        + " | ".join(f"epoch {e}" for e in range(1, last + 1))
+        + " |\n|---|---:|---|"
+        + "---:|" * last
+    )
+    for row, seed, per in epochs:
+        for part, label in (("clip", "clip"), ("class", "class part"), ("motion", "motion part")):
+            cells = [f"{per[e][part]:.1f}" if part in per.get(e, {}) else "-" for e in range(1, last + 1)]
+            print(f"| {row} | {seed} | {label} | {' | '.join(cells)} |")
