@@ -170,10 +170,22 @@ def _child(node: Any, part: str, path: str, create: bool) -> Any:
 
 
 def _index(node: list, part: str, path: str) -> int:
+    """A list item by position, or (lists of sources) by its ``key``: ``sources.cifar.head`` = the one keyed cifar.
+
+    The key form survives a config that reorders or drops sources (a study row trains a subset), where a
+    position would silently address another source.
+    """
+    keys = [item.get("key") if isinstance(item, dict) else None for item in node]
+    if part in keys:
+        return keys.index(part)
     try:
         i = int(part)
     except ValueError:
-        raise ConfigError(f"command line: {path!r}: list position must be an integer, got {part!r}") from None
+        named = [k for k in keys if isinstance(k, str)]
+        raise ConfigError(
+            f"command line: {path!r}: no list item keyed {part!r}"
+            + (f" (keys: {named})" if named else "; list position must be an integer")
+        ) from None
     if not -len(node) <= i < len(node):
         raise ConfigError(f"command line: {path!r}: position {i} out of range (list has {len(node)} items)")
     return i

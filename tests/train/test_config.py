@@ -92,6 +92,16 @@ def test_override_syntax_errors(tmp_path):
         apply_override({}, "optim.lr")
     with pytest.raises(ConfigError, match="out of range"):
         apply_override({"sources": [{}]}, "sources.3.root=x")
+    with pytest.raises(ConfigError, match=r"no list item keyed 'flow' \(keys: \['img', 'vid'\]\)"):
+        apply_override({"sources": [{"key": "img"}, {"key": "vid"}]}, "sources.flow.head=vid")
+
+
+def test_override_addresses_a_source_by_its_key():
+    """``sources.<key>.x`` reaches the source keyed so wherever it sits (study rows reorder and drop sources)."""
+    raw = {"sources": [{"key": "vid"}, {"key": "img"}]}
+    apply_override(raw, "sources.img.head=vid")
+    apply_override(raw, "sources.0.loss_weight=2")
+    assert raw["sources"] == [{"key": "vid", "loss_weight": 2}, {"key": "img", "head": "vid"}]
 
 
 def test_regime_consistency(tmp_path):
