@@ -196,8 +196,11 @@ def test_study_parts_scores_the_label_parts_and_the_training_epochs(study):
     assert row.strip("|").split("|")[5].strip() == ("yes" if motion - 50.0 <= 5 else "no")  # 2 motions: chance 50
     assert "Collapsed: the test motion part within 5 points of chance (50.0 %)" in text
     assert "| UniDual-Aux |" in text.split("collapsed runs")[1] and " of 1 |" in text.split("collapsed runs")[1]
+    medians = next(line for line in text.split("collapsed runs")[1].splitlines() if line.startswith("| UniDual-Aux |"))
+    *_, train_clip, train_motion, _ = medians.strip("|").split("|")
     epochs = [line for line in text.splitlines() if line.startswith("| UniDual-Aux | 0 | ")][1:]
     clip, cls_row, motion_row = (line.strip("|").split("|")[3:] for line in epochs)
+    assert float(train_clip) == float(clip[-1]) and train_motion.strip() == "-"  # last epoch; parts not logged
     assert len(clip) == 2 and all(0 <= float(c) <= 100 for c in clip)  # two epochs, logged without parts
     assert [c.strip() for c in cls_row] == ["-", "-"] and [c.strip() for c in motion_row] == ["-", "-"]
 

@@ -7,6 +7,7 @@ Exit codes: 0 done, 1 data / training / checkpoint error, 2 bad study or trainin
 from __future__ import annotations
 
 import argparse
+import math
 import shlex
 import statistics
 import sys
@@ -332,11 +333,14 @@ def parts_main(args: argparse.Namespace) -> int:
             f"| {task.model.row} | {task.seed} | {acc['both']:.1f} | {acc['class']:.1f} | {acc['motion']:.1f} | "
             f"{'yes' if acc['collapsed'] else 'no'} |"
         )
-        per_model.setdefault(task.model.row, []).append(acc)
-        print(f"{task.label}: {acc}", file=sys.stderr, flush=True)
         if args.epochs:
             records, _ = Run(task.run_dir).read_metrics()
-            epochs.append((task.model.row, task.seed, epoch_parts(records, args.source)))
+            per_epoch = epoch_parts(records, args.source)
+            epochs.append((task.model.row, task.seed, per_epoch))
+            last = per_epoch[max(per_epoch)] if per_epoch else {}
+            acc.update({f"train_{k}": last.get(k, math.nan) for k in ("clip", "motion")})
+        per_model.setdefault(task.model.row, []).append(acc)
+        print(f"{task.label}: {acc}", file=sys.stderr, flush=True)
     if not rows:
         print(f"error: no finished run in {out} reports {args.source!r}", file=sys.stderr)
         return 1
@@ -345,17 +349,26 @@ def parts_main(args: argparse.Namespace) -> int:
         "|---|---:|---:|---:|---:|---|"
     )
     print("\n".join(rows))
+    # with --epochs, the last epoch's training accuracy beside the test's: underfitting reads off one row
+    train = " | median training clip@1, last epoch | median training motion part, last epoch" if args.epochs else ""
     print(
         f"\nCollapsed: the test motion part within 5 points of chance ({chance:.1f} %).\n\n"
-        "| model | median video@1 | median class part | median motion part | collapsed runs |\n|---|---:|---:|---:|---:|"
+        f"| model | median video@1 | median class part | median motion part{train} | collapsed runs |\n"
+        f"|---|---:|---:|---:{'|---:|---:' if args.epochs else ''}|---:|"
     )
     for row, accs in per_model.items():
-        med = {k: statistics.median(a[k] for a in accs) for k in ("both", "class", "motion")}
-        down = sum(int(a["collapsed"]) for a in accs)
-        print(f"| {row} | {med['both']:.1f} | {med['class']:.1f} | {med['motion']:.1f} | {down} of {len(accs)} |")
+        keys = ("both", "class", "motion", *(("train_clip", "train_motion") if args.epochs else ()))
+        cells = " | ".join(_median_cell([a[k] for a in accs]) for k in keys)
+        print(f"| {row} | {cells} | {sum(int(a['collapsed']) for a in accs)} of {len(accs)} |")
     if epochs:
         print_epoch_parts(epochs, args.source)
     return 0
+
+
+def _median_cell(values: list[float]) -> str:
+    """The median of the values that were logged (NaN: not logged), or '-' when none was."""
+    known = [v for v in values if not math.isnan(v)]
+    return f"{statistics.median(known):.1f}" if known else "-"
 
 
 def print_epoch_parts(epochs: list[tuple[str, int, dict[int, dict[str, float]]]], source: str) -> None:
