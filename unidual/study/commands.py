@@ -325,7 +325,7 @@ def parts_main(args: argparse.Namespace) -> int:
     for task in plan(study, out, args.seeds or study.seeds):
         if not (task.run_dir / RESULT_FILE).is_file() or args.source not in read_result(task.run_dir)["metrics"]:
             continue  # not finished, or a model without that task (R2D)
-        r = evaluate_run_sources(task.run_dir, [args.source], study.eval)[0][args.source]
+        r = evaluate_run_sources(task.run_dir, [args.source], study.eval, weights=task.model.weights)[0][args.source]
         acc = part_accuracy(r.predictions, r.labels, r.classes)
         acc["collapsed"] = float(collapsed(acc["motion"], r.classes))
         chance = motion_chance(r.classes)

@@ -119,6 +119,9 @@ class ModelRun(Checked):
     report: list[str] | None = None  # source keys shown in the table (None: every column source it has)
     overrides: list[str] = checked(MISSING, each(_override), default_factory=list)  # this run only (ablations)
     seeds: list[int] | None = checked(None, _seeds)  # the seeds it is trained with (None: all the study's)
+    # the weights evaluated: None = what the checkpoint records as better at the trainer's own check, "raw",
+    # or "ema" (rows with run.ema_decay: an EMA ablation scores the moving average, chosen before any result)
+    weights: str | None = checked(None, one_of(("raw", "ema")))
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -107,6 +107,8 @@ def resolve_config(
             f"{study.path} (models entry {task.model.id!r}), so the real pretrained run is used"
         )
     cfg = from_dict(raw, where)
+    if task.model.weights == "ema" and not cfg.run.ema_decay:
+        raise StudyError(f"{study.path}: model {task.model.id!r}: weights: ema needs run.ema_decay > 0 in its config")
     missing = [k for k in reported_sources(study, task.model, cfg.source_keys) if k not in cfg.source_keys]
     if missing:
         raise StudyError(
@@ -209,15 +211,20 @@ def collect(study: Study, out: Path, seeds: Sequence[int]) -> tuple[list[dict[st
 
 
 def evaluate_run_sources(
-    directory: Path, sources: Sequence[str], settings, device_name: str = "auto", progress: bool = False
+    directory: Path,
+    sources: Sequence[str],
+    settings,
+    device_name: str = "auto",
+    progress: bool = False,
+    weights: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Final weights (``last.pt``) on ``sources``' test sets with the run's label maps: ``(results, payload)``.
 
     ``results`` maps a source key to its :class:`~unidual.evaluate.evaluator.SourceResult`
-    (scores, labels, metrics); ``settings.clips`` clips per video.
+    (scores, labels, metrics); ``settings.clips`` clips per video; ``weights`` as :func:`load_model`'s.
     """
 
-    model, payload = load_model(Run(directory).last, deploy=True, map_location="cpu")
+    model, payload = load_model(Run(directory).last, deploy=True, map_location="cpu", weights=weights)
     specs = source_specs(payload, clips=settings.clips)
     specs = {k: specs[k] for k in sources}
     datasets = build_test_datasets(payload, specs)
@@ -241,14 +248,19 @@ def evaluate_run_sources(
 
 
 def evaluate_run(
-    directory: Path, sources: Sequence[str], settings, device_name: str = "auto", progress: bool = False
+    directory: Path,
+    sources: Sequence[str],
+    settings,
+    device_name: str = "auto",
+    progress: bool = False,
+    weights: str | None = None,
 ) -> tuple[dict[str, dict[str, float]], dict[str, int], dict[str, str]]:
     """Final weights, the run's label maps, ``settings.clips`` clips per video: ``(metrics, classes, modalities)``.
 
     Also writes :data:`EXAMPLES_FILE`: ``{key}/index`` (test example index) and ``{key}/{metric}``
     (1 where that example is correct) for every source.
     """
-    results, payload = evaluate_run_sources(directory, sources, settings, device_name, progress)
+    results, payload = evaluate_run_sources(directory, sources, settings, device_name, progress, weights)
     arrays = {}
     for key, r in results.items():
         arrays[f"{key}/index"] = r.indices.numpy()
@@ -264,15 +276,18 @@ def evaluate_run(
 # --------------------------------------------------------------------------- one run
 
 
-def eval_record(study: Study) -> dict[str, Any]:
+def eval_record(study: Study, model: ModelRun | None = None) -> dict[str, Any]:
     """What makes two evaluations comparable (a finished run evaluated otherwise is evaluated again)."""
-    return {"clips": study.eval.clips, "limit": study.eval.limit, "weights": Run.LAST}
+    record: dict[str, Any] = {"clips": study.eval.clips, "limit": study.eval.limit, "weights": Run.LAST}
+    if model is not None and model.weights is not None:  # absent otherwise: earlier results stay valid
+        record["weights"] = f"{Run.LAST} ({model.weights})"
+    return record
 
 
 def run_task(study: Study, task: Task, cfg, *, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train (resume / skip) and evaluate one run; returns its result record."""
     check_same_config(task, cfg)
-    settings = eval_record(study)
+    settings = eval_record(study, task.model)
     sources = reported_sources(study, task.model, cfg.source_keys)
     if status(task) == "done":
         previous = read_result(task.run_dir)
@@ -324,7 +339,7 @@ def _evaluate_and_record(
     )
     start = time.perf_counter()
     metrics, classes, modalities = evaluate_run(
-        task.run_dir, sources, evaluation, cfg.run.device, progress=cfg.run.progress
+        task.run_dir, sources, evaluation, cfg.run.device, progress=cfg.run.progress, weights=task.model.weights
     )
     result = {
         "id": task.model.id,
