@@ -32,7 +32,13 @@ RENAMED = {
 
 
 # Studies shipped after the fixture was written: nothing to compare them with.
-ADDED_SINCE = ["collapse/study.yaml", "lr003/study.yaml", "schedule2x/study.yaml", "fewvideos_shared/study.yaml", "recipe/study.yaml"]
+ADDED_SINCE = [
+    "collapse/study.yaml",
+    "lr003/study.yaml",
+    "schedule2x/study.yaml",
+    "fewvideos_shared/study.yaml",
+    "recipe/study.yaml",
+]
 
 
 def same_keys_as(value: Any, like: Any) -> Any:
