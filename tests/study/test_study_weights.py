@@ -12,6 +12,7 @@ import json
 
 import pytest
 import torch
+from helpers.evalsets import one_thread
 from helpers.tinystudy import write_tiny_study
 
 from unidual import cli
@@ -27,21 +28,14 @@ def run(argv: list[str]) -> tuple[int, str]:
     return code, err.getvalue()
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-def test_an_ema_row_is_scored_on_its_moving_average(tmp_path, photos, one_thread):
+def test_an_ema_row_is_scored_on_its_moving_average(tmp_path, photos):
     rows = [
         {"id": "ema", "row": "EMA", "config": "r2d.yaml", "overrides": ["run.ema_decay=0.5"], "weights": "ema"},
         {"id": "raw", "row": "Raw", "config": "r2d.yaml", "overrides": ["run.ema_decay=0.5"], "weights": "raw"},
     ]
     path = write_tiny_study(tmp_path, photos, models=rows, extra={"columns": [{"source": "img", "title": "Img"}]})
-    code, err = run(["study", str(path)])
+    with one_thread():
+        code, err = run(["study", str(path)])
     assert code == 0, err
     study = load_study(path)
     for run_id, weights in (("ema", "ema"), ("raw", "raw")):
