@@ -35,6 +35,7 @@ from dataclasses import MISSING, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from unidual.checkpoint import WEIGHTS
 from unidual.models.table import model_names
 from unidual.study.rows import derive_row
 from unidual.train.regimes import regime_names
@@ -121,7 +122,7 @@ class ModelRun(Checked):
     seeds: list[int] | None = checked(None, _seeds)  # the seeds it is trained with (None: all the study's)
     # the weights evaluated: None = what the checkpoint records as better at the trainer's own check, "raw",
     # or "ema" (rows with run.ema_decay: an EMA ablation scores the moving average, chosen before any result)
-    weights: str | None = checked(None, one_of(("raw", "ema")))
+    weights: str | None = checked(None, one_of(WEIGHTS))
 
     def __post_init__(self) -> None:
         super().__post_init__()
