@@ -26,6 +26,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from unidual.machine import matmul_gflops, matmul_peak  # noqa: E402, F401  (re-exported: the benchmarks' yardstick)
+
 
 def cpu_model() -> str:
     """``lscpu``'s model name (falls back to /proc/cpuinfo, then the platform string)."""
@@ -123,23 +125,6 @@ def interleaved(
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
-
-
-def matmul_gflops(size: int, reps: int = 3) -> float:
-    """Best-of-``reps`` fp32 GFLOP/s of one ``size``×``size`` matrix product."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
-    torch.mm(a, b)
-    best = float("inf")
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        torch.mm(a, b)
-        best = min(best, time.perf_counter() - t0)
-    return 2 * size**3 / best / 1e9
-
-
-def matmul_peak(sizes: tuple[int, ...] = (1024, 2048, 3072), reps: int = 3) -> float:
-    """The machine's practical fp32 peak: the best ``torch.mm`` GFLOP/s over a few sizes."""
-    return max(matmul_gflops(s, reps) for s in sizes)
 
 
 def write_section(title: str, body: str, doc: Path = DOC) -> None:

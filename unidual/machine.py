@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import time
 from functools import lru_cache
 from pathlib import Path
 
@@ -50,4 +51,25 @@ def device_name(device: torch.device) -> str:
     return f"{cpu_model()}, {torch.get_num_threads()} threads"
 
 
-__all__ = ["CACHE_ENV", "cache_dir", "cpu_model", "device_name"]
+def matmul_gflops(size: int, reps: int = 3) -> float:
+    """Best-of-``reps`` fp32 GFLOP/s of one ``size``×``size`` CPU matrix product."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)
+    best = float("inf")
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * size**3 / best / 1e9
+
+
+def matmul_peak(sizes: tuple[int, ...] = (1024, 2048, 3072), reps: int = 3) -> float:
+    """The machine's practical fp32 peak: the best ``torch.mm`` GFLOP/s over a few sizes.
+
+    The yardstick beside every wall time we quote: 2-core machines differ 3-5x in it, and a time
+    without it cannot be compared with another machine's.
+    """
+    return max(matmul_gflops(s, reps) for s in sizes)
+
+
+__all__ = ["CACHE_ENV", "cache_dir", "cpu_model", "device_name", "matmul_gflops", "matmul_peak"]

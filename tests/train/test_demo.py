@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import re
+
 import pytest
 
 from unidual import checkpoint as ckpt
@@ -58,6 +61,11 @@ def test_demo_runs_both_models_and_prints_table(tmp_path, capsys):
     assert code == 0, out
     assert "UniDual-Aux" in out and "R(2+1)D" in out and "chance" in out
     assert f"run directory: {tmp_path / 'demo'}" in out
+    assert re.search(r"min on .+, \d+ threads, fp32 matmul \d+ GFLOP/s", out)  # the time, read against the machine
+    record = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    printed = {line.split("  ")[0]: line.split()[-3:] for line in out.splitlines()[2:4]}
+    assert {row[0]: row[1:] for row in record["rows"]} == printed  # the numbers kept are the ones printed
+    assert record["machine"] in out and record["seconds"] > 0
     chance = out.splitlines()[-2].split()
     assert chance == ["chance", "16.7", "6.2", "6.2"]  # 6 shape classes, 16 motion classes
     joint, _ = ckpt.load_model(tmp_path / "demo" / "unidual_aux")

@@ -151,5 +151,5 @@ def demo_main(args: argparse.Namespace) -> int:
         print(f"unidual demo: {exc}", file=sys.stderr)
         return 130
     print(format_results(report["rows"], report["chance"]))
-    print(f"run directory: {report['out']}  ({report['seconds'] / 60:.1f} min)")
+    print(f"run directory: {report['out']}  ({report['seconds'] / 60:.1f} min on {report['machine']})")
     return 0

@@ -3,19 +3,25 @@
 1. generate (or reuse) the demo dataset: shape images + moving-shape videos, few of the latter;
 2. train UniDual-Aux jointly on both (configs/cpu/demo.yaml);
 3. train a video-only R(2+1)D with the same budget (configs/cpu/demo_r2plus1d.yaml);
-4. print image top-1 and video clip@1 / video@1 of both next to chance, and the run directory.
+4. print image top-1 and video clip@1 / video@1 of both next to chance, the run directory, and the
+   wall time beside the machine's fp32 matmul rate (2-core machines differ 3-5x in it, so a time
+   without it says little), all also kept in ``<out>/demo.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypedDict
 
+import torch
+
 from unidual.data.builtin import make_default_dataset
+from unidual.machine import cpu_model, matmul_peak
 from unidual.train.config import (
     ConfigError,
     apply_override,
@@ -85,12 +91,20 @@ def format_results(rows: list[list[str]], chance: list[str]) -> str:
     return "\n".join(lines)
 
 
+def machine_summary() -> str:
+    """CPU, threads and fp32 matmul rate: what a demo's wall time is read against (~0.2-1 s to probe)."""
+    gflops = matmul_peak(sizes=(2048,), reps=2)
+    return f"{cpu_model()}, {torch.get_num_threads()} threads, fp32 matmul {gflops:.0f} GFLOP/s"
+
+
 def run_demo(args: argparse.Namespace) -> dict[str, Any]:
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
     out = Path(args.out) if args.out else Path("runs") / f"demo-{stamp}"
     data = Path(args.data) if args.data else Path("runs") / "demo-data"
     sizes = SMOKE_DATA if args.small else DEMO_DATA
     start = time.perf_counter()
+    machine = machine_summary()
+    print(f"machine: {machine}", file=sys.stderr)
     print(f"dataset: {data} (generated on first use, then reused)", file=sys.stderr)
     specs = make_default_dataset(data, **sizes)
     overrides = list(args.overrides)
@@ -115,4 +129,7 @@ def run_demo(args: argparse.Namespace) -> dict[str, Any]:
         key = next((k for k, m in modalities.items() if m == modality), None)
         value = "-" if key is None else f"{100.0 / len(specs[key].classes or [1]):.1f}"
         chance += [value] * n
-    return {"rows": rows, "chance": chance, "results": results, "out": out, "seconds": time.perf_counter() - start}
+    report = {"rows": rows, "chance": chance, "results": results, "out": str(out), "machine": machine,
+              "seconds": time.perf_counter() - start, "overrides": overrides}  # fmt: skip
+    (out / "demo.json").write_text(json.dumps(report, indent=1) + "\n")
+    return report
