@@ -7,6 +7,7 @@ import contextlib
 import csv
 import io
 import json
+import os
 import signal
 
 import pytest
@@ -203,6 +204,30 @@ def test_study_parts_scores_the_label_parts_and_the_training_epochs(study):
     assert float(train_clip) == float(clip[-1]) and train_motion.strip() == "-"  # last epoch; parts not logged
     assert len(clip) == 2 and all(0 <= float(c) <= 100 for c in clip)  # two epochs, logged without parts
     assert [c.strip() for c in cls_row] == ["-", "-"] and [c.strip() for c in motion_row] == ["-", "-"]
+
+
+def test_study_parts_reevaluates_only_new_or_retrained_runs(study, monkeypatch):
+    from unidual.study import commands
+
+    def parts():
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            code, err = run(["study-parts", str(study["path"]), "--source", "vid"])
+        assert code == 0, err
+        return out.getvalue()
+
+    first = parts()
+    calls = []
+    real = commands.evaluate_run_sources
+    monkeypatch.setattr(commands, "evaluate_run_sources", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    assert parts() == first and calls == []  # every run's parts kept beside its checkpoint
+    last = next(p for p in (study["root"] / "out").rglob("last.pt") if p.parent.name == "unidual_aux")
+    before = last.stat()
+    try:
+        os.utime(last, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))  # as if retrained
+        assert parts() == first and calls == [last.parent]  # only that run evaluated again, same weights
+    finally:
+        os.utime(last, ns=(before.st_atime_ns, before.st_mtime_ns))
 
 
 def test_changed_config_is_refused_and_dry_run_shows_status(study):

@@ -28,7 +28,7 @@ from unidual.study.chart import plot_table
 from unidual.study.compare import compare, comparisons_markdown, write_comparisons_csv
 from unidual.study.config import Study, StudyError, load_study
 from unidual.study.data import built_sources, prepare_data
-from unidual.study.parts import collapsed, epoch_parts, motion_chance, part_accuracy
+from unidual.study.parts import cached_parts, collapsed, epoch_parts, keep_parts, motion_chance, part_accuracy
 from unidual.study.runner import (
     RESULT_FILE,
     collect,
@@ -325,10 +325,15 @@ def parts_main(args: argparse.Namespace) -> int:
     for task in plan(study, out, args.seeds or study.seeds):
         if not (task.run_dir / RESULT_FILE).is_file() or args.source not in read_result(task.run_dir)["metrics"]:
             continue  # not finished, or a model without that task (R2D)
-        r = evaluate_run_sources(task.run_dir, [args.source], study.eval, weights=task.model.weights)[0][args.source]
-        acc = part_accuracy(r.predictions, r.labels, r.classes)
-        acc["collapsed"] = float(collapsed(acc["motion"], r.classes))
-        chance = motion_chance(r.classes)
+        checkpoint, weights = Run(task.run_dir).last, task.model.weights
+        acc = cached_parts(task.run_dir, checkpoint, args.source, weights)
+        if acc is None:
+            r = evaluate_run_sources(task.run_dir, [args.source], study.eval, weights=weights)[0][args.source]
+            acc = part_accuracy(r.predictions, r.labels, r.classes)
+            acc["collapsed"] = float(collapsed(acc["motion"], r.classes))
+            acc["chance"] = motion_chance(r.classes)
+            keep_parts(task.run_dir, checkpoint, args.source, weights, acc)
+        chance = acc["chance"]
         rows.append(
             f"| {task.model.row} | {task.seed} | {acc['both']:.1f} | {acc['class']:.1f} | {acc['motion']:.1f} | "
             f"{'yes' if acc['collapsed'] else 'no'} |"
