@@ -21,7 +21,7 @@ from typing import Any, TypedDict
 import torch
 
 from unidual.data.builtin import make_default_dataset
-from unidual.machine import cpu_model, matmul_peak
+from unidual.machine import device_name, matmul_peak
 from unidual.train.config import (
     ConfigError,
     apply_override,
@@ -94,7 +94,7 @@ def format_results(rows: list[list[str]], chance: list[str]) -> str:
 def machine_summary() -> str:
     """CPU, threads and fp32 matmul rate: what a demo's wall time is read against (~0.2-1 s to probe)."""
     gflops = matmul_peak(sizes=(2048,), reps=2)
-    return f"{cpu_model()}, {torch.get_num_threads()} threads, fp32 matmul {gflops:.0f} GFLOP/s"
+    return f"{device_name(torch.device('cpu'))}, fp32 matmul {gflops:.0f} GFLOP/s"
 
 
 def run_demo(args: argparse.Namespace) -> dict[str, Any]:
