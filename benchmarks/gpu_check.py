@@ -337,7 +337,7 @@ def tiny_config(work: Path, device: str, amp: str, steps: int, extra: list[str] 
     """The demo config on a freshly generated tiny make-default dataset, ``steps`` updates on ``device``."""
     data = work / "data"
     made = _cli("data", "make-default", str(data), "--images-per-class", "8", "4", "--videos-per-class", "2", "1",
-                timeout=600)  # fmt: skip
+                "--video-labels", "class", timeout=600)  # fmt: skip
     if made.returncode != 0:
         raise RuntimeError(f"unidual data make-default failed: {made.stderr[-2000:]}")
     raw = yaml.safe_load((ROOT / "configs" / "cpu" / "demo.yaml").read_text())

@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/trainer_speed.py --baseline 79ccd47            # updates docs/performance.md
     .venv/bin/python benchmarks/trainer_speed.py --baseline 79ccd47 --rounds 3 --no-write
 
-Both trees train the demo's UniDual-Aux (configs/cpu/demo.yaml, its pinned channels-last layout, 0
-loader workers) on a small generated copy of the demo data for ``--updates`` updates, validating
+Both trees train the demo's UniDual-Aux as the *baseline* tree's configs/cpu/demo.yaml gives it (one
+config for both, since the comparison is of code; its pinned channels-last layout, 0 loader workers) on a
+small generated copy of the demo data (the default ``class_motion`` labels that config names) for ``--updates`` updates, validating
 only a handful of test examples at the end. A round runs each tree once, in its own process
 (``PYTHONPATH`` puts its package first), the order alternating, so a busy machine slows both alike;
 the number is the median over rounds of ``Trainer.fit()``'s wall time divided by the updates.
@@ -41,13 +42,13 @@ print(json.dumps({{"seconds": time.perf_counter() - start, "updates": result.glo
 """
 
 
-def run_tree(tree: Path, data: Path, run_dir: Path, updates: int, threads: int) -> float:
+def run_tree(tree: Path, config: Path, data: Path, run_dir: Path, updates: int, threads: int) -> float:
     overrides = [
         f"run.max_steps={updates}", "run.eval_every=0", "run.progress=false", "run.plots=false",
         "data.eval_limit=8", "data.num_workers=0", "run.channels_last=true",
         f"sources.0.root={data / 'shapes'}", f"sources.1.root={data / 'motion'}",
     ]  # fmt: skip
-    code = CHILD.format(threads=threads, config=str(tree / "configs/cpu/demo.yaml"), overrides=overrides,
+    code = CHILD.format(threads=threads, config=str(config), overrides=overrides,
                         run_dir=str(run_dir))  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(tree), "UNIDUAL_CHANNELS_LAST": "1"}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=3600)
@@ -76,12 +77,13 @@ def main() -> None:
             subprocess.run([sys.executable, "-m", "unidual", "data", "make-default", str(data),
                             "--images-per-class", "40", "10", "--videos-per-class", "6", "8"],
                            check=True, capture_output=True, cwd=ROOT)  # fmt: skip
+            config = base / "configs/cpu/demo.yaml"  # one config for both trees
             times: dict[str, list[float]] = {"baseline": [], "this tree": []}
             for r in range(args.rounds):
                 order = [("baseline", base), ("this tree", ROOT)]
                 for name, tree in order if r % 2 == 0 else order[::-1]:
-                    times[name].append(run_tree(tree, data, tmp_path / f"run-{name}-{r}".replace(" ", "_"),
-                                                args.updates, args.threads))  # fmt: skip
+                    run_dir = tmp_path / f"run-{name}-{r}".replace(" ", "_")
+                    times[name].append(run_tree(tree, config, data, run_dir, args.updates, args.threads))
                     print(f"round {r + 1}: {name} {times[name][-1] * 1e3:.1f} ms/update", flush=True)
         finally:
             subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(base)], capture_output=True)

@@ -4,11 +4,13 @@ import tarfile
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from unidual.data import build_dataset
-from unidual.data.builtin import _moving_centres, make_default_dataset
+from unidual.data.builtin import SHAPES, _moving_centres, make_default_dataset, read_sources
 from unidual.data.decode import probe_video
+from unidual.data.errors import DataError
 from unidual.data.motion import _motion_frames, build_motion_dataset
 
 SMALL = dict(images_per_class=(4, 2), videos_per_class=(2, 1))
@@ -27,6 +29,20 @@ def test_default_dataset_layout_and_cache(tmp_path):
     stamp = (tmp_path / "d" / "unidual-default.json").stat().st_mtime_ns
     again = make_default_dataset(tmp_path / "d", seed=1, **SMALL)
     assert (tmp_path / "d" / "unidual-default.json").stat().st_mtime_ns == stamp and again.keys() == specs.keys()
+
+
+def test_default_dataset_labels_videos_by_shape_on_request(tmp_path):
+    """``video_labels="class"``: the images' 6 classes, every shape moving (so the motion is there but
+    not in the label); the default dataset's files and marker are another dataset's."""
+    specs = make_default_dataset(tmp_path / "c", seed=1, video_labels="class", **SMALL)
+    images, videos = build_dataset(specs["shapes"], "train"), build_dataset(specs["motion"], "train")
+    assert videos.classes == images.classes and len(videos) == 2 * 6
+    clip = videos[0]["input"][0]  # (3, T, H, W): the shape moves between the first and the last frame
+    assert (clip[:, 0] - clip[:, -1]).abs().mean() > 0.05
+    default = make_default_dataset(tmp_path / "c", seed=1, **SMALL)  # other settings: generated again
+    assert build_dataset(default["motion"], "train").classes[0] == "circle left"
+    with pytest.raises(DataError, match="video_labels must be one of"):
+        make_default_dataset(tmp_path / "x", video_labels="motion")
 
 
 def test_make_default_cli_takes_the_counts_per_class(tmp_path, capsys):
@@ -53,6 +69,10 @@ def test_make_default_cli_takes_the_counts_per_class(tmp_path, capsys):
     assert len(build_dataset(specs["motion"], "test")) == 32
     assert main(["data", "make-default", str(tmp_path / "e"), "--videos-per-class", "0", "2"]) == 2
     assert "--videos-per-class" in capsys.readouterr().err and not (tmp_path / "e").exists()
+    args = ["--images-per-class", "1", "1", "--videos-per-class", "1", "1", "--video-labels", "class"]
+    assert main(["data", "make-default", str(tmp_path / "f"), *args]) == 0
+    written = read_sources(tmp_path / "f" / "sources.yaml")  # what the command wrote, not regenerated here
+    assert written["motion"]["classes"] == written["shapes"]["classes"] == list(SHAPES)
 
 
 def test_default_dataset_is_deterministic(tmp_path):

@@ -1,9 +1,11 @@
 """Built-in datasets, generated locally (nothing is downloaded).
 
-- ``make_default_dataset``: tiny synthetic shapes. Images: 6 shape classes. Videos:
-  4 of those shapes x 4 motion directions (16 classes), so a video label needs the
-  shape (appearance, shared with the images) *and* the direction (motion: every
-  frame alone, or the average of the frames, is ambiguous about it).
+- ``make_default_dataset``: tiny synthetic shapes. Images: 6 shape classes. Videos
+  (``video_labels="class_motion"``, the default): 4 of those shapes x 4 motion directions (16
+  classes), so a video label needs the shape (appearance, shared with the images) *and* the
+  direction (motion: every frame alone, or the average of the frames, is ambiguous about it).
+  ``video_labels="class"``: all 6 shapes, each moving in a random direction, labelled by the shape
+  only (the images' classes: the few-videos, same-classes regime the demo uses).
 (``build_motion_dataset``, CIFAR-motion from real photos, is :mod:`unidual.data.motion`.)
 
 It writes real files (JPEG images or list files, MP4 videos encoded with PyAV, a
@@ -35,6 +37,9 @@ SHAPES = ("circle", "square", "triangle", "cross", "ring", "diamond")
 VIDEO_SHAPES = SHAPES[:4]
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
 CSV_HEADER = "label,youtube_id,time_start,time_end,split\n"
+# a video's label (both generators): "<class> <motion>" (appearance and motion), or its class alone (the
+# image source's classes: with ``head:`` the images then teach the video head, docs/training.md "Recipe")
+VIDEO_LABELS = ("class_motion", "class")
 
 
 # --------------------------------------------------------------------------- caching
@@ -196,11 +201,15 @@ def make_default_dataset(
     frames: int = 8,
     images_per_class: tuple[int, int] = (150, 30),
     videos_per_class: tuple[int, int] = (60, 12),
+    video_labels: str = "class_motion",
 ) -> dict[str, SourceSpec]:
     """Write (or reuse) the demo dataset under ``out``; returns ``{"shapes": image spec, "motion": video spec}``
-    with absolute roots (``out/sources.yaml`` names them relative to itself)."""
+    with absolute roots (``out/sources.yaml`` names them relative to itself). ``video_labels``: one of
+    ``VIDEO_LABELS`` (module docstring)."""
+    if video_labels not in VIDEO_LABELS:
+        raise DataError(f"video_labels must be one of {list(VIDEO_LABELS)}, got {video_labels!r}")
     root = Path(out).absolute()
-    settings = {
+    settings: dict[str, Any] = {
         "version": DEFAULT_VERSION,
         "seed": seed,
         "size": size,
@@ -208,6 +217,8 @@ def make_default_dataset(
         "images_per_class": list(images_per_class),
         "videos_per_class": list(videos_per_class),
     }
+    if video_labels != "class_motion":  # absent by default: data generated before the option stays valid
+        settings["video_labels"] = video_labels
     if _marker_ok(root / "unidual-default.json", settings) and (root / "sources.yaml").is_file():
         return _specs_from_yaml(root / "sources.yaml")
     if size % 2 or size < 16 or frames < 2:
@@ -227,14 +238,15 @@ def make_default_dataset(
                 img = _render(shape, [centre], r, _colour(rng, bg), bg)[0]
                 Image.fromarray(img).save(folder / f"{i:04d}.jpg", quality=95)
         counts[f"images/{split}"] = n * len(SHAPES)
-    video_classes = [f"{s} {d}" for s in VIDEO_SHAPES for d in DIRECTIONS]
+    by_class = video_labels == "class"
+    video_classes = list(SHAPES) if by_class else [f"{s} {d}" for s in VIDEO_SHAPES for d in DIRECTIONS]
     fps = frames  # every video lasts one second
     number = 0
     for split, n in zip(("train", "test"), videos_per_class):
         rows = []
         for label in video_classes:
-            shape, direction = label.split(" ")
             for _ in range(n):
+                shape, direction = (label, str(rng.choice(list(DIRECTIONS)))) if by_class else label.split(" ")
                 bg = _background(rng, size)
                 r = rng.uniform(5.5, 7.0)
                 path = _moving_centres(rng, direction, frames, size, r)

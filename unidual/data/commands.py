@@ -10,11 +10,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from unidual.data.builtin import make_default_dataset
+from unidual.data.builtin import VIDEO_LABELS, make_default_dataset
 from unidual.data.check import check_dataset, format_report
 from unidual.data.errors import DataError
 from unidual.data.mirror import shown
-from unidual.data.motion import DEFAULT_MOTIONS, VIDEO_LABELS, build_motion_dataset
+from unidual.data.motion import DEFAULT_MOTIONS, build_motion_dataset
 from unidual.data.prepare import UNREADABLE, OutputError, PrepareOptions, prepare_dataset
 from unidual.data.prepare_sources import prepare_sources
 
@@ -77,6 +77,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar=("TRAIN", "TEST"),
         default=list(sizes["videos_per_class"]),
         help="moving-shape videos per class and split (default: %(default)s; the demo: 6 24)",
+    )
+    default.add_argument(
+        "--video-labels",
+        choices=VIDEO_LABELS,
+        default=sizes["video_labels"],
+        help="'<shape> <direction>', 16 classes (default), or the shape only, the images' 6 classes (the demo)",
     )
 
     motion = sub.add_parser("build-motion", help="turn an image class folder/archive into a motion-video dataset")
@@ -155,6 +161,7 @@ def _make_default(args: argparse.Namespace) -> int:
         seed=args.seed,
         images_per_class=tuple(args.images_per_class),
         videos_per_class=tuple(args.videos_per_class),
+        video_labels=args.video_labels,
     )
     for key, spec in specs.items():
         print(f"{key}: {spec.modality} ({spec.format}) at {spec.root}")

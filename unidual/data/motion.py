@@ -21,6 +21,7 @@ from PIL import Image
 from unidual.data.builtin import (
     CSV_HEADER,
     MOTION_VERSION,
+    VIDEO_LABELS,
     _clean,
     _finish,
     _marker_ok,
@@ -34,9 +35,6 @@ from unidual.data.specs import TransformSpec
 
 MOTIONS = ("left", "right", "up", "down", "zoom_in", "zoom_out", "rotate_cw", "rotate_ccw")
 DEFAULT_MOTIONS = ("left", "right", "zoom_in")
-# a video's label: "<class> <motion>" (appearance and motion), or the photo's class alone (the image
-# source's classes: with ``head:`` the photos then teach the video head, docs/training.md "Recipe")
-VIDEO_LABELS = ("class_motion", "class")
 
 
 def _motion_frames(photo: Image.Image, motion: str, frames: int, size: int, rng: random.Random) -> np.ndarray:
