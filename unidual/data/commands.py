@@ -76,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         nargs=2,
         metavar=("TRAIN", "TEST"),
         default=list(sizes["videos_per_class"]),
-        help="moving-shape videos per class and split (default: %(default)s; the demo: 6 24)",
+        help="moving-shape videos per class and split (default: %(default)s; the demo: 6 64)",
     )
     default.add_argument(
         "--video-labels",
