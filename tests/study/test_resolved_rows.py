@@ -38,6 +38,7 @@ ADDED_SINCE = [
     "schedule2x/study.yaml",
     "fewvideos_shared/study.yaml",
     "recipe/study.yaml",
+    "recipe_fewvideos/study.yaml",
 ]
 
 
@@ -69,3 +70,13 @@ def test_every_shipped_study_run_resolves_as_before():
                 assert now[study][run_id]["run"]["name"] == run_id
                 config = {**config, "run": {**config["run"], "name": run_id}}
             assert same_keys_as(now[study][run_id], config) == config, f"{study} {run_id}"
+
+
+def test_the_adopted_recipe_study_reuses_only_identical_runs():
+    """recipe_fewvideos links its seeds 0-2 to the recipe study's runs of the same ids (its header): a
+    linked run counts as done without a look at its config, so every shared row must resolve alike."""
+    now = resolved_rows()
+    linked, source = now["recipe_fewvideos/study.yaml"], now["recipe/study.yaml"]
+    assert set(linked) == {"r2plus1d_randaug", "uda", "uda_ls"}
+    for run_id, config in linked.items():
+        assert config == source[run_id], run_id
