@@ -6,9 +6,10 @@
 Both trees train the demo's UniDual-Aux as the *baseline* tree's configs/cpu/demo.yaml gives it (one
 config for both, since the comparison is of code; its pinned channels-last layout, 0 loader workers) on
 a small generated copy of the demo data (the default ``class_motion`` labels that config names) for
-``--updates`` updates, validating only a handful of test examples at the end. A round runs each tree once, in its own process
-(``PYTHONPATH`` puts its package first), the order alternating, so a busy machine slows both alike;
-the number is the median over rounds of ``Trainer.fit()``'s wall time divided by the updates.
+``--updates`` updates, validating only a handful of test examples at the end. A round runs each tree
+once, in its own process (``PYTHONPATH`` puts its package first), the order alternating, so a busy
+machine slows both alike; the number is the median over rounds of ``Trainer.fit()``'s wall time
+divided by the updates.
 Target (issue 23): the GPU-readiness work leaves the CPU step within 3 % of the baseline.
 """
 

@@ -42,6 +42,14 @@ CSV_HEADER = "label,youtube_id,time_start,time_end,split\n"
 VIDEO_LABELS = ("class_motion", "class")
 
 
+def video_label_settings(video_labels: str) -> dict[str, str]:
+    """The marker entry for ``video_labels`` (checked): none for the default, so data generated before
+    the option existed stays valid."""
+    if video_labels not in VIDEO_LABELS:
+        raise DataError(f"video_labels must be one of {list(VIDEO_LABELS)}, got {video_labels!r}")
+    return {} if video_labels == VIDEO_LABELS[0] else {"video_labels": video_labels}
+
+
 # --------------------------------------------------------------------------- caching
 
 
@@ -206,8 +214,7 @@ def make_default_dataset(
     """Write (or reuse) the demo dataset under ``out``; returns ``{"shapes": image spec, "motion": video spec}``
     with absolute roots (``out/sources.yaml`` names them relative to itself). ``video_labels``: one of
     ``VIDEO_LABELS`` (module docstring)."""
-    if video_labels not in VIDEO_LABELS:
-        raise DataError(f"video_labels must be one of {list(VIDEO_LABELS)}, got {video_labels!r}")
+    labelled = video_label_settings(video_labels)
     root = Path(out).absolute()
     settings: dict[str, Any] = {
         "version": DEFAULT_VERSION,
@@ -216,9 +223,8 @@ def make_default_dataset(
         "frames": frames,
         "images_per_class": list(images_per_class),
         "videos_per_class": list(videos_per_class),
+        **labelled,
     }
-    if video_labels != "class_motion":  # absent by default: data generated before the option stays valid
-        settings["video_labels"] = video_labels
     if _marker_ok(root / "unidual-default.json", settings) and (root / "sources.yaml").is_file():
         return _specs_from_yaml(root / "sources.yaml")
     if size % 2 or size < 16 or frames < 2:

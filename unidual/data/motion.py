@@ -21,12 +21,12 @@ from PIL import Image
 from unidual.data.builtin import (
     CSV_HEADER,
     MOTION_VERSION,
-    VIDEO_LABELS,
     _clean,
     _finish,
     _marker_ok,
     _specs_from_yaml,
     generated_video_spec,
+    video_label_settings,
 )
 from unidual.data.encode import write_video
 from unidual.data.errors import DataError
@@ -130,8 +130,7 @@ def build_motion_dataset(
     bad = [m for m in motions if m not in MOTIONS]
     if bad or not motions or len(set(motions)) != len(motions):
         raise DataError(f"motions {list(motions)}: choose distinct values from {list(MOTIONS)}")
-    if video_labels not in VIDEO_LABELS:
-        raise DataError(f"video_labels must be one of {list(VIDEO_LABELS)}, got {video_labels!r}")
+    labelled = video_label_settings(video_labels)
     if size % 2 or size < 8 or frames < 2:
         raise DataError(f"build_motion_dataset: size must be even and >= 8, frames >= 2 (got {size}, {frames})")
     settings = {
@@ -146,9 +145,8 @@ def build_motion_dataset(
         "image_test": image_test,
         "seed": seed,
         "keys": [image_key, video_key],
+        **labelled,
     }
-    if video_labels != "class_motion":  # absent by default: data built before the option stays valid
-        settings["video_labels"] = video_labels
     if _marker_ok(out / "unidual-motion.json", settings) and (out / "sources.yaml").is_file():
         return _specs_from_yaml(out / "sources.yaml")
     train_pool, test_pool = _photo_pools(image_root)
