@@ -39,6 +39,7 @@ ADDED_SINCE = [
     "fewvideos_shared/study.yaml",
     "recipe/study.yaml",
     "recipe_fewvideos/study.yaml",
+    "balance3/study.yaml",
 ]
 
 
