@@ -62,6 +62,19 @@ def test_a_typo_in_a_column_source_is_refused_before_training(tmp_path, photos):
     assert code == 2 and err.count("\n") == 1 and "'vdi'" in err and not out
 
 
+def test_label_parts_on_a_row_without_motion_labels_is_refused_by_the_dry_run(tmp_path, photos):
+    """A study-wide ``run.label_parts=true`` stopped an image-only row only at that row's start, after
+    the data build and every run before it; ``--dry-run`` printed the plan as fine."""
+    path = write_tiny_study(tmp_path, photos)
+    assert run(["study", str(path), "--data-only"])[0] == 0
+    code, out, err = run(["study", str(path), "run.label_parts=true", "--dry-run"])
+    error = err.splitlines()[-1]  # after the "[study] data: built" log line: one line, no traceback
+    assert code == 2 and not out and "Traceback" not in err
+    assert "model 'r2d'" in error and "no source has '<class> <motion>'" in error and str(path) in error
+    code, out, _ = run(["study", str(path), "run.label_parts=true", "--only", "unidual_aux", "--dry-run"])
+    assert code == 0 and "unidual_aux" in out  # the video row has '<class> <motion>' labels: accepted
+
+
 @pytest.mark.parametrize(
     "extra, key",
     [

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from unidual.checkpoint import load_model
+from unidual.data.formats import discover_classes
 from unidual.data.utils import Spread
 from unidual.evaluate.datasets import build_test_datasets, shared_heads, source_specs
 from unidual.evaluate.evaluator import evaluate_sources
@@ -34,6 +35,7 @@ from unidual.study.atomic import replacing, write_json
 from unidual.study.config import ModelRun, Study, StudyError
 from unidual.study.data import fill_sources
 from unidual.study.report import machine
+from unidual.train.build import label_parts_for
 from unidual.train.config import ConfigError, TrainConfig, apply_override, from_dict
 from unidual.train.regimes import get_regime, regime_names
 from unidual.train.trainer import train
@@ -109,6 +111,8 @@ def resolve_config(
     cfg = from_dict(raw, where)
     if task.model.weights == "ema" and not cfg.run.ema_decay:
         raise StudyError(f"{study.path}: model {task.model.id!r}: weights: ema needs run.ema_decay > 0 in its config")
+    if built is not None and cfg.run.label_parts:  # before any run trains, and under --dry-run
+        check_label_parts(cfg, f"{study.path}: model {task.model.id!r}")
     missing = [k for k in reported_sources(study, task.model, cfg.source_keys) if k not in cfg.source_keys]
     if missing:
         raise StudyError(
@@ -116,6 +120,16 @@ def resolve_config(
             f"{where} does not train on ({cfg.source_keys})"
         )
     return cfg
+
+
+def check_label_parts(cfg: TrainConfig, where: str) -> None:
+    """``run.label_parts`` needs a source with ``"<class> <motion>"`` class names; a study checks every
+    run's sources up front, so a row without one (e.g. an image-only row under a study-wide override)
+    stops the study before its first run instead of at its own start, hours later."""
+    try:
+        label_parts_for({s.key: discover_classes(s) for s in cfg.sources if s.head is None})
+    except ConfigError as exc:
+        raise StudyError(f"{where}: {exc}") from None
 
 
 def reported_sources(study: Study, model: ModelRun, keys: Sequence[str]) -> list[str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -253,7 +254,13 @@ def model_for_config(cfg: TrainConfig, heads: dict[str, int], channels_last: boo
 
 def label_parts_of(data: DataParts) -> dict[str, dict[str, list[int]]]:
     """``run.label_parts``: the part indices of each head's classes that read ``"<class> <motion>"``."""
-    parts = {k: part_indices(c) for k, c in data.classes.items() if k not in data.heads}
+    return label_parts_for({k: c for k, c in data.classes.items() if k not in data.heads})
+
+
+def label_parts_for(head_classes: Mapping[str, Sequence[str]]) -> dict[str, dict[str, list[int]]]:
+    """``label_parts_of`` from the class names alone (``{head source: classes}``), so that a study can
+    check a run's ``run.label_parts`` before it trains anything."""
+    parts = {k: part_indices(c) for k, c in head_classes.items()}
     found = {k: p for k, p in parts.items() if p is not None}
     if not found:
         raise ConfigError(
