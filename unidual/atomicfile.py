@@ -25,11 +25,13 @@ TMP_SUFFIX = ".part"
 OUTPUT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS})
 
 
-def temp_path(final: str | os.PathLike) -> Path:
-    """The temporary name :func:`atomic_path` writes ``final`` under (same folder)."""
+def temp_path(final: str | os.PathLike, *, keep_suffix: bool = False) -> Path:
+    """The temporary name :func:`atomic_path` writes ``final`` under (same folder, one per process, so
+    two processes writing the same file never rename each other's half-written bytes); ``keep_suffix``
+    ends it in ``final``'s suffix for writers that pick a format by it (matplotlib, numpy)."""
     final = Path(final)
     digest = hashlib.sha1(os.fsencode(final.name)).hexdigest()[:16]
-    return final.with_name(f"{TMP_PREFIX}{digest}.{os.getpid()}{TMP_SUFFIX}")
+    return final.with_name(f"{TMP_PREFIX}{digest}.{os.getpid()}{TMP_SUFFIX}{final.suffix if keep_suffix else ''}")
 
 
 def fsync_path(path: str | os.PathLike) -> None:
@@ -42,13 +44,13 @@ def fsync_path(path: str | os.PathLike) -> None:
 
 
 @contextlib.contextmanager
-def atomic_path(final: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(final: str | os.PathLike, *, keep_suffix: bool = False) -> Iterator[Path]:
     """Yield a temporary path to write ``final`` to; on a normal exit it is flushed and renamed to ``final``.
 
     On any exception (or KeyboardInterrupt) the temporary file is removed and ``final`` is untouched.
     """
     final = Path(final)
-    tmp = temp_path(final)
+    tmp = temp_path(final, keep_suffix=keep_suffix)
     try:
         yield tmp
         fsync_path(tmp)
