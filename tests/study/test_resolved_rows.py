@@ -78,6 +78,6 @@ def test_the_adopted_recipe_study_reuses_only_identical_runs():
     linked run counts as done without a look at its config, so every shared row must resolve alike."""
     now = resolved_rows()
     linked, source = now["recipe_fewvideos/study.yaml"], now["recipe/study.yaml"]
-    assert set(linked) == {"r2plus1d_randaug", "uda", "uda_ls"}
+    assert set(linked) == {"r2plus1d_randaug", "uda", "uda_ls", "uda_ls_randaug_video"}
     for run_id, config in linked.items():
         assert config == source[run_id], run_id
