@@ -86,7 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _parse(_command_parser(name), argv[1:])  # imports the command's module (torch): seconds
         tune_allocator()  # every command: reuse freed tensor memory (unidual/runtime.py)
         args.command = name
-        return int(_entry(name, "main")(args) or 0)
+        code = int(_entry(name, "main")(args) or 0)
+        if interrupted.seen and code == 0:  # a Ctrl-C a finalizer swallowed (a worker pool's cleanup);
+            raise KeyboardInterrupt  # a command that reported its interrupt returned 130 itself
+        return code
     except BaseException as exc:
         if interrupted.seen or isinstance(exc, KeyboardInterrupt):
             # Ctrl-C: one line and the shell's status for SIGINT, also when it cut an import short and the
@@ -103,21 +106,30 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 class _InterruptFlag:
     """SIGINT raises KeyboardInterrupt as Python's default does, and is remembered: an interrupt landing
-    inside an import can surface as another error, which must still end in the one "interrupted" line."""
+    inside an import can surface as another error, and one landing in a finalizer (a worker pool's
+    cleanup) is swallowed by Python with an "Exception ignored" traceback; both must still end in the
+    one "interrupted" line, so the swallowed one is kept off stderr here and reported by ``main``."""
 
     def __init__(self) -> None:
         self.seen = False
         self.previous: Any = None
+        self.unraisable = sys.unraisablehook
         if threading.current_thread() is threading.main_thread():
             self.previous = signal.signal(signal.SIGINT, self._handle)
+            sys.unraisablehook = self._unraisable
 
     def _handle(self, signum: int, frame: Any) -> None:
         self.seen = True
         raise KeyboardInterrupt
 
+    def _unraisable(self, info: Any) -> None:
+        if not (self.seen and isinstance(info.exc_value, KeyboardInterrupt)):
+            self.unraisable(info)
+
     def restore(self) -> None:
         if self.previous is not None:
             signal.signal(signal.SIGINT, self.previous)
+            sys.unraisablehook = self.unraisable
 
 
 if __name__ == "__main__":
